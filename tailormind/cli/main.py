@@ -1,0 +1,75 @@
+"""Entry point of the ``tailormind`` console script.
+
+Errors the user can fix (:class:`~tailormind.errors.TailorMindError`) print one line,
+``error: ...``, and exit non-zero; there is no traceback for them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from tailormind import __version__
+from tailormind.cli import config_cmd, data
+from tailormind.cli.console import err
+from tailormind.cli.demo import demo
+from tailormind.config import load_config
+from tailormind.errors import TailorMindError
+
+app = typer.Typer(
+    name="tailormind",
+    help="TailorMind: personalized multimodal content generation from interaction logs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(config_cmd.app, name="config")
+app.command("demo")(demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"tailormind {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", envvar="TAILORMIND_CONFIG", help="YAML config file."),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Load the effective config once for every sub-command."""
+    ctx.obj = {"settings": load_config(config)}
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    try:
+        result = app(args=argv, prog_name="tailormind", standalone_mode=False)
+    except TailorMindError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,240 @@
+"""The one typed settings object, with the paper's values as defaults.
+
+Sources, later ones winning:
+
+1. the defaults below (paper values; where the paper is silent, DESIGN.md's choice, marked so),
+2. a YAML file (``--config FILE`` or ``TAILORMIND_CONFIG``),
+3. environment overrides ``TAILORMIND_<SECTION>__<KEY>=value`` (``__`` separates nesting levels,
+   the value is parsed as a YAML scalar, e.g. ``TAILORMIND_CF__TOP_K=20``,
+   ``TAILORMIND_MODELS__TEXT__BACKEND=openai``).
+
+An unknown key or a bad value raises :class:`~tailormind.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tailormind.errors import ConfigError
+
+ENV_PREFIX = "TAILORMIND_"
+ENV_NESTING = "__"
+#: Environment variables with the prefix that are not config overrides.
+ENV_RESERVED = frozenset({"TAILORMIND_CONFIG", "TAILORMIND_WORKSPACE"})
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SeedsConfig(_Section):
+    """Seeds of every random stage; the same seed gives the same output."""
+
+    split: int = 2026
+    synthetic: int = 2026
+    cf: int = 2026
+    profiling: int = 2026
+    generation: int = 2026
+
+
+class DataConfig(_Section):
+    """Split protocol: leave-two-out by timestamp, 1 positive + ``negatives`` per candidate set."""
+
+    negatives: int = Field(99, ge=1, description="Negatives per candidate set (M - 1; paper: 99).")
+    min_interactions: int = Field(
+        3, ge=3, description="Users with fewer interactions stay train-only (need train+valid+test)."
+    )
+
+    @property
+    def candidates(self) -> int:
+        """M, the size of one candidate set (paper: 100)."""
+        return self.negatives + 1
+
+
+class CFConfig(_Section):
+    """Hypergraph CF (Eq. 5-7) and the LightGCN baseline."""
+
+    model: Literal["hypergraph", "lightgcn"] = "hypergraph"
+    top_k: int = Field(10, ge=1, description="CF(D_u) size; paper does not state K, DESIGN.md: 10.")
+    use_tags: bool = True
+    embedding_dim: int = Field(64, ge=1)
+    layers: int = Field(3, ge=0)
+    batch_size: int = Field(4096, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    l2: float = Field(1e-4, ge=0)
+    epochs: int = Field(60, ge=1)
+    early_stop_patience: int = Field(10, ge=1)
+    eval_every: int = Field(1, ge=1)
+    workers: int = Field(1, ge=1)
+    max_graph_gib: float = Field(8.0, gt=0, description="Refuse to build a graph estimated above this.")
+
+
+class ProfilingConfig(_Section):
+    """Profile init and textual-gradient refinement (Eq. 8-14)."""
+
+    n_max: int = Field(3, ge=0, description="Refinement iterations N_max (paper: 3).")
+    ranker: Literal["embedding", "llm", "hybrid"] = "embedding"
+    rank_top_k: int = Field(10, ge=1, description="Top-k of the ranked candidates shown to the critic.")
+    history_items: int = Field(20, ge=1, description="Most recent train items put in the init prompt.")
+    reject_worse_updates: bool = True
+    passthrough_short_text: bool = True
+
+
+class GenerationConfig(_Section):
+    """Retrieval-augmented ideation and cohesion reflection (Eq. 15-18)."""
+
+    idea_templates: int = Field(10, ge=1, le=10, description="R, idea templates offered (paper: 10).")
+    reflection_rounds: int = Field(3, ge=0, description="Cohesion reflection rounds (paper: 3).")
+    exemplar_top_k: int = Field(3, ge=1, description="Style exemplars; paper does not state k.")
+    top_preferences: int = Field(1, ge=1, description="Preferences used per post (paper: top-1).")
+
+
+ROLE_BACKENDS: dict[str, tuple[str, ...]] = {
+    "text": ("smollm2", "transformers", "openai", "serve"),
+    "embed": ("minilm", "sentence_transformers", "openai", "serve"),
+    "describe": ("none", "transformers", "openai", "serve"),
+    "clip": ("none", "open_clip", "serve"),
+    "image": ("card", "diffusers", "serve"),
+    "video": ("slideshow", "diffusers", "serve"),
+}
+
+
+class ModelBackendConfig(_Section):
+    """One model role's backend. ``path`` is a local directory or file; nothing is downloaded."""
+
+    backend: str
+    model: str | None = None
+    path: Path | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+    concurrency: int = Field(8, ge=1)
+    batch_size: int = Field(16, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+def _role(backend: str) -> Any:
+    return Field(default_factory=lambda: ModelBackendConfig(backend=backend))
+
+
+class ModelsConfig(_Section):
+    """One backend block per role; the defaults are the embedded CPU models."""
+
+    cache: bool = True
+    cache_dir: Path | None = None
+    text: ModelBackendConfig = _role("smollm2")
+    embed: ModelBackendConfig = _role("minilm")
+    describe: ModelBackendConfig = _role("none")
+    clip: ModelBackendConfig = _role("none")
+    image: ModelBackendConfig = _role("card")
+    video: ModelBackendConfig = _role("slideshow")
+
+    @model_validator(mode="after")
+    def _known_backends(self) -> ModelsConfig:
+        for role, allowed in ROLE_BACKENDS.items():
+            backend = getattr(self, role).backend
+            if backend not in allowed:
+                raise ValueError(
+                    f"models.{role}.backend: unknown backend {backend!r}; "
+                    f"choose one of {', '.join(allowed)}"
+                )
+        return self
+
+
+class Settings(_Section):
+    """Effective configuration of every stage."""
+
+    seeds: SeedsConfig = Field(default_factory=SeedsConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    cf: CFConfig = Field(default_factory=CFConfig)
+    profiling: ProfilingConfig = Field(default_factory=ProfilingConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``TAILORMIND_A__B=v`` -> ``{"a": {"b": yaml(v)}}``."""
+    tree: dict[str, Any] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in ENV_RESERVED:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split(ENV_NESTING)]
+        if not all(parts):
+            raise ConfigError(f"environment variable {name}: empty key segment")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"environment variable {name}: not a YAML value ({exc})") from exc
+        node = tree
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment variable {name}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(root)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown config key '{key}'")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            shown = err.get("input")
+            got = f" (got {shown!r})" if not isinstance(shown, dict) else ""
+            lines.append(f"config key '{key}': {msg}{got}")
+    return "; ".join(lines)
+
+
+def load_config(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults <- YAML ``path`` (or ``$TAILORMIND_CONFIG``) <- ``TAILORMIND_*`` overrides."""
+    environ = os.environ if environ is None else environ
+    if path is None and environ.get("TAILORMIND_CONFIG"):
+        path = environ["TAILORMIND_CONFIG"]
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: top level must be a mapping of sections")
+        data = loaded
+    data = _merge(data, _env_overrides(environ))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        source = f"config file {path}" if path is not None else "config"
+        raise ConfigError(f"{source}: {_describe_validation_error(exc)}") from None

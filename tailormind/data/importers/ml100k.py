@@ -1,0 +1,141 @@
+"""MovieLens-100K, in either of its two common layouts (detected from the files present):
+
+- GroupLens: ``u.data`` (user, item, rating, timestamp; tab), ``u.item`` (``|``-separated, latin-1:
+  id, title, release date, video date, URL, 19 genre flags), ``u.genre``, optional ``u.user``.
+- RecBole atomic files, as shipped in the PyPI package ``recbole`` under
+  ``recbole/dataset_example/ml-100k/``: ``ml-100k.inter``, ``ml-100k.item``, ``ml-100k.user``
+  (tab-separated, ``name:type`` headers).
+
+Tags are the genres (lower-cased); weight is the rating.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tailormind.data.readers import RawTable, read_file
+from tailormind.data.records import (
+    ImportBundle,
+    interactions_table,
+    items_table,
+    parse_timestamps,
+    parse_weights,
+    users_table,
+)
+from tailormind.errors import DataError
+
+GROUPLENS_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
+    "Thriller", "War", "Western",
+)  # fmt: skip
+
+
+def _strip_types(raw: RawTable) -> RawTable:
+    """RecBole headers are ``name:type``; keep the name."""
+    raw.frame.columns = [c.split(":", 1)[0] for c in raw.columns]
+    return raw
+
+
+def _items_text(titles: list[str], genres: list[list[str]]) -> list[str]:
+    return [
+        f"{title}." + (f" Genres: {', '.join(g)}." if g else "")
+        for title, g in zip(titles, genres, strict=True)
+    ]
+
+
+def _import_grouplens(root: Path, encoding: str) -> ImportBundle:
+    genre_file = root / "u.genre"
+    genre_names = list(GROUPLENS_GENRES)
+    if genre_file.exists():
+        genre = read_file(genre_file, fmt="csv", sep="|", header=False, names=["name", "index"],
+                          encoding=encoding)
+        genre_names = genre.strings("name")
+    item_columns = ["item_id", "title", "release_date", "video_release_date", "url", *genre_names]
+    item = read_file(root / "u.item", fmt="csv", sep="|", header=False, names=item_columns,
+                     encoding=encoding)
+    item_ids = item.strings("item_id")
+    titles = item.strings("title", allow_empty=True)
+    flags = np.column_stack([np.array(item.require(g)) == "1" for g in genre_names])
+    genres = [[genre_names[j].lower() for j in np.flatnonzero(row)] for row in flags]
+    released = pd.to_datetime(pd.Series(item.strings("release_date", allow_empty=True)),
+                              format="%d-%b-%Y", errors="coerce", utc=True)
+    created = np.where(released.isna(), -1, released.astype("int64") // 10**9).astype(np.int64)
+    data = read_file(root / "u.data", fmt="csv", sep="\t", header=False,
+                     names=["user_id", "item_id", "rating", "timestamp"], encoding=encoding)
+    users_file = root / "u.user"
+    attributes = None
+    users_raw = None
+    if users_file.exists():
+        users_raw = read_file(users_file, fmt="csv", sep="|", header=False,
+                              names=["user_id", "age", "gender", "occupation", "zip_code"],
+                              encoding=encoding)
+        attributes = users_raw.frame
+    return _bundle(root, item, item_ids, titles, genres, created, data, attributes, users_raw)
+
+
+def _import_recbole(root: Path, encoding: str) -> ImportBundle:
+    item = _strip_types(read_file(root / "ml-100k.item", fmt="csv", sep="\t", encoding=encoding))
+    item_ids = item.strings("item_id")
+    titles = item.strings("movie_title", allow_empty=True)
+    years = item.strings("release_year", allow_empty=True)
+    titles = [f"{t} ({y})" if y else t for t, y in zip(titles, years, strict=True)]
+    genres = [[g.lower() for g in cell.split()] for cell in item.strings("class", allow_empty=True)]
+    created = np.array(
+        [(np.datetime64(f"{int(y):04d}-01-01", "s").astype(np.int64) if y.isdigit() else -1)
+         for y in years],
+        dtype=np.int64,
+    )
+    data = _strip_types(read_file(root / "ml-100k.inter", fmt="csv", sep="\t", encoding=encoding))
+    users_file = root / "ml-100k.user"
+    users_raw = None
+    attributes = None
+    if users_file.exists():
+        users_raw = _strip_types(read_file(users_file, fmt="csv", sep="\t", encoding=encoding))
+        attributes = users_raw.frame
+    return _bundle(root, item, item_ids, titles, genres, created, data, attributes, users_raw)
+
+
+def _bundle(
+    root: Path,
+    item: RawTable,
+    item_ids: list[str],
+    titles: list[str],
+    genres: list[list[str]],
+    created: np.ndarray,
+    data: RawTable,
+    attributes: pd.DataFrame | None,
+    users_raw: RawTable | None,
+) -> ImportBundle:
+    report: dict[str, object] = {"format": "ml100k", "source": str(root)}
+    items = items_table(item_ids, titles=titles, texts=_items_text(titles, genres), tags=genres,
+                        platform="movielens", created_at=created, source=item)
+    user_ids = data.strings("user_id")
+    interactions = interactions_table(
+        user_ids,
+        data.strings("item_id"),
+        timestamps=parse_timestamps(data.require("timestamp"), data, "timestamp"),
+        weights=parse_weights(data.require("rating"), data, "rating"),
+        known_items=set(item_ids),
+        source=data,
+        report=report,
+    )
+    users = users_table(user_ids, attributes=attributes, source=users_raw, report=report)
+    return ImportBundle(items, interactions, users, report)
+
+
+def import_ml100k(path: str | Path, *, encoding: str | None = None) -> ImportBundle:
+    """Import directory ``path`` in the GroupLens or the RecBole layout."""
+    root = Path(path)
+    if (root / "u.data").is_file() and (root / "u.item").is_file():
+        return _import_grouplens(root, encoding or "latin-1")
+    if (root / "ml-100k.inter").is_file() and (root / "ml-100k.item").is_file():
+        return _import_recbole(root, encoding or "utf-8")
+    raise DataError(
+        "not an ml-100k directory: expected u.data + u.item (GroupLens) or "
+        "ml-100k.inter + ml-100k.item (RecBole)",
+        file=root,
+    )

@@ -1,0 +1,81 @@
+"""Write an :class:`~tailormind.data.records.ImportBundle` as a new workspace, all or nothing.
+
+The new workspace is built in a hidden sibling directory (tables, media copies, manifest) and
+renamed into place only when complete. Replacing an existing workspace needs ``overwrite``; the
+old one is moved aside first and deleted only after the new one is in place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tailormind.data.records import ImportBundle
+from tailormind.data.workspace import MANIFEST, IMPORTED_TABLES, Workspace
+from tailormind.errors import WorkspaceError
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def save_import(bundle: ImportBundle, root: str | Path, *, overwrite: bool = False) -> Workspace:
+    """Create the workspace ``root`` from ``bundle``; returns it opened."""
+    root = Path(root)
+    if (root / MANIFEST).exists():
+        if not overwrite:
+            raise WorkspaceError(f"{root} already holds a workspace; pass --overwrite to replace it")
+    elif root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise WorkspaceError(f"{root} exists and is not an empty directory nor a workspace")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.import-", dir=root.parent))
+    try:
+        workspace = Workspace.create(staging)
+        for dest, src in bundle.media.items():
+            _link_or_copy(src, workspace.media_path(dest))
+        tables = {"items": bundle.items, "interactions": bundle.interactions, "users": bundle.users}
+        assert set(tables) == set(IMPORTED_TABLES)
+        workspace.write_many(tables, manifest_updates={"import": _jsonable(bundle.report)})
+        _swap_into_place(staging, root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Workspace.open(root)
+
+
+def _swap_into_place(staging: Path, root: Path) -> None:
+    old: Path | None = None
+    if root.exists():
+        if (root / MANIFEST).exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+            old.rmdir()
+            os.replace(root, old)
+        else:
+            root.rmdir()  # empty directory, checked by the caller
+    try:
+        os.replace(staging, root)
+    except BaseException:
+        if old is not None:
+            os.replace(old, root)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):  # numpy scalar
+        return value.item()
+    return value

@@ -1,0 +1,105 @@
+"""Arrow schemas of every workspace table (the TailorBench format).
+
+Ids are strings everywhere (platform ids are often not integers); timestamps are UTC seconds.
+
+=================  ==============================================================================
+table              columns
+=================  ==============================================================================
+``items``          item_id, title, text, tags (list), image_paths (list), video_paths (list),
+                   platform, created_at
+``interactions``   user_id, item_id, timestamp (nullable: no timestamp = seeded random order),
+                   weight
+``users``          user_id (+ optional attribute columns, kept as strings)
+``split``          user_id, item_id, timestamp, weight, position (0 = oldest), split
+                   (train | valid | test)
+``candidates``     user_id, split (valid | test), positive, negatives (list, never seen by the user)
+=================  ==============================================================================
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TIMESTAMP = pa.timestamp("s", tz="UTC")
+
+ITEMS = pa.schema(
+    [
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("title", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("tags", pa.list_(pa.string())),
+        pa.field("image_paths", pa.list_(pa.string())),
+        pa.field("video_paths", pa.list_(pa.string())),
+        pa.field("platform", pa.string()),
+        pa.field("created_at", TIMESTAMP),
+    ]
+)
+
+INTERACTIONS = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("timestamp", TIMESTAMP),
+        pa.field("weight", pa.float32(), nullable=False),
+    ]
+)
+
+#: Required columns of ``users``; any further attribute columns are kept as strings.
+USERS = pa.schema([pa.field("user_id", pa.string(), nullable=False)])
+
+SPLIT_NAMES = ("train", "valid", "test")
+
+SPLIT = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("timestamp", TIMESTAMP),
+        pa.field("weight", pa.float32(), nullable=False),
+        pa.field("position", pa.int32(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+    ]
+)
+
+CANDIDATES = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("positive", pa.string(), nullable=False),
+        pa.field("negatives", pa.list_(pa.string()), nullable=False),
+    ]
+)
+
+#: Table name -> schema; ``users`` is checked on its required prefix only.
+TABLES: dict[str, pa.Schema] = {
+    "items": ITEMS,
+    "interactions": INTERACTIONS,
+    "users": USERS,
+    "split": SPLIT,
+    "candidates": CANDIDATES,
+}
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Select and cast ``table`` to ``schema`` (extra columns kept for ``users`` only).
+
+    Raises ``ValueError`` naming the first missing column or a failed cast.
+    """
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise ValueError(f"missing column(s) {', '.join(missing)}")
+    columns = []
+    fields = []
+    for field in schema:
+        col = table.column(field.name)
+        if not col.type.equals(field.type):
+            col = col.cast(field.type)
+        if not field.nullable and col.null_count:
+            raise ValueError(f"column '{field.name}' has {col.null_count} null value(s)")
+        columns.append(col)
+        fields.append(field)
+    if schema is USERS:
+        for name in table.column_names:
+            if name not in schema.names:
+                columns.append(table.column(name).cast(pa.string()))
+                fields.append(pa.field(name, pa.string()))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))

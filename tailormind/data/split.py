@@ -1,0 +1,193 @@
+"""Leave-two-out split and the shared 1:99 candidate sets.
+
+For each user, order the interactions by timestamp (ties, and missing timestamps, in a seeded
+random order); the last one is the test positive, the second last the validation positive, the
+rest are train. Users with fewer than ``min_interactions`` (3) interactions stay train-only.
+
+For every validation and test positive, ``negatives`` (99) items are drawn uniformly, without
+replacement, from the catalogue items the user never interacted with (in any split). The sets are
+stored so that every method is scored on exactly the same candidates. A user whose unseen items are
+fewer than ``negatives`` cannot get a candidate set and stays train-only; both cases are counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from tailormind.data import schemas
+from tailormind.data.workspace import IMPORTED_TABLES, Workspace
+from tailormind.errors import DataError
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    split: pa.Table
+    candidates: pa.Table
+    report: dict[str, Any]
+
+
+def _order(interactions: pa.Table, rng: np.random.Generator) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "user_id": interactions.column("user_id").to_numpy(zero_copy_only=False),
+            "item_id": interactions.column("item_id").to_numpy(zero_copy_only=False),
+            "timestamp": interactions.column("timestamp").cast(pa.int64()).to_pandas(),
+            "weight": interactions.column("weight").to_numpy(),
+            "tiebreak": rng.random(interactions.num_rows),
+        }
+    )
+    frame = frame.sort_values(
+        ["user_id", "timestamp", "tiebreak"], na_position="first", kind="stable"
+    ).reset_index(drop=True)
+    frame["position"] = frame.groupby("user_id", sort=False).cumcount().astype(np.int32)
+    return frame
+
+
+def sample_negatives(
+    seen: np.ndarray, n_items: int, k: int, rng: np.random.Generator
+) -> np.ndarray | None:
+    """``k`` distinct item indices in ``[0, n_items)`` not in sorted ``seen``; None if impossible."""
+    unseen = n_items - len(seen)
+    if unseen < k:
+        return None
+    if unseen < 3 * k:
+        pool = np.setdiff1d(np.arange(n_items), seen, assume_unique=True)
+        return rng.choice(pool, size=k, replace=False)
+    picked: list[int] = []
+    chosen: set[int] = set()
+    while len(picked) < k:
+        draw = rng.integers(0, n_items, size=2 * (k - len(picked)) + 8)
+        pos = np.searchsorted(seen, draw)
+        fresh = draw[(pos >= len(seen)) | (seen[np.minimum(pos, len(seen) - 1)] != draw)]
+        for value in fresh.tolist():
+            if value not in chosen:
+                chosen.add(value)
+                picked.append(value)
+                if len(picked) == k:
+                    break
+    return np.asarray(picked, dtype=np.int64)
+
+
+def split_interactions(
+    interactions: pa.Table,
+    item_ids: list[str],
+    *,
+    negatives: int = 99,
+    min_interactions: int = 3,
+    seed: int = 2026,
+    progress: Callable[[int], None] | None = None,
+) -> SplitResult:
+    """Leave-two-out split and candidate sets (see module docstring)."""
+    if interactions.num_rows == 0:
+        raise DataError("the workspace has no interactions to split")
+    rng = np.random.default_rng(seed)
+    frame = _order(interactions, rng)
+    sizes = frame.groupby("user_id", sort=False).size()
+    n_user_rows = frame["user_id"].map(sizes).to_numpy()
+    from_end = n_user_rows - frame["position"].to_numpy()  # 1 = last interaction
+
+    index_of = {item: i for i, item in enumerate(item_ids)}
+    item_index = frame["item_id"].map(index_of)
+    if item_index.isna().any():
+        missing = frame.loc[item_index.isna(), "item_id"].iloc[0]
+        raise DataError(f"interaction names item {missing!r}, which is not in the items table")
+    item_index = item_index.to_numpy(dtype=np.int64)
+
+    eligible = sizes[sizes >= min_interactions].index
+    starts = np.concatenate([[0], np.cumsum(sizes.to_numpy())[:-1]])
+    start_of = dict(zip(sizes.index, starts, strict=True))
+    rows: list[tuple[str, str, str, list[str]]] = []
+    too_dense: list[str] = []
+    n_items = len(item_ids)
+    for done, user in enumerate(eligible):
+        lo = start_of[user]
+        hi = lo + int(sizes[user])
+        seen = np.unique(item_index[lo:hi])
+        sets = []
+        for name, offset in (("valid", 2), ("test", 1)):
+            neg = sample_negatives(seen, n_items, negatives, rng)
+            if neg is None:
+                break
+            sets.append((user, name, item_ids[item_index[hi - offset]], [item_ids[j] for j in neg]))
+        if len(sets) == 2:
+            rows.extend(sets)
+        else:
+            too_dense.append(user)
+        if progress is not None and (done % 256 == 255 or done == len(eligible) - 1):
+            progress(done % 256 + 1)
+
+    evaluated = ~frame["user_id"].isin(too_dense).to_numpy() & (n_user_rows >= min_interactions)
+    split_name = np.where(
+        evaluated & (from_end == 1), "test", np.where(evaluated & (from_end == 2), "valid", "train")
+    )
+    split = pa.Table.from_pydict(
+        {
+            "user_id": pa.array(frame["user_id"].tolist(), pa.string()),
+            "item_id": pa.array(frame["item_id"].tolist(), pa.string()),
+            "timestamp": pa.array(frame["timestamp"], pa.int64()).cast(schemas.TIMESTAMP),
+            "weight": pa.array(frame["weight"].to_numpy(np.float32), pa.float32()),
+            "position": pa.array(frame["position"].to_numpy(np.int32), pa.int32()),
+            "split": pa.array(split_name, pa.string()),
+        },
+        schema=schemas.SPLIT,
+    )
+    candidates = pa.Table.from_pylist(
+        [{"user_id": u, "split": s, "positive": p, "negatives": n} for u, s, p, n in rows],
+        schema=schemas.CANDIDATES,
+    )
+    counts = pd.Series(split_name).value_counts()
+    report = {
+        "seed": seed,
+        "negatives": negatives,
+        "min_interactions": min_interactions,
+        "train_interactions": int(counts.get("train", 0)),
+        "valid_interactions": int(counts.get("valid", 0)),
+        "test_interactions": int(counts.get("test", 0)),
+        "evaluated_users": int(len(eligible) - len(too_dense)),
+        "train_only_users_few_interactions": int((sizes < min_interactions).sum()),
+        "train_only_users_too_few_unseen_items": len(too_dense),
+        "candidate_sets": candidates.num_rows,
+        "timestamps_missing": int(frame["timestamp"].isna().sum()),
+        "order": "timestamp, ties and missing timestamps in seeded random order",
+    }
+    return SplitResult(split, candidates, report)
+
+
+def split_workspace(
+    workspace: Workspace,
+    *,
+    negatives: int = 99,
+    min_interactions: int = 3,
+    seed: int = 2026,
+    progress: Callable[[int], None] | None = None,
+) -> SplitResult:
+    """Split the workspace's interactions and store ``split`` + ``candidates`` atomically.
+
+    Every derived table of an earlier split (CF outputs, profiles...) is removed as stale.
+    """
+    interactions = workspace.read("interactions")
+    item_ids = workspace.read("items", columns=["item_id"]).column("item_id").to_pylist()
+    result = split_interactions(
+        interactions, item_ids, negatives=negatives, min_interactions=min_interactions,
+        seed=seed, progress=progress,
+    )
+    stale = tuple(n for n in workspace.manifest.get("tables", {}) if n not in IMPORTED_TABLES)
+    workspace.write_many(
+        {"split": result.split, "candidates": result.candidates},
+        manifest_updates={"split": result.report},
+        drop=stale,
+    )
+    return result
+
+
+def candidate_items(candidates: pa.Table) -> list[list[str]]:
+    """Each candidate set as one list: the positive first, then its negatives."""
+    positives = candidates.column("positive").to_pylist()
+    negatives = candidates.column("negatives").to_pylist()
+    return [[p, *n] for p, n in zip(positives, negatives, strict=True)]

@@ -1,0 +1,191 @@
+"""A workspace: one directory of Parquet tables and media files, plus a ``workspace.json`` manifest.
+
+Writes are atomic: a table is written to a temporary name in the same directory and renamed over
+the final name, so a crash leaves either the old table or the new one, never half of one. The
+manifest is rewritten (atomically) last, so it only ever lists tables that are complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tailormind.data import schemas
+from tailormind.errors import WorkspaceError
+
+MANIFEST = "workspace.json"
+FORMAT = "tailormind-workspace"
+VERSION = 1
+#: Tables an import writes; anything else is derived and removed when the import is replaced.
+IMPORTED_TABLES = ("items", "interactions", "users")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it over ``final`` only on success."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+class Workspace:
+    """Tables of one data set and every stage's outputs. Open with :meth:`open` or :meth:`create`."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.root = root
+        self.manifest = manifest
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, root: str | Path) -> Workspace:
+        """Open an existing workspace; a clear error when ``root`` is not one."""
+        root = Path(root)
+        path = root / MANIFEST
+        if not root.is_dir():
+            raise WorkspaceError(f"{root} is not a workspace (no such directory); create one with "
+                                 "`tailormind data import ... --workspace {root}`")
+        if not path.is_file():
+            raise WorkspaceError(f"{root} is not a workspace (no {MANIFEST}); create one with "
+                                 f"`tailormind data import ... --workspace {root}`")
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise WorkspaceError(f"{path}: corrupt manifest ({exc})") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise WorkspaceError(f"{path}: not a TailorMind workspace manifest")
+        if manifest.get("version") != VERSION:
+            raise WorkspaceError(
+                f"{path}: workspace version {manifest.get('version')} is not supported "
+                f"(this TailorMind reads version {VERSION})"
+            )
+        return cls(root, manifest)
+
+    @classmethod
+    def create(cls, root: str | Path, *, overwrite: bool = False) -> Workspace:
+        """A new, empty workspace at ``root``.
+
+        An existing workspace is only replaced with ``overwrite``, and then only the files its
+        manifest lists are removed; a non-empty directory that is not a workspace is refused.
+        """
+        root = Path(root)
+        if (root / MANIFEST).exists():
+            if not overwrite:
+                raise WorkspaceError(
+                    f"{root} already holds a workspace; pass --overwrite to replace it"
+                )
+            cls.open(root).clear()
+        elif root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise WorkspaceError(f"{root} exists and is not an empty directory nor a workspace")
+        root.mkdir(parents=True, exist_ok=True)
+        manifest = {"format": FORMAT, "version": VERSION, "created_at": _now(), "tables": {}}
+        write_json_atomic(root / MANIFEST, manifest)
+        return cls(root, manifest)
+
+    def clear(self) -> None:
+        """Remove every table and media file this workspace lists, and the manifest."""
+        for name in list(self.manifest.get("tables", {})):
+            self.table_path(name).unlink(missing_ok=True)
+        media = self.root / "media"
+        if media.is_dir():
+            shutil.rmtree(media)
+        (self.root / MANIFEST).unlink(missing_ok=True)
+
+    # -- tables ----------------------------------------------------------------------------
+    def table_path(self, name: str) -> Path:
+        return self.root / f"{name}.parquet"
+
+    def has(self, name: str) -> bool:
+        return name in self.manifest.get("tables", {}) and self.table_path(name).is_file()
+
+    def read(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        """Read table ``name``; a clear error when a stage has not produced it yet."""
+        if not self.has(name):
+            hint = {
+                "split": "run `tailormind data split --workspace WS` first",
+                "candidates": "run `tailormind data split --workspace WS` first",
+            }.get(name, "run the stage that produces it first")
+            raise WorkspaceError(f"workspace {self.root} has no '{name}' table; {hint}")
+        return pq.read_table(self.table_path(name), columns=columns)
+
+    def write(self, name: str, table: pa.Table, **info: Any) -> None:
+        """Write one table atomically and record it (rows, time, ``info``) in the manifest."""
+        self.write_many({name: table}, info={name: info})
+
+    def write_many(
+        self,
+        tables: Mapping[str, pa.Table],
+        *,
+        info: Mapping[str, Mapping[str, Any]] | None = None,
+        manifest_updates: Mapping[str, Any] | None = None,
+        drop: tuple[str, ...] = (),
+    ) -> None:
+        """Write several tables as one step: all are staged, then renamed, then the manifest.
+
+        ``drop`` names derived tables made stale by this write; they are removed.
+        """
+        info = info or {}
+        for name, table in tables.items():
+            expected = schemas.TABLES.get(name)
+            if expected is not None:
+                tables = {**tables, name: schemas.conform(table, expected)}
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for name, table in tables.items():
+                final = self.table_path(name)
+                fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=self.root)
+                os.close(fd)
+                staged.append((Path(tmp), final))
+                pq.write_table(table, tmp, compression="zstd")
+        except BaseException:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+            raise
+        listed = self.manifest.setdefault("tables", {})
+        for name in drop:
+            if name not in tables:
+                listed.pop(name, None)
+                self.table_path(name).unlink(missing_ok=True)
+        for (tmp, final), (name, table) in zip(staged, tables.items(), strict=True):
+            os.replace(tmp, final)
+            listed[name] = {"rows": table.num_rows, "written_at": _now(), **dict(info.get(name, {}))}
+        if manifest_updates:
+            self.manifest.update(manifest_updates)
+        write_json_atomic(self.root / MANIFEST, self.manifest)
+
+    def update_manifest(self, **updates: Any) -> None:
+        self.manifest.update(updates)
+        write_json_atomic(self.root / MANIFEST, self.manifest)
+
+    # -- media -----------------------------------------------------------------------------
+    def media_path(self, relative: str) -> Path:
+        """Absolute path of a workspace-relative media path; refuses paths leaving the workspace."""
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise WorkspaceError(f"media path {relative!r} leaves the workspace {self.root}")
+        return path

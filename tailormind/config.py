@@ -164,6 +164,14 @@ class Settings(_Section):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
+def yaml_error_line(exc: yaml.YAMLError) -> str:
+    """A one-line description of a YAML parse error (problem and line:column)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """``TAILORMIND_A__B=v`` -> ``{"a": {"b": yaml(v)}}``."""
     tree: dict[str, Any] = {}
@@ -176,7 +184,9 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"environment variable {name}: not a YAML value ({exc})") from exc
+            raise ConfigError(
+                f"environment variable {name}: not a YAML value ({yaml_error_line(exc)})"
+            ) from None
         node = tree
         for part in parts[:-1]:
             child = node.setdefault(part, {})
@@ -225,8 +235,10 @@ def load_config(
             raise ConfigError(f"config file {path} does not exist")
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: not valid YAML ({yaml_error_line(exc)})") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path}: not UTF-8 text ({exc.reason})") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

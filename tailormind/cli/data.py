@@ -18,7 +18,7 @@ from tailormind.data.importers import (
     import_synthetic,
     import_table,
 )
-from tailormind.data.ingest import save_import
+from tailormind.data.ingest import check_target, save_import
 from tailormind.data.records import ImportBundle
 from tailormind.data.split import split_workspace
 from tailormind.data.stats import workspace_stats
@@ -77,6 +77,7 @@ def import_command(
         raise TailorMindError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt != "synthetic" and path is None:
         raise TailorMindError(f"--format {fmt} needs a PATH")
+    check_target(workspace, overwrite=overwrite)
     bundle: ImportBundle
     with status(f"importing {fmt} {path or ''}".rstrip()):
         if fmt == "movielens":

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import click
 import typer
+from rich.markup import escape
 
 from tailormind import __version__
 from tailormind.cli import config_cmd, data
@@ -58,7 +59,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, prog_name="tailormind", standalone_mode=False)
     except TailorMindError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code

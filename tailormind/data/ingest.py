@@ -26,14 +26,19 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         shutil.copy2(src, dest)
 
 
-def save_import(bundle: ImportBundle, root: str | Path, *, overwrite: bool = False) -> Workspace:
-    """Create the workspace ``root`` from ``bundle``; returns it opened."""
-    root = Path(root)
+def check_target(root: Path, *, overwrite: bool) -> None:
+    """Refuse, before any work, a target that holds a workspace (without ``overwrite``) or files."""
     if (root / MANIFEST).exists():
         if not overwrite:
             raise WorkspaceError(f"{root} already holds a workspace; pass --overwrite to replace it")
     elif root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise WorkspaceError(f"{root} exists and is not an empty directory nor a workspace")
+
+
+def save_import(bundle: ImportBundle, root: str | Path, *, overwrite: bool = False) -> Workspace:
+    """Create the workspace ``root`` from ``bundle``; returns it opened."""
+    root = Path(root)
+    check_target(root, overwrite=overwrite)
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.import-", dir=root.parent))
     try:

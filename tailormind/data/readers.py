@@ -6,6 +6,7 @@ formats; the header is line 1) or row (Parquet, 1-based) and the column.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -167,10 +168,13 @@ def read_file(
     if frame.empty:
         raise DataError("file has a header but no rows", file=path)
     if header:
-        frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
-        duplicated = frame.columns[frame.columns.duplicated()].tolist()
+        # pandas renames repeated headers ("a", "a.1"); read the header line itself instead.
+        first_line = text.lstrip("\ufeff").splitlines()[0]
+        names_read = [n.strip() for n in next(csv.reader([first_line], delimiter=sep))] if len(sep) == 1 else []
+        duplicated = sorted({n for n in names_read if names_read.count(n) > 1})
         if duplicated:
             raise DataError(f"duplicate header name(s) {duplicated}", file=path, row=1, unit="line")
+        frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
     first = 2 if header else 1
     return RawTable(path, frame, "line", list(range(first, first + len(frame))))
 

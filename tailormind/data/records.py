@@ -88,7 +88,8 @@ def parse_timestamps(values: Sequence[Any], source: RawTable | None, column: str
             if source is not None:
                 raise source.error(index, column, message)
             raise DataError(message, column=column)
-        out[rest] = parsed.to_numpy(dtype="datetime64[s]").astype(np.int64)
+        seconds = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+        out[rest] = seconds.to_numpy(dtype=np.int64)
     return out
 
 

@@ -97,7 +97,7 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
             raise ValueError(f"column '{field.name}' has {col.null_count} null value(s)")
         columns.append(col)
         fields.append(field)
-    if schema is USERS:
+    if schema.names == USERS.names:
         for name in table.column_names:
             if name not in schema.names:
                 columns.append(table.column(name).cast(pa.string()))

@@ -131,7 +131,14 @@ class Workspace:
                 "candidates": "run `tailormind data split --workspace WS` first",
             }.get(name, "run the stage that produces it first")
             raise WorkspaceError(f"workspace {self.root} has no '{name}' table; {hint}")
-        return pq.read_table(self.table_path(name), columns=columns)
+        table = pq.read_table(self.table_path(name), columns=columns)
+        expected = schemas.TABLES.get(name)
+        if expected is None:
+            return table
+        # Parquet has no second-resolution timestamps and renames list children: cast back.
+        if columns is not None:
+            expected = pa.schema([expected.field(c) for c in columns if c in expected.names])
+        return schemas.conform(table, expected)
 
     def write(self, name: str, table: pa.Table, **info: Any) -> None:
         """Write one table atomically and record it (rows, time, ``info``) in the manifest."""

@@ -63,7 +63,8 @@ def _import_grouplens(root: Path, encoding: str) -> ImportBundle:
     genres = [[genre_names[j].lower() for j in np.flatnonzero(row)] for row in flags]
     released = pd.to_datetime(pd.Series(item.strings("release_date", allow_empty=True)),
                               format="%d-%b-%Y", errors="coerce", utc=True)
-    created = np.where(released.isna(), -1, released.astype("int64") // 10**9).astype(np.int64)
+    seconds = (released - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    created = seconds.fillna(-1).to_numpy(dtype=np.int64)
     data = read_file(root / "u.data", fmt="csv", sep="\t", header=False,
                      names=["user_id", "item_id", "rating", "timestamp"], encoding=encoding)
     users_file = root / "u.user"

@@ -28,6 +28,29 @@ def _zipf(n: int, exponent: float) -> np.ndarray:
     return weights / weights.sum()
 
 
+def _top_up(
+    user_of: np.ndarray, drawn: np.ndarray, minimum: np.ndarray, items: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give every user at least ``minimum[u]`` distinct items (uniform draws; rarely needed)."""
+    have = np.bincount(user_of, minlength=len(minimum))
+    extra_users: list[int] = []
+    extra_items: list[int] = []
+    for user in np.flatnonzero(have < minimum):
+        owned = set(drawn[user_of == user].tolist())
+        while len(owned) < minimum[user]:
+            item = int(rng.integers(0, items))
+            if item not in owned:
+                owned.add(item)
+                extra_users.append(int(user))
+                extra_items.append(item)
+    if not extra_users:
+        return user_of, drawn
+    user_of = np.concatenate([user_of, extra_users])
+    drawn = np.concatenate([drawn, extra_items])
+    order = np.argsort(user_of, kind="stable")
+    return user_of[order], drawn[order]
+
+
 def import_synthetic(
     *,
     users: int,
@@ -69,8 +92,9 @@ def import_synthetic(
     counts = np.clip(np.rint(rng.lognormal(mu, 1.0, size=users)), 3, items // 2).astype(np.int64)
     n_fav = rng.integers(1, 4, size=users)
     favourites = rng.choice(max(tags, 1), size=(users, 3), p=tag_p if tags else None)
-    user_of = np.repeat(np.arange(users), counts)
-    total = int(counts.sum())
+    # Oversample, drop repeats, then keep each user's first ``counts[u]`` distinct items.
+    user_of = np.repeat(np.arange(users), np.ceil(counts * 2.0).astype(np.int64) + 3)
+    total = len(user_of)
 
     global_cum = np.cumsum(item_pop)
     drawn = np.searchsorted(global_cum, rng.random(total) * global_cum[-1], side="right")
@@ -88,7 +112,11 @@ def import_synthetic(
     _, first = np.unique(key, return_index=True)
     keep = np.sort(first)
     user_of, drawn = user_of[keep], drawn[keep]
-    steps = rng.exponential(86_400.0, size=len(keep)).astype(np.int64) + 1
+    rank = np.arange(len(user_of)) - np.searchsorted(user_of, user_of)
+    keep = rank < counts[user_of]
+    user_of, drawn = user_of[keep], drawn[keep]
+    user_of, drawn = _top_up(user_of, drawn, np.minimum(counts, 3), items, rng)
+    steps = rng.exponential(86_400.0, size=len(user_of)).astype(np.int64) + 1
     starts = _EPOCH_2020 + rng.integers(0, _FOUR_YEARS, size=users)
     offsets = np.cumsum(steps)
     first_of_user = np.searchsorted(user_of, np.arange(users))

@@ -28,6 +28,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from tailormind.config import yaml_error_line
 from tailormind.data.readers import RawTable, read_file
 from tailormind.data.records import (
     ImportBundle,
@@ -128,8 +129,10 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Tabl
             raise DataError("mapping file does not exist", file=path)
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise DataError(f"not valid YAML ({exc})", file=path) from None
+        except yaml.YAMLError as exc:
+            raise DataError(f"not valid YAML ({yaml_error_line(exc)})", file=path) from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not UTF-8 text ({exc.reason})", file=path) from None
         if not isinstance(raw, dict):
             raise DataError("the mapping must be a YAML mapping", file=path)
         base = path.parent

@@ -1,0 +1,68 @@
+"""Shared fixtures: the bundled MovieLens data, a split workspace of it, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tailormind.cli.main import run
+from tailormind.data.importers import import_movielens
+from tailormind.data.ingest import save_import
+from tailormind.data.split import split_workspace
+from tailormind.data.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+ML_SMALL = REPO / "data" / "ml-latest-small"
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
+    """Run ``tailormind ARGS`` in-process; returns exit code, stdout and stderr."""
+    for name in list(os.environ):
+        if name.startswith("TAILORMIND_"):
+            monkeypatch.delenv(name)
+
+    def invoke(*args: str | Path) -> CliResult:
+        capsys.readouterr()
+        code = run([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
+
+
+def run_console_script(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
+                       ) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``tailormind`` console script as a user would."""
+    exe = Path(sys.executable).with_name("tailormind")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TAILORMIND_")}
+    full_env.update(env or {})
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env=full_env, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def ml_small() -> Path:
+    return ML_SMALL
+
+
+@pytest.fixture(scope="session")
+def movielens_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """ml-latest-small imported and split with the default seed (read-only for tests)."""
+    root = tmp_path_factory.mktemp("ml") / "ws"
+    workspace = save_import(import_movielens(ML_SMALL), root)
+    split_workspace(workspace, seed=2026)
+    return Workspace.open(root)

@@ -1,13 +1,25 @@
-"""``tailormind demo``: the main job on the bundled MovieLens data with the embedded defaults."""
+"""``tailormind demo``: the main job on the bundled MovieLens data with the embedded defaults.
+
+Import -> split -> HypergraphCF training -> Top-K recommendations -> evaluation. Later stages
+(profiling, generation) extend it as they land.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow.compute as pc
 import typer
+from rich.table import Table
 
-from tailormind.cli.console import err, progress_bar, status
+from tailormind.cf.checkpoint import save_checkpoint
+from tailormind.cf.data import load_cf_data
+from tailormind.cf.evaluate import evaluate_workspace
+from tailormind.cf.recommend import recommend_workspace
+from tailormind.cf.train import EpochLog, train_model
+from tailormind.cli.cf import print_eval_table
+from tailormind.cli.console import err, out, progress_bar, status
 from tailormind.cli.data import print_stats
 from tailormind.cli.state import settings_of
 from tailormind.data.importers import import_movielens
@@ -26,8 +38,9 @@ def demo(
         ".demo-workspace"
     ),
     data: Annotated[Path, typer.Option(help="MovieLens latest-small directory.")] = BUNDLED_DATA,
+    user: Annotated[str, typer.Option(help="User whose recommendations are shown.")] = "1",
 ) -> None:
-    """Import the bundled MovieLens data, split it and print the statistics."""
+    """Import the bundled MovieLens data, split it, train HypergraphCF, recommend, evaluate."""
     settings = settings_of(ctx)
     if not (data / "ratings.csv").is_file():
         raise TailorMindError(
@@ -45,4 +58,38 @@ def demo(
             progress=advance,
         )
     print_stats(workspace_stats(ws))
+
+    cfg = settings.cf
+    cf_data = load_cf_data(ws)
+    with progress_bar(f"train {cfg.model} (epochs)", total=cfg.epochs) as advance:
+
+        def on_epoch(log: EpochLog) -> None:
+            advance(1)
+
+        result = train_model(cf_data, cfg, cfg.model, seed=settings.seeds.cf, on_epoch=on_epoch)
+    for note in result.notes:
+        err.print(f"note: {note}")
+    save_checkpoint(ws, result, cf_data, cfg)
+    recommend_workspace(ws, cfg.model, cfg.top_k)
+    print_eval_table(evaluate_workspace(ws, [cfg.model]), "test (1:99 candidate sets)", "test")
+    show_user(ws, user)
     err.print(f"demo workspace: {ws.root}")
+
+
+def show_user(ws, user: str) -> None:
+    topk = ws.read("cf_topk")
+    rows = topk.filter(pc.equal(topk.column("user_id"), user)).to_pylist()
+    if not rows:
+        err.print(f"note: user {user!r} has no recommendations")
+        return
+    items = ws.read("items", columns=["item_id", "title", "tags"])
+    info = {r["item_id"]: r for r in items.to_pylist()}
+    table = Table(title=f"CF top-{len(rows)} for user {user} (unseen in train)")
+    table.add_column("rank", justify="right")
+    table.add_column("title")
+    table.add_column("tags")
+    table.add_column("score", justify="right")
+    for row in rows:
+        item = info[row["item_id"]]
+        table.add_row(str(row["rank"]), item["title"], ", ".join(item["tags"][:4]), f"{row['score']:.3f}")
+    out.print(table)

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from tailormind import __version__
-from tailormind.cli import config_cmd, data
+from tailormind.cli import cf, config_cmd, data
 from tailormind.cli.console import err
 from tailormind.cli.demo import demo
 from tailormind.config import load_config
@@ -29,6 +29,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(cf.app, name="cf")
 app.add_typer(config_cmd.app, name="config")
 app.command("demo")(demo)
 

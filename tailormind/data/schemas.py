@@ -13,6 +13,7 @@ table              columns
 ``split``          user_id, item_id, timestamp, weight, position (0 = oldest), split
                    (train | valid | test)
 ``candidates``     user_id, split (valid | test), positive, negatives (list, never seen by the user)
+``cf_topk``        user_id, item_id, score, rank (1 = best): the K unseen-in-train items per user
 =================  ==============================================================================
 """
 
@@ -69,6 +70,15 @@ CANDIDATES = pa.schema(
     ]
 )
 
+CF_TOPK = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False),
+        pa.field("rank", pa.int32(), nullable=False),
+    ]
+)
+
 #: Table name -> schema; ``users`` is checked on its required prefix only.
 TABLES: dict[str, pa.Schema] = {
     "items": ITEMS,
@@ -76,6 +86,7 @@ TABLES: dict[str, pa.Schema] = {
     "users": USERS,
     "split": SPLIT,
     "candidates": CANDIDATES,
+    "cf_topk": CF_TOPK,
 }
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tailormind.data import schemas
-from tailormind.data.workspace import IMPORTED_TABLES, Workspace
+from tailormind.data.workspace import Workspace
 from tailormind.errors import DataError
 
 
@@ -169,7 +169,7 @@ def split_workspace(
 ) -> SplitResult:
     """Split the workspace's interactions and store ``split`` + ``candidates`` atomically.
 
-    Every derived table of an earlier split (CF outputs, profiles...) is removed as stale.
+    Every derived table and artifact of an earlier split (CF models, profiles...) is removed.
     """
     interactions = workspace.read("interactions")
     item_ids = workspace.read("items", columns=["item_id"]).column("item_id").to_pylist()
@@ -177,7 +177,7 @@ def split_workspace(
         interactions, item_ids, negatives=negatives, min_interactions=min_interactions,
         seed=seed, progress=progress,
     )
-    stale = tuple(n for n in workspace.manifest.get("tables", {}) if n not in IMPORTED_TABLES)
+    stale = workspace.derived()
     workspace.write_many(
         {"split": result.split, "candidates": result.candidates},
         manifest_updates={"split": result.report},

@@ -111,6 +111,8 @@ class Workspace:
         """Remove every table and media file this workspace lists, and the manifest."""
         for name in list(self.manifest.get("tables", {})):
             self.table_path(name).unlink(missing_ok=True)
+        for entry in self.manifest.get("artifacts", {}).values():
+            self.artifact_path(entry["path"]).unlink(missing_ok=True)
         media = self.root / "media"
         if media.is_dir():
             shutil.rmtree(media)
@@ -174,15 +176,47 @@ class Workspace:
                 tmp.unlink(missing_ok=True)
             raise
         listed = self.manifest.setdefault("tables", {})
+        artifacts = self.manifest.setdefault("artifacts", {})
         for name in drop:
-            if name not in tables:
-                listed.pop(name, None)
+            if name in tables:
+                continue
+            if name in listed:
+                listed.pop(name)
                 self.table_path(name).unlink(missing_ok=True)
+            if name in artifacts:
+                self.artifact_path(artifacts.pop(name)["path"]).unlink(missing_ok=True)
         for (tmp, final), (name, table) in zip(staged, tables.items(), strict=True):
             os.replace(tmp, final)
             listed[name] = {"rows": table.num_rows, "written_at": _now(), **dict(info.get(name, {}))}
         if manifest_updates:
             self.manifest.update(manifest_updates)
+        write_json_atomic(self.root / MANIFEST, self.manifest)
+
+    def derived(self) -> tuple[str, ...]:
+        """Names of every table and artifact that a new split makes stale."""
+        tables = [n for n in self.manifest.get("tables", {}) if n not in IMPORTED_TABLES]
+        return (*tables, *self.manifest.get("artifacts", {}))
+
+    # -- artifacts (model checkpoints and other non-table outputs) -------------------------
+    def artifact_path(self, relative: str) -> Path:
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise WorkspaceError(f"artifact path {relative!r} leaves the workspace {self.root}")
+        return path
+
+    def has_artifact(self, name: str) -> bool:
+        entry = self.manifest.get("artifacts", {}).get(name)
+        return entry is not None and self.artifact_path(entry["path"]).is_file()
+
+    def artifact(self, name: str) -> dict[str, Any]:
+        """The manifest entry of artifact ``name`` (``path`` + what was recorded with it)."""
+        if not self.has_artifact(name):
+            raise WorkspaceError(f"workspace {self.root} has no '{name}' yet")
+        return self.manifest["artifacts"][name]
+
+    def record_artifact(self, name: str, relative: str, **info: Any) -> None:
+        """Record a file already written (atomically) under the workspace."""
+        self.manifest.setdefault("artifacts", {})[name] = {"path": relative, "written_at": _now(), **info}
         write_json_atomic(self.root / MANIFEST, self.manifest)
 
     def update_manifest(self, **updates: Any) -> None:

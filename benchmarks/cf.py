@@ -1,0 +1,159 @@
+"""CF benchmark: quality and speed of HypergraphCF vs. PyG LightGCN vs. popularity, one table.
+
+    python benchmarks/cf.py                                  # ml-latest-small, all methods
+    python benchmarks/cf.py --data synthetic --epochs 3      # TailorBench-Rednote scale, timing + RSS
+    python benchmarks/cf.py --data synthetic --device cuda   # on a GPU machine (no Ray needed)
+
+Every method is trained by the project's one loop, in this run, on the same split and candidate
+sets (leave-two-out, 1:99, seed 2026). Each model trains in its own subprocess so that its peak
+RSS is its own. Ray is never imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+REDNOTE = dict(users=12131, items=94997, tags=8531, per_user=50)
+METHODS = {
+    "lightgcn": ("lightgcn", {}),
+    "hypergraph": ("hypergraph", {}),
+    "hypergraph-notags": ("hypergraph", {"use_tags": False}),
+}
+
+
+def prepare(data: str, root: Path, seed: int) -> Path:
+    from tailormind.data.importers import import_movielens, import_synthetic
+    from tailormind.data.ingest import save_import
+    from tailormind.data.split import split_workspace
+
+    ws_dir = root / f"ws-{data}"
+    if (ws_dir / "workspace.json").exists():
+        return ws_dir
+    if data == "ml":
+        bundle = import_movielens(REPO / "data" / "ml-latest-small")
+    else:
+        bundle = import_synthetic(**REDNOTE, seed=seed)
+    ws = save_import(bundle, ws_dir)
+    split_workspace(ws, seed=seed)
+    return ws_dir
+
+
+def run_one(args: argparse.Namespace) -> None:
+    """Child process: train one method, print one JSON line."""
+    import torch
+
+    from tailormind.bench.metrics import candidate_metrics
+    from tailormind.cf.data import load_cf_data
+    from tailormind.cf.train import score_candidates, train_model
+    from tailormind.config import CFConfig
+    from tailormind.data.workspace import Workspace
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_cf_data(Workspace.open(args.workspace))
+    model, overrides = METHODS[args.single]
+    cfg = CFConfig(**{**json.loads(args.cf), **overrides})
+    start = time.perf_counter()
+    result = train_model(data, cfg, model, seed=args.seed, device=args.device)
+    wall = time.perf_counter() - start
+    test = candidate_metrics(score_candidates(result.user_embeddings, result.item_embeddings, data.test))
+    print(json.dumps({
+        "method": args.single, "test": test, "valid": result.best_valid,
+        "epochs": len(result.history), "best_epoch": result.best_epoch,
+        "s_per_epoch": result.seconds_per_epoch, "train_s": wall, "graph": result.graph,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+        "notes": result.notes,
+    }))
+
+
+def popularity_row(ws_dir: Path) -> dict:
+    from tailormind.bench.metrics import candidate_metrics
+    from tailormind.cf.data import load_cf_data
+    from tailormind.cf.popularity import popularity_scores
+    from tailormind.data.workspace import Workspace
+
+    data = load_cf_data(Workspace.open(ws_dir))
+    return {"method": "popularity", "test": candidate_metrics(popularity_scores(data, data.test)),
+            "valid": candidate_metrics(popularity_scores(data, data.valid))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="CF benchmark (prints one table)")
+    parser.add_argument("--data", choices=["ml", "synthetic"], default="ml")
+    parser.add_argument("--methods", default="popularity,lightgcn,hypergraph,hypergraph-notags")
+    parser.add_argument("--epochs", type=int, default=None, help="default: config cf.epochs (ml), 3 (synthetic)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--root", type=Path, default=None, help="where workspaces are kept (default: temp)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    parser.add_argument("--single", help=argparse.SUPPRESS)
+    parser.add_argument("--workspace", help=argparse.SUPPRESS)
+    parser.add_argument("--cf", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.single:
+        run_one(args)
+        return
+
+    from tailormind.config import CFConfig
+
+    root = args.root or Path(tempfile.mkdtemp(prefix="tm-bench-cf-"))
+    root.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    ws_dir = prepare(args.data, root, args.seed)
+    print(f"data: {args.data} workspace {ws_dir} ({time.perf_counter() - t0:.1f} s to import+split)",
+          file=sys.stderr)
+    epochs = args.epochs or (CFConfig().epochs if args.data == "ml" else 3)
+    cf = CFConfig(epochs=epochs).model_dump(mode="json")
+    if args.data == "synthetic":
+        cf["early_stop_patience"] = epochs + 1
+    rows = []
+    for method in args.methods.split(","):
+        if method == "popularity":
+            rows.append(popularity_row(ws_dir))
+            continue
+        if method not in METHODS:
+            raise SystemExit(f"unknown method {method!r}; choose from popularity, {', '.join(METHODS)}")
+        cmd = [sys.executable, __file__, "--single", method, "--workspace", str(ws_dir), "--cf", json.dumps(cf),
+               "--seed", str(args.seed), "--device", args.device, "--threads", str(args.threads)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{method} failed:\n{done.stderr[-3000:]}")
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"  {method}: done in {rows[-1]['train_s']:.0f} s", file=sys.stderr)
+    print_table(rows, args, epochs)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+def print_table(rows: list[dict], args: argparse.Namespace, epochs: int) -> None:
+    print(f"\nCF benchmark: data={args.data} device={args.device} max_epochs={epochs} seed={args.seed} "
+          "(test, 1:99 candidate sets)")
+    header = f"{'method':<18} {'R@10':>7} {'R@20':>7} {'N@10':>7} {'N@20':>7} {'vN@20':>7} " \
+             f"{'best/ep':>8} {'s/epoch':>8} {'peakRSS':>8}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        t, v = r["test"], r.get("valid", {})
+        ep = f"{r['best_epoch']}/{r['epochs']}" if "epochs" in r else "-"
+        spe = f"{r['s_per_epoch']:.2f}" if "s_per_epoch" in r else "-"
+        rss = f"{r['peak_rss_gib']:.2f}G" if "peak_rss_gib" in r else "-"
+        print(f"{r['method']:<18} {t['recall@10']:7.4f} {t['recall@20']:7.4f} {t['ndcg@10']:7.4f} "
+              f"{t['ndcg@20']:7.4f} {v.get('ndcg@20', float('nan')):7.4f} {ep:>8} {spe:>8} {rss:>8}")
+    for r in rows:
+        for note in r.get("notes", []):
+            print(f"note ({r['method']}): {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""``ray job submit`` entrypoint: train a CF model with Ray Train, save it, write ``cf_topk``.
+
+    ray job submit --working-dir . -- python jobs/train_cf.py --workspace /mnt/data/ws \
+        --model hypergraph --workers 4 [--gpu] [--epochs 60] [--k 10]
+
+The workspace must be on storage every worker can read (a shared volume on KubeRay).
+Configuration comes from ``TAILORMIND_CONFIG`` / ``TAILORMIND_*`` as for the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tailormind.cf.checkpoint import save_checkpoint
+from tailormind.cf.data import load_cf_data
+from tailormind.cf.distributed import train_distributed
+from tailormind.cf.evaluate import evaluate_workspace
+from tailormind.cf.recommend import recommend_workspace
+from tailormind.config import load_config
+from tailormind.data.workspace import Workspace
+from tailormind.errors import TailorMindError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--model", default=None, help="hypergraph or lightgcn (config cf.model)")
+    parser.add_argument("--workers", type=int, default=None, help="Ray Train workers (config cf.workers)")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--gpu", action="store_true", help="one GPU per worker, NCCL")
+    parser.add_argument("--k", type=int, default=None, help="cf_topk size (config cf.top_k)")
+    parser.add_argument("--name", default=None, help="checkpoint name (default: the model)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_config()
+        cfg = settings.cf
+        model = args.model or cfg.model
+        ws = Workspace.open(args.workspace)
+        data = load_cf_data(ws)
+        result = train_distributed(ws, cfg, model, workers=args.workers or cfg.workers,
+                                   seed=settings.seeds.cf, epochs=args.epochs, use_gpu=args.gpu)
+        name = args.name or model
+        save_checkpoint(ws, result, data, cfg, name=name)
+        recommend_workspace(ws, name, args.k or cfg.top_k)
+        rows = evaluate_workspace(ws, [name])
+    except TailorMindError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(json.dumps({"model": name, "notes": result.notes, "evaluation": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""TailorBench: metrics and evaluation shared by every stage."""

@@ -1,0 +1,90 @@
+"""CF checkpoints in the workspace: ``cf/<model>.pt`` plus a manifest entry ``cf:<model>``.
+
+A checkpoint holds the best state dict, the final (propagated) user and item embeddings, the id
+order they follow, the config used and the training history, so recommending and evaluating
+need neither the graph nor the training code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from tailormind.cf.data import CFData
+from tailormind.cf.train import TrainResult
+from tailormind.config import CFConfig
+from tailormind.data.workspace import Workspace, atomic_path
+from tailormind.errors import WorkspaceError
+
+FORMAT = 1
+
+
+def artifact_name(model: str) -> str:
+    return f"cf:{model}"
+
+
+@dataclass
+class CFCheckpoint:
+    model: str
+    user_ids: list[str]
+    item_ids: list[str]
+    user_embeddings: np.ndarray
+    item_embeddings: np.ndarray
+    summary: dict[str, Any]
+    config: dict[str, Any]
+
+
+def save_checkpoint(workspace: Workspace, result: TrainResult, data: CFData, cfg: CFConfig,
+                    name: str | None = None) -> str:
+    """Write the checkpoint atomically and record it; returns its artifact name."""
+    name = name or result.model
+    relative = f"cf/{name}.pt"
+    payload = {
+        "format": FORMAT,
+        "model": result.model,
+        "state_dict": result.state_dict,
+        "user_ids": data.user_ids,
+        "item_ids": data.item_ids,
+        "user_embeddings": torch.from_numpy(result.user_embeddings),
+        "item_embeddings": torch.from_numpy(result.item_embeddings),
+        "config": cfg.model_dump(mode="json"),
+        "summary": result.summary(),
+    }
+    with atomic_path(workspace.artifact_path(relative)) as tmp:
+        torch.save(payload, tmp)
+    summary = {k: v for k, v in result.summary().items() if k != "history"}
+    workspace.record_artifact(artifact_name(name), relative, **summary)
+    return artifact_name(name)
+
+
+def trained_models(workspace: Workspace) -> list[str]:
+    """Names of the CF models with a checkpoint in the workspace."""
+    return sorted(n.split(":", 1)[1] for n in workspace.manifest.get("artifacts", {})
+                  if n.startswith("cf:") and workspace.has_artifact(n))
+
+
+def load_checkpoint(workspace: Workspace, model: str) -> CFCheckpoint:
+    """Load ``cf/<model>.pt``; a clear error when it was never trained (or a split made it stale)."""
+    name = artifact_name(model)
+    if not workspace.has_artifact(name):
+        have = ", ".join(trained_models(workspace)) or "none"
+        raise WorkspaceError(
+            f"no trained CF model '{model}' in {workspace.root} (trained: {have}); run "
+            f"`tailormind cf train --workspace {workspace.root} --model {model}` first"
+        )
+    path = workspace.artifact_path(workspace.artifact(name)["path"])
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if payload.get("format") != FORMAT:
+        raise WorkspaceError(f"{path}: unsupported checkpoint format {payload.get('format')}")
+    return CFCheckpoint(
+        model=payload["model"],
+        user_ids=payload["user_ids"],
+        item_ids=payload["item_ids"],
+        user_embeddings=payload["user_embeddings"].numpy(),
+        item_embeddings=payload["item_embeddings"].numpy(),
+        summary=payload["summary"],
+        config=payload["config"],
+    )

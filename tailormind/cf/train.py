@@ -1,0 +1,232 @@
+"""One training loop for every CF model: BPR + L2, Adam, early stopping on validation NDCG@20.
+
+The same function runs in one process or as each Ray Train worker (``rank``/``world`` shard every
+batch, ``wrap`` applies DistributedDataParallel, ``report`` hands metrics and checkpoints to Ray).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tailormind.bench.metrics import candidate_metrics
+from tailormind.cf.data import CandidateIndex, CFData
+from tailormind.cf.graph import (
+    GraphSize,
+    bipartite_edge_index,
+    check_memory,
+    normalized_bipartite,
+    to_torch_csr,
+)
+from tailormind.cf.hypergraph import HypergraphCF
+from tailormind.cf.lightgcn import LightGCNBaseline
+from tailormind.cf.recommender import GraphRecommender
+from tailormind.cf.sampling import BPRSampler
+from tailormind.config import CFConfig
+from tailormind.errors import TailorMindError
+
+MODELS = ("hypergraph", "lightgcn")
+VALID_METRIC = "ndcg@20"
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    seconds: float
+    valid: dict[str, float] | None = None
+    best: bool = False
+
+
+@dataclass
+class TrainResult:
+    model: str
+    use_tags: bool
+    history: list[EpochLog]
+    best_epoch: int
+    best_valid: dict[str, float]
+    user_embeddings: np.ndarray
+    item_embeddings: np.ndarray
+    state_dict: dict[str, torch.Tensor]
+    graph: dict[str, int]
+    workers: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return float(np.mean([h.seconds for h in self.history])) if self.history else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "use_tags": self.use_tags,
+            "epochs": len(self.history),
+            "best_epoch": self.best_epoch,
+            "valid": self.best_valid,
+            "seconds_per_epoch": self.seconds_per_epoch,
+            "graph": self.graph,
+            "workers": self.workers,
+            "notes": self.notes,
+            "history": [asdict(h) for h in self.history],
+        }
+
+
+def build_model(name: str, data: CFData, cfg: CFConfig, *, use_tags: bool | None = None
+                ) -> tuple[GraphRecommender, dict[str, int], list[str]]:
+    """The model ``name`` over ``data``'s train graph; refuses a graph too large for memory."""
+    if name not in MODELS:
+        raise TailorMindError(f"unknown CF model {name!r}; choose one of {', '.join(MODELS)}")
+    notes: list[str] = []
+    if name == "lightgcn":
+        size = GraphSize(data.n_users + data.n_items, len(data.train_users), cfg.embedding_dim, cfg.layers)
+        check_memory(size, cfg.max_graph_gib)
+        edge_index = bipartite_edge_index(data.train_users, data.train_items, data.n_users)
+        model: GraphRecommender = LightGCNBaseline(edge_index, data.n_users, data.n_items,
+                                                   cfg.embedding_dim, cfg.layers)
+        return model, {"nodes": size.nodes, "edges": size.edges, "tags": 0}, notes
+    use_tags = cfg.use_tags if use_tags is None else use_tags
+    tag_items, tag_ids = select_tags(data, cfg.tag_min_items) if use_tags else (np.zeros(0, int),) * 2
+    n_tags = int(tag_ids.max()) + 1 if len(tag_ids) else 0
+    if use_tags and data.n_tags == 0:
+        notes.append("the data set has no tags: HypergraphCF degrades to the bipartite user-item graph")
+    elif use_tags and n_tags == 0:
+        notes.append(f"no tag is on {cfg.tag_min_items}+ items: HypergraphCF degrades to the "
+                     "bipartite user-item graph")
+    elif use_tags and n_tags < data.n_tags:
+        notes.append(f"{data.n_tags - n_tags} of {data.n_tags} tags are on fewer than "
+                     f"{cfg.tag_min_items} items and link nothing: dropped")
+    size = GraphSize(data.n_users + n_tags + data.n_items, len(data.train_users) + len(tag_ids),
+                     cfg.embedding_dim, cfg.layers)
+    check_memory(size, cfg.max_graph_gib)
+    n_rows = data.n_users + n_tags
+    tag_rows = data.n_users + tag_ids
+    if cfg.tag_normalization == "separate":
+        adj = normalized_bipartite(data.train_users, data.train_items, n_rows, data.n_items)
+        if n_tags:
+            adj = adj + cfg.tag_weight * normalized_bipartite(tag_rows, tag_items, n_rows, data.n_items)
+    else:
+        rows = np.concatenate([data.train_users, tag_rows])
+        cols = np.concatenate([data.train_items, tag_items])
+        weights = np.concatenate([np.ones(len(data.train_users), np.float32),
+                                  np.full(len(tag_ids), cfg.tag_weight, np.float32)])
+        adj = normalized_bipartite(rows, cols, n_rows, data.n_items, weights)
+    adjacency = to_torch_csr(adj)
+    model = HypergraphCF(adjacency, data.n_users, n_tags, data.n_items, cfg.embedding_dim, cfg.layers)
+    return model, {"nodes": size.nodes, "edges": size.edges, "tags": n_tags}, notes
+
+
+def select_tags(data: CFData, min_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Item-tag incidences of the tags on at least ``min_items`` items, tags re-indexed 0..T-1."""
+    counts = np.bincount(data.tag_ids, minlength=data.n_tags)
+    kept = counts >= min_items
+    new_id = np.cumsum(kept) - 1
+    mask = kept[data.tag_ids]
+    return data.tag_items[mask], new_id[data.tag_ids[mask]]
+
+
+def score_candidates(user_emb: np.ndarray, item_emb: np.ndarray, sets: CandidateIndex) -> np.ndarray:
+    """Dot-product scores (n_sets x M) of each candidate set, positive in column 0."""
+    return np.einsum("nd,nmd->nm", user_emb[sets.users], item_emb[sets.items])
+
+
+def _unwrap(model: torch.nn.Module) -> GraphRecommender:
+    return getattr(model, "module", model)  # type: ignore[return-value]
+
+
+def train_model(
+    data: CFData,
+    cfg: CFConfig,
+    model_name: str,
+    *,
+    seed: int = 2026,
+    epochs: int | None = None,
+    use_tags: bool | None = None,
+    device: str | torch.device = "cpu",
+    on_epoch: Callable[[EpochLog], None] | None = None,
+    rank: int = 0,
+    world: int = 1,
+    wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+    report: Callable[[EpochLog, GraphRecommender], None] | None = None,
+) -> TrainResult:
+    """Train ``model_name`` on ``data`` and return the best (validation NDCG@20) state."""
+    device = torch.device(device)
+    epochs = cfg.epochs if epochs is None else epochs
+    torch.manual_seed(seed)
+    base, graph, notes = build_model(model_name, data, cfg, use_tags=use_tags)
+    base.to_device(device)
+    model = wrap(base) if wrap is not None else base
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sampler = BPRSampler(data.train_users, data.train_items, data.n_items)
+    rng = np.random.default_rng(seed)  # identical on every worker: same permutation, own shard
+    cold = len(data.users_without_train_items())
+    if cold:
+        notes.append(f"{cold} user(s) have no train interactions; their embeddings carry no signal")
+    if len(data.valid) == 0:
+        notes.append("no validation candidate sets: no early stopping, the last epoch is kept")
+
+    history: list[EpochLog] = []
+    best_state: dict[str, torch.Tensor] | None = None
+    best_valid: dict[str, float] = {}
+    best_epoch, best_value, stale = 0, -np.inf, 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        start = time.perf_counter()
+        total, count = 0.0, 0
+        for users, pos, neg in sampler.epoch(cfg.batch_size, rng):
+            users, pos, neg = users[rank::world], pos[rank::world], neg[rank::world]
+            if len(users) == 0:
+                continue
+            tensors = [torch.from_numpy(a).to(device) for a in (users, pos, neg)]
+            pos_scores, neg_scores, reg = model(*tensors)
+            loss = -F.logsigmoid(pos_scores - neg_scores).mean() + cfg.l2 * reg
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(users)
+            count += len(users)
+        log = EpochLog(epoch, total / max(count, 1), time.perf_counter() - start)
+        if len(data.valid) and (epoch % cfg.eval_every == 0 or epoch == epochs):
+            user_emb, item_emb = (t.cpu().numpy() for t in _unwrap(model).final_embeddings())
+            log.valid = candidate_metrics(score_candidates(user_emb, item_emb, data.valid))
+            if log.valid[VALID_METRIC] > best_value:
+                best_value, best_epoch, best_valid, stale = log.valid[VALID_METRIC], epoch, log.valid, 0
+                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()})
+                log.best = True
+            else:
+                stale += 1
+        history.append(log)
+        if report is not None:
+            report(log, _unwrap(model))
+        if on_epoch is not None:
+            on_epoch(log)
+        if stale >= cfg.early_stop_patience:
+            notes.append(f"early stop at epoch {epoch}: no {VALID_METRIC} gain for {stale} evaluations")
+            break
+
+    final = _unwrap(model)
+    if best_state is not None:
+        final.load_state_dict(best_state)
+    else:
+        best_epoch = len(history)
+        best_state = {k: v.detach().cpu() for k, v in final.state_dict().items()}
+    user_emb, item_emb = (t.cpu().numpy() for t in final.final_embeddings())
+    return TrainResult(
+        model=model_name,
+        use_tags=model_name == "hypergraph" and graph["tags"] > 0,
+        history=history,
+        best_epoch=best_epoch,
+        best_valid=best_valid,
+        user_embeddings=user_emb,
+        item_embeddings=item_emb,
+        state_dict=best_state,
+        graph=graph,
+        workers=world,
+        notes=notes,
+    )

@@ -1,0 +1,129 @@
+"""``tailormind cf``: train HypergraphCF / LightGCN, write the Top-K table, evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tailormind.cf.checkpoint import save_checkpoint
+from tailormind.cf.data import load_cf_data
+from tailormind.cf.evaluate import evaluate_workspace
+from tailormind.cf.recommend import recommend_workspace
+from tailormind.cf.train import MODELS, EpochLog, train_model
+from tailormind.cli.console import err, out
+from tailormind.cli.data import WorkspaceOpt
+from tailormind.cli.state import settings_of
+from tailormind.data.workspace import Workspace
+from tailormind.errors import TailorMindError
+
+app = typer.Typer(help="Collaborative filtering: hypergraph CF (users+tags x items) and LightGCN.",
+                  no_args_is_help=True)
+
+
+@app.command("train")
+def train_command(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = Path("workspace"),
+    model: Annotated[str | None, typer.Option(help=f"One of {', '.join(MODELS)} (config cf.model).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray Train workers; 1 trains in this process.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (config cf.epochs).")] = None,
+    tags: Annotated[bool | None, typer.Option("--tags/--no-tags", help="Use tag hyperedges (config cf.use_tags).")] = None,
+    name: Annotated[str | None, typer.Option(help="Checkpoint name (default: the model; e.g. hypergraph-notags).")] = None,
+    gpu: Annotated[bool, typer.Option(help="Train on CUDA (Ray workers get one GPU each).")] = False,
+) -> None:
+    """Train on the train split with early stopping on validation NDCG@20; save a checkpoint."""
+    settings = settings_of(ctx)
+    cfg = settings.cf
+    model = model or cfg.model
+    if model not in MODELS:
+        raise TailorMindError(f"unknown --model {model!r}; choose one of {', '.join(MODELS)}")
+    if epochs is not None and epochs < 1:
+        raise TailorMindError("--epochs must be >= 1")
+    workers = cfg.workers if workers is None else workers
+    if workers < 1:
+        raise TailorMindError("--workers must be >= 1")
+    ws = Workspace.open(workspace)
+    data = load_cf_data(ws)
+    total = epochs or cfg.epochs
+    if workers == 1:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err) as bar:
+            task = bar.add_task(f"train {model}", total=total, status="")
+
+            def on_epoch(log: EpochLog) -> None:
+                status = f"loss {log.loss:.4f}"
+                if log.valid:
+                    status += f"  valid ndcg@20 {log.valid['ndcg@20']:.4f}" + (" *" if log.best else "")
+                bar.update(task, advance=1, status=status)
+
+            result = train_model(data, cfg, model, seed=settings.seeds.cf, epochs=epochs,
+                                 use_tags=tags, device="cuda" if gpu else "cpu", on_epoch=on_epoch)
+    else:
+        from tailormind.cf.distributed import train_distributed
+
+        err.print(f"training {model} with Ray Train on {workers} workers")
+        result = train_distributed(ws, cfg, model, workers=workers, seed=settings.seeds.cf,
+                                   epochs=epochs, use_tags=tags, use_gpu=gpu)
+    for note in result.notes:
+        err.print(f"note: {note}")
+    saved = save_checkpoint(ws, result, data, cfg, name=name)
+    valid = result.best_valid
+    err.print(
+        f"{saved}: best epoch {result.best_epoch}/{len(result.history)}, "
+        f"{result.seconds_per_epoch:.2f} s/epoch"
+        + (f", valid R@20 {valid['recall@20']:.4f} N@20 {valid['ndcg@20']:.4f}" if valid else "")
+    )
+
+
+@app.command("recommend")
+def recommend_command(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = Path("workspace"),
+    k: Annotated[int | None, typer.Option("--k", help="Items per user (config cf.top_k).")] = None,
+    model: Annotated[str | None, typer.Option(help="Trained checkpoint (config cf.model).")] = None,
+) -> None:
+    """Write ``cf_topk``: the K best items each user has not interacted with in train."""
+    settings = settings_of(ctx)
+    k = settings.cf.top_k if k is None else k
+    result = recommend_workspace(Workspace.open(workspace), model or settings.cf.model, k)
+    err.print(f"cf_topk: {result.table.num_rows:,} rows (k={k})")
+    if result.cold_users:
+        err.print(f"note: {result.cold_users} user(s) without train items got the most popular items")
+
+
+@app.command("eval")
+def eval_command(
+    workspace: WorkspaceOpt = Path("workspace"),
+    model: Annotated[list[str] | None, typer.Option(help="Checkpoints to score (default: all).")] = None,
+    full: Annotated[bool, typer.Option(help="Also rank the whole catalogue.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recall/NDCG@10/20, HitRate, MRR on the test candidate sets (1 positive + 99 negatives)."""
+    rows = evaluate_workspace(Workspace.open(workspace), model, full=full)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    print_eval_table(rows, "test (1:99 candidate sets)", "test")
+    if full:
+        print_eval_table(rows, "test (full ranking)", "test_full")
+
+
+def print_eval_table(rows: list[dict[str, Any]], title: str, key: str) -> None:
+    table = Table(title=title)
+    width = max(len(r["method"]) for r in rows)
+    table.add_column("method", no_wrap=True, min_width=width)
+    for column in ("R@10", "R@20", "N@10", "N@20", "MRR", "valid N@20", "s/epoch"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        m = row[key]
+        table.add_row(
+            row["method"], *(f"{m[x]:.4f}" for x in ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr")),
+            f"{row['valid']['ndcg@20']:.4f}" if "valid" in row else "-",
+            f"{row['seconds_per_epoch']:.2f}" if "seconds_per_epoch" in row else "-",
+        )
+    out.print(table)

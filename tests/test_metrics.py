@@ -1,0 +1,101 @@
+"""Ranking metrics against hand-computed values (ties, K beyond the list, several positives)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tailormind.bench.metrics import (
+    candidate_metrics,
+    candidate_ranks,
+    full_ranking_metrics,
+    mean_metrics,
+    metrics_from_ranks,
+)
+
+L2 = math.log2
+
+
+def test_candidate_ranks_hand_computed() -> None:
+    scores = np.array([
+        [0.9, 0.1, 0.2, 0.3],  # positive first: rank 0
+        [0.5, 0.9, 0.5, 0.1],  # one above, one tie -> tie counts against: rank 2
+        [0.0, 0.0, 0.0, 0.0],  # constant scorer: worst rank 3
+        [np.nan, 0.1, 0.2, 0.3],  # NaN positive is -inf: rank 3
+    ])
+    assert candidate_ranks(scores).tolist() == [0, 2, 3, 3]
+
+
+def test_candidate_metrics_hand_computed() -> None:
+    scores = np.array([[0.9, 0.1, 0.2, 0.3], [0.5, 0.9, 0.5, 0.1], [0.0, 0.0, 0.0, 0.0]])
+    m = candidate_metrics(scores, ks=(1, 3, 10))
+    assert m["recall@1"] == pytest.approx(1 / 3)
+    assert m["recall@3"] == pytest.approx(2 / 3)  # ranks 0 and 2 are < 3
+    assert m["recall@10"] == pytest.approx(1.0)  # K larger than the list of 4
+    assert m["ndcg@1"] == pytest.approx(1 / 3)
+    assert m["ndcg@3"] == pytest.approx((1 + 1 / L2(4)) / 3)
+    assert m["ndcg@10"] == pytest.approx((1 + 1 / L2(4) + 1 / L2(5)) / 3)
+    assert m["hit@3"] == m["recall@3"]
+    assert m["mrr"] == pytest.approx((1 + 1 / 3 + 1 / 4) / 3)
+
+
+def test_constant_scorer_scores_worst_possible() -> None:
+    m = candidate_metrics(np.ones((5, 100)), ks=(10, 20))
+    assert m["recall@20"] == 0.0 and m["ndcg@10"] == 0.0
+    assert m["mrr"] == pytest.approx(1 / 100)
+
+
+def test_full_ranking_hand_computed() -> None:
+    scores = np.array([
+        [0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
+        [0.1, 0.5, 0.5, 0.9, 0.2, 0.0],
+        [0.3, 0.3, 0.3, 0.3, 0.3, 0.3],
+    ])
+    positives = np.array([
+        [0, 1, 0, 1, 0, 0],  # positions 1 and 3
+        [0, 1, 0, 0, 0, 0],  # item 3 excluded; tie item1=item2 -> negative first: position 1
+        [0, 0, 0, 0, 0, 0],  # no positive: not scored
+    ], dtype=bool)
+    exclude = np.array([
+        [0, 0, 0, 0, 0, 0],
+        [0, 0, 0, 1, 0, 0],
+        [0, 0, 0, 0, 0, 0],
+    ], dtype=bool)
+    m = full_ranking_metrics(scores, positives, exclude, ks=(2, 10))
+    assert m["recall@2"][:2].tolist() == pytest.approx([0.5, 1.0])
+    assert m["ndcg@2"][0] == pytest.approx((1 / L2(3)) / (1 + 1 / L2(3)))
+    assert m["ndcg@2"][1] == pytest.approx((1 / L2(3)) / 1.0)
+    assert m["recall@10"][0] == 1.0  # K beyond the 6 items
+    assert m["ndcg@10"][0] == pytest.approx((1 / L2(3) + 1 / L2(5)) / (1 + 1 / L2(3)))
+    assert m["hit@2"][:2].tolist() == [1.0, 1.0]
+    assert m["mrr"][:2].tolist() == pytest.approx([1 / 2, 1 / 2])
+    assert np.isnan(m["recall@2"][2])
+    means = mean_metrics(m)
+    assert means["recall@2"] == pytest.approx(0.75)
+
+
+def test_full_ranking_constant_scores_rank_positives_last() -> None:
+    scores = np.zeros((1, 5))
+    positives = np.array([[1, 0, 0, 0, 0]], dtype=bool)
+    m = full_ranking_metrics(scores, positives, ks=(4,))
+    assert m["recall@4"][0] == 0.0 and m["mrr"][0] == pytest.approx(1 / 5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(2, 30).flatmap(lambda m: st.lists(
+    st.lists(st.integers(0, 5), min_size=m, max_size=m), min_size=1, max_size=20)))
+def test_single_positive_full_ranking_agrees_with_candidate_sets(rows: list[list[int]]) -> None:
+    """With one positive in column 0 and nothing excluded, both protocols give the same numbers."""
+    scores = np.array(rows, dtype=float)
+    positives = np.zeros_like(scores, dtype=bool)
+    positives[:, 0] = True
+    full = mean_metrics(full_ranking_metrics(scores, positives, ks=(1, 5, 10)))
+    cand = candidate_metrics(scores, ks=(1, 5, 10))
+    for name, value in cand.items():
+        assert full[name] == pytest.approx(value)
+    ranks = candidate_ranks(scores)
+    assert metrics_from_ranks(ranks, ks=(1, 5, 10)) == cand

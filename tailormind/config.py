@@ -57,10 +57,14 @@ class DataConfig(_Section):
         return self.negatives + 1
 
 
+#: CF models ``cf train`` knows; the first is the default.
+CF_MODELS = ("hypergraph", "lightgcn")
+
+
 class CFConfig(_Section):
     """Hypergraph CF (Eq. 5-7) and the LightGCN baseline."""
 
-    model: Literal["hypergraph", "lightgcn"] = "hypergraph"
+    model: Literal[CF_MODELS] = CF_MODELS[0]  # type: ignore[valid-type]
     top_k: int = Field(10, ge=1, description="CF(D_u) size; paper does not state K, DESIGN.md: 10.")
     use_tags: bool = True
     tag_weight: float = Field(1.0, gt=0, description="Weight of tag-item incidences in X' (users: 1).")

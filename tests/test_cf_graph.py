@@ -64,3 +64,20 @@ def test_memory_estimate_refuses_with_numbers() -> None:
     with pytest.raises(TailorMindError, match=r"needs about \d+\.\d GiB, above cf.max_graph_gib=4"):
         check_memory(size, 4)
     check_memory(GraphSize(100, 1000, 64, 3), 4)
+
+
+def test_single_process_cf_path_never_imports_ray() -> None:
+    """benchmarks/cf.py (and --device cuda on a lent GPU machine) must run where Ray is absent."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "cf.py"
+    code = (
+        "import runpy, sys; sys.argv = ['cf.py', '--help']\n"
+        "import tailormind.cf.train, tailormind.cf.evaluate, tailormind.cf.checkpoint, tailormind.cf.recommend\n"
+        f"try:\n    runpy.run_path({str(bench)!r}, run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -29,10 +29,10 @@ from tailormind.cf.hypergraph import HypergraphCF
 from tailormind.cf.lightgcn import LightGCNBaseline
 from tailormind.cf.recommender import GraphRecommender
 from tailormind.cf.sampling import BPRSampler
-from tailormind.config import CFConfig
+from tailormind.config import CF_MODELS, CFConfig
 from tailormind.errors import TailorMindError
 
-MODELS = ("hypergraph", "lightgcn")
+MODELS = CF_MODELS
 VALID_METRIC = "ndcg@20"
 
 
@@ -180,9 +180,10 @@ def train_model(
         start = time.perf_counter()
         total, count = 0.0, 0
         for users, pos, neg in sampler.epoch(cfg.batch_size, rng):
-            users, pos, neg = users[rank::world], pos[rank::world], neg[rank::world]
-            if len(users) == 0:
-                continue
+            # Every rank must take part in every DDP step; a batch smaller than the world is used
+            # whole by each rank (identical gradients, so their average is unchanged).
+            if len(users) >= world:
+                users, pos, neg = users[rank::world], pos[rank::world], neg[rank::world]
             tensors = [torch.from_numpy(a).to(device) for a in (users, pos, neg)]
             pos_scores, neg_scores, reg = model(*tensors)
             loss = -F.logsigmoid(pos_scores - neg_scores).mean() + cfg.l2 * reg

@@ -10,16 +10,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tailormind.cf.checkpoint import save_checkpoint
-from tailormind.cf.data import load_cf_data
-from tailormind.cf.evaluate import evaluate_workspace
-from tailormind.cf.recommend import recommend_workspace
-from tailormind.cf.train import MODELS, EpochLog, train_model
 from tailormind.cli.console import err, out
 from tailormind.cli.data import WorkspaceOpt
 from tailormind.cli.state import settings_of
+from tailormind.config import CF_MODELS
 from tailormind.data.workspace import Workspace
 from tailormind.errors import TailorMindError
+
+# torch and the CF modules are imported inside the commands, so that `tailormind data ...` starts fast.
 
 app = typer.Typer(help="Collaborative filtering: hypergraph CF (users+tags x items) and LightGCN.",
                   no_args_is_help=True)
@@ -29,7 +27,7 @@ app = typer.Typer(help="Collaborative filtering: hypergraph CF (users+tags x ite
 def train_command(
     ctx: typer.Context,
     workspace: WorkspaceOpt = Path("workspace"),
-    model: Annotated[str | None, typer.Option(help=f"One of {', '.join(MODELS)} (config cf.model).")] = None,
+    model: Annotated[str | None, typer.Option(help=f"One of {', '.join(CF_MODELS)} (config cf.model).")] = None,
     workers: Annotated[int | None, typer.Option(help="Ray Train workers; 1 trains in this process.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs (config cf.epochs).")] = None,
     tags: Annotated[bool | None, typer.Option("--tags/--no-tags", help="Use tag hyperedges (config cf.use_tags).")] = None,
@@ -37,11 +35,15 @@ def train_command(
     gpu: Annotated[bool, typer.Option(help="Train on CUDA (Ray workers get one GPU each).")] = False,
 ) -> None:
     """Train on the train split with early stopping on validation NDCG@20; save a checkpoint."""
+    from tailormind.cf.checkpoint import save_checkpoint
+    from tailormind.cf.data import load_cf_data
+    from tailormind.cf.train import EpochLog, train_model
+
     settings = settings_of(ctx)
     cfg = settings.cf
     model = model or cfg.model
-    if model not in MODELS:
-        raise TailorMindError(f"unknown --model {model!r}; choose one of {', '.join(MODELS)}")
+    if model not in CF_MODELS:
+        raise TailorMindError(f"unknown --model {model!r}; choose one of {', '.join(CF_MODELS)}")
     if epochs is not None and epochs < 1:
         raise TailorMindError("--epochs must be >= 1")
     workers = cfg.workers if workers is None else workers
@@ -88,6 +90,8 @@ def recommend_command(
     model: Annotated[str | None, typer.Option(help="Trained checkpoint (config cf.model).")] = None,
 ) -> None:
     """Write ``cf_topk``: the K best items each user has not interacted with in train."""
+    from tailormind.cf.recommend import recommend_workspace
+
     settings = settings_of(ctx)
     k = settings.cf.top_k if k is None else k
     result = recommend_workspace(Workspace.open(workspace), model or settings.cf.model, k)
@@ -104,6 +108,8 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Recall/NDCG@10/20, HitRate, MRR on the test candidate sets (1 positive + 99 negatives)."""
+    from tailormind.cf.evaluate import evaluate_workspace
+
     rows = evaluate_workspace(Workspace.open(workspace), model, full=full)
     if as_json:
         print(json.dumps(rows, indent=2))

@@ -13,11 +13,6 @@ import pyarrow.compute as pc
 import typer
 from rich.table import Table
 
-from tailormind.cf.checkpoint import save_checkpoint
-from tailormind.cf.data import load_cf_data
-from tailormind.cf.evaluate import evaluate_workspace
-from tailormind.cf.recommend import recommend_workspace
-from tailormind.cf.train import EpochLog, train_model
 from tailormind.cli.cf import print_eval_table
 from tailormind.cli.console import err, out, progress_bar, status
 from tailormind.cli.data import print_stats
@@ -41,6 +36,12 @@ def demo(
     user: Annotated[str, typer.Option(help="User whose recommendations are shown.")] = "1",
 ) -> None:
     """Import the bundled MovieLens data, split it, train HypergraphCF, recommend, evaluate."""
+    from tailormind.cf.checkpoint import save_checkpoint
+    from tailormind.cf.data import load_cf_data
+    from tailormind.cf.evaluate import evaluate_workspace
+    from tailormind.cf.recommend import recommend_workspace
+    from tailormind.cf.train import EpochLog, train_model
+
     settings = settings_of(ctx)
     if not (data / "ratings.csv").is_file():
         raise TailorMindError(

@@ -202,6 +202,29 @@ def interactions_table(
     return pa.Table.from_pydict(columns, schema=schemas.INTERACTIONS)
 
 
+def rated_interactions(
+    raw: RawTable,
+    *,
+    user: str,
+    item: str,
+    rating: str,
+    timestamp: str,
+    known_items: set[str],
+    report: dict[str, Any],
+) -> pa.Table:
+    """Interactions of a MovieLens-style ratings file: weight = the rating."""
+    return interactions_table(
+        raw.strings(user),
+        raw.strings(item),
+        timestamps=parse_timestamps(raw.require(timestamp), raw, timestamp),
+        weights=parse_weights(raw.require(rating), raw, rating),
+        known_items=known_items,
+        source=raw,
+        item_column=item,
+        report=report,
+    )
+
+
 def users_table(
     interaction_users: Sequence[str],
     *,

@@ -19,12 +19,11 @@ import pandas as pd
 from tailormind.data.readers import RawTable, read_file
 from tailormind.data.records import (
     ImportBundle,
-    interactions_table,
     items_table,
-    parse_timestamps,
-    parse_weights,
+    rated_interactions,
     users_table,
 )
+from tailormind.data.importers.movielens import movie_text
 from tailormind.errors import DataError
 
 GROUPLENS_GENRES = (
@@ -38,13 +37,6 @@ def _strip_types(raw: RawTable) -> RawTable:
     """RecBole headers are ``name:type``; keep the name."""
     raw.frame.columns = [c.split(":", 1)[0] for c in raw.columns]
     return raw
-
-
-def _items_text(titles: list[str], genres: list[list[str]]) -> list[str]:
-    return [
-        f"{title}." + (f" Genres: {', '.join(g)}." if g else "")
-        for title, g in zip(titles, genres, strict=True)
-    ]
 
 
 def _import_grouplens(root: Path, encoding: str) -> ImportBundle:
@@ -112,18 +104,11 @@ def _bundle(
     users_raw: RawTable | None,
 ) -> ImportBundle:
     report: dict[str, object] = {"format": "ml100k", "source": str(root)}
-    items = items_table(item_ids, titles=titles, texts=_items_text(titles, genres), tags=genres,
+    items = items_table(item_ids, titles=titles, texts=[movie_text(t, g) for t, g in zip(titles, genres, strict=True)], tags=genres,
                         platform="movielens", created_at=created, source=item)
-    user_ids = data.strings("user_id")
-    interactions = interactions_table(
-        user_ids,
-        data.strings("item_id"),
-        timestamps=parse_timestamps(data.require("timestamp"), data, "timestamp"),
-        weights=parse_weights(data.require("rating"), data, "rating"),
-        known_items=set(item_ids),
-        source=data,
-        report=report,
-    )
+    interactions = rated_interactions(data, user="user_id", item="item_id", rating="rating",
+                                      timestamp="timestamp", known_items=set(item_ids), report=report)
+    user_ids = interactions.column("user_id").to_pylist()
     users = users_table(user_ids, attributes=attributes, source=users_raw, report=report)
     return ImportBundle(items, interactions, users, report)
 

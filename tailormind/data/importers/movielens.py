@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +18,24 @@ import numpy as np
 from tailormind.data.readers import RawTable, read_file
 from tailormind.data.records import (
     ImportBundle,
-    interactions_table,
     items_table,
-    parse_timestamps,
-    parse_weights,
+    rated_interactions,
     users_table,
 )
 from tailormind.errors import DataError
 
 NO_GENRES = "(no genres listed)"
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
+
+
+def movie_text(title: str, genres: Sequence[str], tags: Sequence[str] = ()) -> str:
+    """``"<title>. Genres: a, b. Tags: c, d."`` (empty parts left out)."""
+    text = title + "."
+    if genres:
+        text += " Genres: " + ", ".join(genres) + "."
+    if tags:
+        text += " Tags: " + ", ".join(tags) + "."
+    return text
 
 
 def _year_start(title: str) -> int:
@@ -71,12 +80,7 @@ def import_movielens(path: str | Path, *, encoding: str = "utf-8") -> ImportBund
     for item, title, item_genres in zip(item_ids, titles, genres, strict=True):
         free = [t for t in user_tags.get(item, []) if t not in item_genres]
         item_tags.append(item_genres + free)
-        text = title + "."
-        if item_genres:
-            text += " Genres: " + ", ".join(item_genres) + "."
-        if free:
-            text += " Tags: " + ", ".join(free) + "."
-        texts.append(text)
+        texts.append(movie_text(title, item_genres, free))
     if tags is not None:
         known = set(item_ids)
         for i, movie in enumerate(tags.strings("movieId")):
@@ -94,16 +98,8 @@ def import_movielens(path: str | Path, *, encoding: str = "utf-8") -> ImportBund
         source=movies,
         id_column="movieId",
     )
-    user_ids = ratings.strings("userId")
-    interactions = interactions_table(
-        user_ids,
-        ratings.strings("movieId"),
-        timestamps=parse_timestamps(ratings.require("timestamp"), ratings, "timestamp"),
-        weights=parse_weights(ratings.require("rating"), ratings, "rating"),
-        known_items=set(item_ids),
-        source=ratings,
-        item_column="movieId",
-        report=report,
-    )
+    interactions = rated_interactions(ratings, user="userId", item="movieId", rating="rating",
+                                      timestamp="timestamp", known_items=set(item_ids), report=report)
+    user_ids = interactions.column("user_id").to_pylist()
     report["tag_applications"] = len(tags) if tags is not None else 0
     return ImportBundle(items, interactions, users_table(user_ids), report)

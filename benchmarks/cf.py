@@ -93,7 +93,9 @@ def main() -> None:
     parser.add_argument("--methods", default="popularity,lightgcn,hypergraph,hypergraph-notags")
     parser.add_argument("--epochs", type=int, default=None, help="default: config cf.epochs (ml), 3 (synthetic)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--seed", type=int, default=2026, help="split (and data) seed")
+    parser.add_argument("--seeds", default=None,
+                        help="training seeds, e.g. 2026,1,2: the table shows means (± std of N@20)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--root", type=Path, default=None, help="where workspaces are kept (default: temp)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
@@ -117,6 +119,7 @@ def main() -> None:
     cf = CFConfig(epochs=epochs).model_dump(mode="json")
     if args.data == "synthetic":
         cf["early_stop_patience"] = epochs + 1
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
     rows = []
     for method in args.methods.split(","):
         if method == "popularity":
@@ -124,22 +127,41 @@ def main() -> None:
             continue
         if method not in METHODS:
             raise SystemExit(f"unknown method {method!r}; choose from popularity, {', '.join(METHODS)}")
-        cmd = [sys.executable, __file__, "--single", method, "--workspace", str(ws_dir), "--cf", json.dumps(cf),
-               "--seed", str(args.seed), "--device", args.device, "--threads", str(args.threads)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"{method} failed:\n{done.stderr[-3000:]}")
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(f"  {method}: done in {rows[-1]['train_s']:.0f} s", file=sys.stderr)
-    print_table(rows, args, epochs)
+        runs = []
+        for seed in seeds:
+            cmd = [sys.executable, __file__, "--single", method, "--workspace", str(ws_dir),
+                   "--cf", json.dumps(cf), "--seed", str(seed), "--device", args.device,
+                   "--threads", str(args.threads)]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"{method} failed:\n{done.stderr[-3000:]}")
+            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"  {method} seed {seed}: done in {runs[-1]['train_s']:.0f} s", file=sys.stderr)
+        rows.append(average(runs))
+    print_table(rows, args, epochs, seeds)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
 
-def print_table(rows: list[dict], args: argparse.Namespace, epochs: int) -> None:
-    print(f"\nCF benchmark: data={args.data} device={args.device} max_epochs={epochs} seed={args.seed} "
-          "(test, 1:99 candidate sets)")
-    header = f"{'method':<18} {'R@10':>7} {'R@20':>7} {'N@10':>7} {'N@20':>7} {'vN@20':>7} " \
+def average(runs: list[dict]) -> dict:
+    """Mean of the metrics over training seeds (one run: itself), with the std of test N@20."""
+    import numpy as np
+
+    row = dict(runs[-1])
+    for split in ("test", "valid"):
+        row[split] = {k: float(np.mean([r[split][k] for r in runs])) for k in runs[0][split]}
+    row["n20_std"] = float(np.std([r["test"]["ndcg@20"] for r in runs]))
+    row["s_per_epoch"] = float(np.mean([r["s_per_epoch"] for r in runs]))
+    row["peak_rss_gib"] = max(r["peak_rss_gib"] for r in runs)
+    row["runs"] = runs
+    return row
+
+
+def print_table(rows: list[dict], args: argparse.Namespace, epochs: int, seeds: list[int]) -> None:
+    print(f"\nCF benchmark: data={args.data} device={args.device} max_epochs={epochs} "
+          f"split seed={args.seed} training seeds={','.join(map(str, seeds))} "
+          "(test, 1:99 candidate sets; means over training seeds)")
+    header = f"{'method':<18} {'R@10':>7} {'R@20':>7} {'N@10':>7} {'N@20':>7} {'±N@20':>6} {'vN@20':>7} " \
              f"{'best/ep':>8} {'s/epoch':>8} {'peakRSS':>8}"
     print(header)
     print("-" * len(header))
@@ -148,8 +170,9 @@ def print_table(rows: list[dict], args: argparse.Namespace, epochs: int) -> None
         ep = f"{r['best_epoch']}/{r['epochs']}" if "epochs" in r else "-"
         spe = f"{r['s_per_epoch']:.2f}" if "s_per_epoch" in r else "-"
         rss = f"{r['peak_rss_gib']:.2f}G" if "peak_rss_gib" in r else "-"
+        std = f"{r['n20_std']:.4f}" if "n20_std" in r else "-"
         print(f"{r['method']:<18} {t['recall@10']:7.4f} {t['recall@20']:7.4f} {t['ndcg@10']:7.4f} "
-              f"{t['ndcg@20']:7.4f} {v.get('ndcg@20', float('nan')):7.4f} {ep:>8} {spe:>8} {rss:>8}")
+              f"{t['ndcg@20']:7.4f} {std:>6} {v.get('ndcg@20', float('nan')):7.4f} {ep:>8} {spe:>8} {rss:>8}")
     for r in rows:
         for note in r.get("notes", []):
             print(f"note ({r['method']}): {note}")

@@ -166,3 +166,10 @@ def _tiny_config(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text("cf:\n  epochs: 2\n  batch_size: 64\n  embedding_dim: 8\n  layers: 1\n")
     return path
+
+
+def test_cli_refuses_a_graph_above_the_memory_limit(small_ws: Workspace, cli, monkeypatch) -> None:
+    monkeypatch.setenv("TAILORMIND_CF__MAX_GRAPH_GIB", "0.000001")
+    r = cli("cf", "train", "-w", small_ws.root)
+    assert r.code == 2
+    assert "needs about" in r.err and "cf.max_graph_gib=1e-06" in r.err and "Traceback" not in r.err

@@ -7,6 +7,7 @@ Errors the user can fix (:class:`~tailormind.errors.TailorMindError`) print one 
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,9 @@ from tailormind.cli.console import err
 from tailormind.cli.demo import demo
 from tailormind.config import load_config
 from tailormind.errors import TailorMindError
+
+# torch_geometric imports still call torch.jit.script; the warning is noise for CLI users.
+warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
 
 app = typer.Typer(
     name="tailormind",

@@ -159,10 +159,10 @@ class Workspace:
         ``drop`` names derived tables made stale by this write; they are removed.
         """
         info = info or {}
-        for name, table in tables.items():
-            expected = schemas.TABLES.get(name)
-            if expected is not None:
-                tables = {**tables, name: schemas.conform(table, expected)}
+        tables = {
+            name: schemas.conform(table, schemas.TABLES[name]) if name in schemas.TABLES else table
+            for name, table in tables.items()
+        }
         staged: list[tuple[Path, Path]] = []
         try:
             for name, table in tables.items():

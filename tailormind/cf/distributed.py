@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from tailormind.cf.data import load_cf_data
@@ -104,5 +103,4 @@ def train_distributed(
         trainer.fit()
         result: TrainResult = torch.load(Path(result_dir) / RESULT_FILE, weights_only=False)
     result.workers = workers
-    result.user_embeddings = np.asarray(result.user_embeddings)
     return result

@@ -129,10 +129,24 @@ class ModelBackendConfig(_Section):
     device: str = "auto"
     dtype: str = "auto"
     timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(3, ge=0)
-    concurrency: int = Field(8, ge=1)
-    batch_size: int = Field(16, ge=1)
-    options: dict[str, Any] = Field(default_factory=dict)
+    max_retries: int = Field(3, ge=0, description="HTTP retries (backoff 0.5 s, doubling).")
+    concurrency: int = Field(8, ge=1, description="Requests in flight at once (HTTP backends).")
+    batch_size: int = Field(16, ge=1, description="Inputs per forward pass / request.")
+    max_tokens: int = Field(512, ge=1, description="Default completion length (text, describe).")
+    temperature: float = Field(0.0, ge=0, description="Default sampling temperature; 0 = greedy.")
+    json_retries: int = Field(
+        2, ge=0, description="Re-asks after an answer that is not valid JSON, then a counted failure."
+    )
+    max_memory_gib: float | None = Field(
+        None, gt=0, description="Refuse weights larger than this; default: the memory available."
+    )
+    app: str = Field("tailormind-models", description="Serve backend: the Serve application name.")
+    deployment: str | None = Field(
+        None, description="Serve backend: deployment name (default: the role's deployment)."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Backend-specific options, validated by the backend."
+    )
 
 
 def _role(backend: str) -> Any:
@@ -142,14 +156,29 @@ def _role(backend: str) -> Any:
 class ModelsConfig(_Section):
     """One backend block per role; the defaults are the embedded CPU models."""
 
-    cache: bool = True
-    cache_dir: Path | None = None
+    cache: bool = Field(True, description="Cache every model call on disk (keyed by inputs+params).")
+    cache_dir: Path | None = Field(
+        None, description="Default: $XDG_CACHE_HOME/tailormind (~/.cache/tailormind)."
+    )
     text: ModelBackendConfig = _role("smollm2")
     embed: ModelBackendConfig = _role("minilm")
     describe: ModelBackendConfig = _role("none")
     clip: ModelBackendConfig = _role("none")
     image: ModelBackendConfig = _role("card")
     video: ModelBackendConfig = _role("slideshow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_backends(cls, data: Any) -> Any:
+        """A role block without ``backend`` keeps the role's default backend, so
+        ``models: {text: {max_tokens: 256}}`` tunes SmolLM2 instead of failing."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for role in ROLE_BACKENDS:
+                block = data.get(role)
+                if isinstance(block, dict) and "backend" not in block:
+                    data[role] = {**block, "backend": ROLE_BACKENDS[role][0]}
+        return data
 
     @model_validator(mode="after")
     def _known_backends(self) -> ModelsConfig:
@@ -235,9 +264,12 @@ def _describe_validation_error(exc: ValidationError) -> str:
 
 
 def load_config(
-    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Defaults <- YAML ``path`` (or ``$TAILORMIND_CONFIG``) <- ``TAILORMIND_*`` overrides."""
+    """Defaults <- YAML ``path`` (or ``$TAILORMIND_CONFIG``) <- ``overrides`` (a nested mapping,
+    e.g. a Serve config's inline ``models:`` block) <- ``TAILORMIND_*`` environment overrides."""
     environ = os.environ if environ is None else environ
     if path is None and environ.get("TAILORMIND_CONFIG"):
         path = environ["TAILORMIND_CONFIG"]
@@ -257,6 +289,8 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: top level must be a mapping of sections")
         data = loaded
+    if overrides:
+        data = _merge(data, overrides)
     data = _merge(data, _env_overrides(environ))
     try:
         return Settings.model_validate(data)

@@ -48,3 +48,15 @@ class DataError(TailorMindError):
 
 class WorkspaceError(TailorMindError):
     """A directory that is not a workspace, or a stage run before the stage it needs."""
+
+
+class ModelError(TailorMindError):
+    """A model that cannot be loaded or called: missing path, too big, server down or failing."""
+
+
+class ModelNotConfiguredError(ModelError):
+    """A role whose backend is ``none``: callers fall back as DESIGN.md says, counting it."""
+
+
+class ModelInputError(ModelError):
+    """An input a model cannot take: an image that does not decode, an empty storyboard."""

@@ -66,3 +66,17 @@ def movielens_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     workspace = save_import(import_movielens(ML_SMALL), root)
     split_workspace(workspace, seed=2026)
     return Workspace.open(root)
+
+
+@pytest.fixture(scope="session")
+def models_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model cache per test session (dequantised SmolLM2 weights, call cache)."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="session")
+def embedded_settings(models_cache: Path):
+    """Default (embedded) model settings with the session's cache directory."""
+    from tailormind.config import load_config
+
+    return load_config(environ={}, overrides={"models": {"cache_dir": str(models_cache)}})

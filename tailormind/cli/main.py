@@ -16,9 +16,10 @@ import typer
 from rich.markup import escape
 
 from tailormind import __version__
-from tailormind.cli import cf, config_cmd, data
+from tailormind.cli import cf, config_cmd, data, models_cmd
 from tailormind.cli.console import err
 from tailormind.cli.demo import demo
+from tailormind.cli.serve_cmd import serve
 from tailormind.config import load_config
 from tailormind.errors import TailorMindError
 
@@ -35,7 +36,9 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(cf.app, name="cf")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(models_cmd.app, name="models")
 app.command("demo")(demo)
+app.command("serve")(serve)
 
 
 def _version(value: bool) -> None:

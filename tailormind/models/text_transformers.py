@@ -1,0 +1,199 @@
+"""``text`` on a local causal LM with transformers (and the embedded SmolLM2 GGUF).
+
+A GGUF file is dequantised by transformers at load time (~25 s for SmolLM2 on 2 cores); the
+dequantised float weights are then saved under ``<cache_dir>/weights/`` so later loads take well
+under a second. Generation is batched with left padding; ``temperature == 0`` is greedy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from tailormind.errors import ModelError, ModelInputError
+from tailormind.models.backend_config import BackendOptions, resolve_device, resolve_dtype
+from tailormind.models.base import Completion, Conversation, GenerationParams, TextModel
+from tailormind.models.memory import check_fits
+
+log = logging.getLogger(__name__)
+
+#: float32 weights of a Q4 GGUF are about 7x the file (4.5 bits -> 32 bits).
+GGUF_EXPANSION = 7.5
+
+
+class TransformersTextOptions(BackendOptions):
+    gguf_file: str | None = None
+    chat_template: str | None = None
+    trust_remote_code: bool = False
+
+
+class TransformersText(TextModel):
+    """Chat completion with ``AutoModelForCausalLM.generate`` on one local model."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        gguf_file: str | None = None,
+        chat_template: str | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 8,
+        weights_cache: Path | None = None,
+        max_memory_gib: float | None = None,
+        key: str = "models.text",
+        trust_remote_code: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, self.device)
+        self.batch_size = batch_size
+        started = time.perf_counter()
+        source, file_kwargs = Path(model_dir), {}
+        self.loaded_from_cache = False
+        if gguf_file:
+            gguf_path = source / gguf_file
+            if not gguf_path.is_file():
+                raise ModelError(f"{key}: GGUF file {gguf_path} does not exist")
+            cached = weights_cache / _gguf_cache_name(gguf_path) if weights_cache else None
+            if cached is not None and (cached / "config.json").is_file():
+                source, self.loaded_from_cache = cached, True
+            else:
+                check_fits(gguf_path, key, max_gib=max_memory_gib, expansion=GGUF_EXPANSION)
+                file_kwargs = {"gguf_file": gguf_file}
+        else:
+            check_fits(source, key, max_gib=max_memory_gib)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                source, trust_remote_code=trust_remote_code, **file_kwargs
+            )
+            self.model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=torch_dtype, trust_remote_code=trust_remote_code, **file_kwargs
+            )
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{key}: cannot load a causal LM from {source}: {exc}") from exc
+        self.model.to(self.device).eval()
+        if gguf_file and not self.loaded_from_cache and cached is not None:
+            _save_dequantised(self.model, self.tokenizer, cached)
+        if chat_template:
+            self.tokenizer.chat_template = chat_template
+        if not self.tokenizer.chat_template:
+            raise ModelError(f"{key}: the tokenizer in {source} has no chat template; set "
+                             f"{key}.options.chat_template to a Jinja chat template")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+        self.load_seconds = time.perf_counter() - started
+        log.info("loaded %s on %s in %.1f s", self.model_id, self.device, self.load_seconds)
+
+    def _generate(
+        self, batch: list[Conversation], params: GenerationParams, json_schema: dict | None
+    ) -> list[Completion]:
+        out: list[Completion] = []
+        for start in range(0, len(batch), self.batch_size):
+            out.extend(self._generate_batch(batch[start : start + self.batch_size], params,
+                                            _json_prefix(json_schema)))
+        return out
+
+    def _generate_batch(self, batch: list[Conversation], params: GenerationParams,
+                        prefix: str = "") -> list[Completion]:
+        """``prefix`` pre-fills the answer (``{`` when JSON is asked for), so a small model
+        starts inside the JSON value instead of writing prose or code around it."""
+        import torch
+
+        prompts = [
+            self.tokenizer.apply_chat_template(_text_only(c), add_generation_prompt=True,
+                                               tokenize=False) + prefix
+            for c in batch
+        ]
+        inputs = self.tokenizer(prompts, return_tensors="pt", padding=True,
+                                add_special_tokens=False).to(self.device)
+        sampling: dict[str, Any] = {"do_sample": False}
+        if params.temperature > 0:
+            sampling = {"do_sample": True, "temperature": params.temperature, "top_p": 1.0}
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            generated = self.model.generate(
+                **inputs,
+                max_new_tokens=params.max_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                **sampling,
+            )
+        elapsed = time.perf_counter() - started
+        prompt_width = inputs["input_ids"].shape[1]
+        completions = []
+        eos = self.tokenizer.eos_token_id
+        for row, mask in zip(generated, inputs["attention_mask"], strict=True):
+            new = row[prompt_width:].tolist()
+            n_new = next((i for i, t in enumerate(new) if t in (eos, self.tokenizer.pad_token_id)),
+                         len(new))
+            text = self.tokenizer.decode(new[:n_new], skip_special_tokens=True)
+            finish = "stop" if n_new < len(new) else "length"
+            text, stopped = _truncate_at_stop(prefix + text, params.stop)
+            completions.append(Completion(
+                text=text.strip(),
+                prompt_tokens=int(mask.sum()),
+                completion_tokens=n_new + (1 if n_new < len(new) else 0),
+                model=self.model_id,
+                finish_reason="stop" if stopped else finish,
+                seconds=elapsed / len(batch),
+            ))
+        return completions
+
+
+def _json_prefix(schema: dict | None) -> str:
+    if not schema:
+        return ""
+    return {"object": "{", "array": "["}.get(schema.get("type", ""), "")
+
+
+def _text_only(conversation: Conversation) -> list[dict[str, str]]:
+    out = []
+    for message in conversation:
+        content = message["content"]
+        if isinstance(content, list):
+            if any(part.get("type") != "text" for part in content):
+                raise ModelInputError("the text role takes text only; send images to 'describe'")
+            content = "\n".join(part["text"] for part in content)
+        out.append({"role": message["role"], "content": content})
+    return out
+
+
+def _truncate_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def _gguf_cache_name(gguf_path: Path) -> str:
+    stat = gguf_path.stat()
+    digest = hashlib.sha256(f"{gguf_path.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+    return f"{gguf_path.stem}-{digest.hexdigest()[:12]}"
+
+
+def _save_dequantised(model: Any, tokenizer: Any, target: Path) -> None:
+    """Save float weights + tokenizer atomically (a temp dir renamed into place)."""
+    tmp = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        tmp.replace(target)
+    except OSError as exc:  # a read-only cache only costs speed next time
+        log.warning("could not cache dequantised weights in %s: %s", target, exc)
+        shutil.rmtree(tmp, ignore_errors=True)

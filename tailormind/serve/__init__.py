@@ -1,0 +1,1 @@
+"""Ray Serve: the model deployments (one per role) and, later, the HTTP generation API."""

@@ -1,0 +1,98 @@
+"""Validate a Ray Serve config offline, before a cluster ever sees it.
+
+Three layers: Ray's own ``ServeDeploySchema`` (what ``serve deploy`` and KubeRay's
+``serveConfigV2`` accept); for ``ray.serve.llm:build_openai_app`` apps, each entry of
+``llm_configs`` against Ray Serve LLM's ``LLMConfig`` (its module imports without vLLM, unlike the
+public ``ray.serve.llm``, which needs vLLM at import); for TailorMind's models app, its args, its
+inline ``models:`` block (backends, options keys) and the deployment names it overrides.
+Nothing is loaded, so a GPU config validates on a machine without GPUs or weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from tailormind.errors import ConfigError
+
+LLM_APP = "ray.serve.llm:build_openai_app"
+MODELS_APP = "tailormind.serve.model_app:build_app"
+
+
+@dataclass
+class ServeConfigReport:
+    applications: list[str] = field(default_factory=list)
+    llm_models: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+
+
+def check_serve_config(spec: dict[str, Any], source: str = "serve config") -> ServeConfigReport:
+    """Raise :class:`ConfigError` naming the first problem; else say what the config holds."""
+    from ray.serve.schema import ServeDeploySchema
+
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{source}: top level must be a mapping")
+    try:
+        ServeDeploySchema.model_validate(spec)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_first_error(exc)}") from None
+    report = ServeConfigReport()
+    for app in spec.get("applications", []):
+        name = app.get("name", "default")
+        report.applications.append(name)
+        where = f"{source}: application {name!r}"
+        if app.get("import_path") == LLM_APP:
+            report.llm_models += _check_llm_app(app.get("args") or {}, where)
+        elif app.get("import_path") == MODELS_APP:
+            report.notes += _check_models_app(app, where)
+    return report
+
+
+def _check_llm_app(args: dict[str, Any], where: str) -> list[str]:
+    from ray.llm._internal.serve.core.configs.llm_config import LLMConfig
+
+    configs = args.get("llm_configs")
+    if not configs:
+        raise ConfigError(f"{where}: args.llm_configs is missing or empty")
+    models = []
+    for i, entry in enumerate(configs):
+        try:
+            models.append(LLMConfig.model_validate(entry).model_id)
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: llm_configs[{i}].{_first_error(exc)}") from None
+    return models
+
+
+def _check_models_app(app: dict[str, Any], where: str) -> list[str]:
+    from tailormind.config import load_config
+    from tailormind.models.serve_handles import DEPLOYMENT_NAMES
+    from tailormind.serve.model_app import parse_args, resolve_roles
+
+    notes = []
+    try:
+        parsed = parse_args(app.get("args"))
+        config = parsed.config
+        if config and not Path(config).is_file():
+            notes.append(f"{where}: config {config} is not on this machine; only the inline "
+                         f"models block was checked")
+            config = None
+        settings = load_config(config, environ={},
+                               overrides={"models": parsed.models} if parsed.models else None)
+        roles = resolve_roles(parsed, settings)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    known = {DEPLOYMENT_NAMES[r] for r in roles} | {"OpenAIIngress"}
+    for deployment in app.get("deployments", []):
+        if deployment.get("name") not in known:
+            raise ConfigError(f"{where}: deployments: no deployment named "
+                              f"{deployment.get('name')!r} in this app (it has "
+                              f"{', '.join(sorted(known))})")
+    return notes

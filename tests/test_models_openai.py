@@ -1,0 +1,174 @@
+"""The ``openai`` backend against a real local HTTP server: wire format, retries, failures."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tailormind.config import load_config
+from tailormind.errors import ConfigError, ModelError
+from tailormind.models import openai_http
+from tailormind.models.base import GenerationParams
+from tailormind.models.registry import load_role, unload_all
+
+
+class ScriptedServer:
+    """Answers POSTs from a script of (status, body, delay_s); records every request body."""
+
+    def __init__(self) -> None:
+        self.script: list[tuple[int, dict | str, float]] = []
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("content-length", 0))
+                server.requests.append(json.loads(self.rfile.read(length)))
+                server.headers.append(dict(self.headers))
+                status, body, delay = server.script.pop(0) if server.script else (500, "empty", 0)
+                time.sleep(delay)
+                data = (json.dumps(body) if isinstance(body, dict) else body).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def chat_answer(text: str) -> dict:
+    return {"model": "served", "choices": [{"message": {"role": "assistant", "content": text},
+                                            "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 3}}
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedServer]:
+    monkeypatch.setattr(openai_http, "BACKOFF_S", 0.01)
+    scripted = ScriptedServer()
+    yield scripted
+    scripted.httpd.shutdown()
+    unload_all()
+
+
+def role(server: ScriptedServer, name: str, **extra):
+    block = {"backend": "openai", "base_url": server.url, "model": "served", "timeout_s": 2,
+             "max_retries": 2, **extra}
+    return load_role(name, load_config(environ={}, overrides={"models": {"cache": False,
+                                                                         name: block}}))
+
+
+def test_chat_wire_format_and_usage(server: ScriptedServer, monkeypatch) -> None:
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sekret")
+    server.script = [(200, chat_answer('{"idea": "x"}'), 0)]
+    text = role(server, "text", api_key_env="TEST_OPENAI_KEY")
+    schema = {"type": "object", "required": ["idea"]}
+    [answer] = text.complete_json([[{"role": "user", "content": "hi"}]], schema,
+                                  GenerationParams(max_tokens=20, temperature=0.5, stop=("END",),
+                                                   seed=4))
+    assert answer.value == {"idea": "x"} and answer.prompt_tokens == 7
+    body = server.requests[0]
+    assert body["model"] == "served" and body["max_tokens"] == 20 and body["stop"] == ["END"]
+    assert body["seed"] == 4 and body["temperature"] == 0.5
+    assert body["response_format"]["json_schema"]["schema"] == schema
+    assert server.headers[0]["Authorization"] == "Bearer sekret"
+
+
+def test_retries_500_then_succeeds(server: ScriptedServer) -> None:
+    server.script = [(500, {"error": {"message": "overloaded"}}, 0), (503, "busy", 0),
+                     (200, chat_answer("fine"), 0)]
+    text = role(server, "text")
+    assert text.complete([[{"role": "user", "content": "x"}]])[0].text == "fine"
+    assert len(server.requests) == 3 and text.client.retries_done == 2
+
+
+def test_persistent_500_is_one_clear_error(server: ScriptedServer) -> None:
+    server.script = [(500, {"error": {"message": "CUDA out of memory"}}, 0)] * 3
+    text = role(server, "text")
+    with pytest.raises(ModelError, match=r"failed after 3 attempts: HTTP 500: CUDA out of memory"):
+        text.complete([[{"role": "user", "content": "x"}]])
+
+
+def test_timeout_is_retried_then_reported(server: ScriptedServer) -> None:
+    server.script = [(200, chat_answer("late"), 1.5)] * 3
+    text = role(server, "text", timeout_s=0.3, max_retries=1)
+    started = time.perf_counter()
+    with pytest.raises(ModelError, match=r"failed after 2 attempts: timed out after 0.3 s"):
+        text.complete([[{"role": "user", "content": "x"}]])
+    assert time.perf_counter() - started < 3
+
+
+def test_client_errors_are_not_retried(server: ScriptedServer) -> None:
+    server.script = [(400, {"error": {"message": "max_tokens too large"}}, 0)]
+    text = role(server, "text")
+    with pytest.raises(ModelError, match=r"answered HTTP 400: max_tokens too large"):
+        text.complete([[{"role": "user", "content": "x"}]])
+    assert len(server.requests) == 1
+
+
+def test_concurrent_batch_keeps_order(server: ScriptedServer) -> None:
+    server.script = [(200, chat_answer(f"answer {i}"), 0.05) for i in range(6)]
+    text = role(server, "text", concurrency=3)
+    answers = text.complete([[{"role": "user", "content": f"q{i}"}] for i in range(6)])
+    asked = [r["messages"][0]["content"] for r in server.requests]
+    by_question = {q: a.text for q, a in zip([f"q{i}" for i in range(6)], answers, strict=True)}
+    assert sorted(by_question) == sorted(asked) and len(set(by_question.values())) == 6
+
+
+def test_embeddings_sorted_by_index_and_normalised(server: ScriptedServer) -> None:
+    server.script = [(200, {"data": [{"index": 1, "embedding": [0.0, 2.0]},
+                                     {"index": 0, "embedding": [3.0, 4.0]}]}, 0)]
+    embedder = role(server, "embed", options={"dim": 2})
+    vectors = embedder.embed(["first", "second"])
+    np.testing.assert_allclose(vectors, [[0.6, 0.8], [0.0, 1.0]], atol=1e-6)
+    assert server.requests[0]["input"] == ["first", "second"]
+
+
+def test_describe_sends_images_as_base64_parts(server: ScriptedServer) -> None:
+    server.script = [(200, chat_answer("A red square."), 0)]
+    describer = role(server, "describe")
+    answer = describer.describe([Image.new("RGB", (8, 8), "red")], "Describe it.")
+    assert answer.text == "A red square."
+    content = server.requests[0]["messages"][0]["content"]
+    assert content[-1] == {"type": "text", "text": "Describe it."}
+    url = content[0]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert decoded.size == (8, 8) and decoded.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_connection_refused_and_config_errors(monkeypatch) -> None:
+    monkeypatch.setattr(openai_http, "BACKOFF_S", 0.01)
+    settings = load_config(environ={}, overrides={"models": {"cache": False, "text": {
+        "backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "max_retries": 1}}})
+    with pytest.raises(ModelError, match=r"127.0.0.1:9/v1/chat/completions failed after 2 "
+                                         r"attempts: cannot connect"):
+        load_role("text", settings).complete([[{"role": "user", "content": "x"}]])
+    with pytest.raises(ConfigError, match=r"models\.text\.base_url"):
+        load_role("text", load_config(environ={}, overrides={"models": {"text": {
+            "backend": "openai", "model": "m"}}}))
+    monkeypatch.delenv("NOT_SET_KEY", raising=False)
+    with pytest.raises(ConfigError, match="NOT_SET_KEY is not set"):
+        load_role("text", load_config(environ={}, overrides={"models": {"text": {
+            "backend": "openai", "model": "m", "base_url": "http://x/v1",
+            "api_key_env": "NOT_SET_KEY"}}}))
+    unload_all()

@@ -96,7 +96,14 @@ class ProfilingConfig(_Section):
     rank_top_k: int = Field(10, ge=1, description="Top-k of the ranked candidates shown to the critic.")
     history_items: int = Field(20, ge=1, description="Most recent train items put in the init prompt.")
     reject_worse_updates: bool = True
-    passthrough_short_text: bool = True
+    passthrough_short_text: bool = Field(
+        True, description="Item text up to short_text_chars is its own description (a 135M model "
+        "only loses information rewriting it)."
+    )
+    short_text_chars: int = Field(600, ge=0, description="Longer item text is summarised.")
+    item_description_tokens: int = Field(160, ge=8, description="Length of one description.")
+    max_images_per_item: int = Field(4, ge=1, description="Images described per item.")
+    describe_batch_size: int = Field(256, ge=1, description="Items per resumable part.")
 
 
 class GenerationConfig(_Section):

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from tailormind import __version__
-from tailormind.cli import cf, config_cmd, data, models_cmd
+from tailormind.cli import cf, config_cmd, data, models_cmd, profile
 from tailormind.cli.console import err
 from tailormind.cli.demo import demo
 from tailormind.cli.serve_cmd import serve
@@ -37,6 +37,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(cf.app, name="cf")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(profile.app, name="profile")
 app.command("demo")(demo)
 app.command("serve")(serve)
 

@@ -14,6 +14,9 @@ table              columns
                    (train | valid | test)
 ``candidates``     user_id, split (valid | test), positive, negatives (list, never seen by the user)
 ``cf_topk``        user_id, item_id, score, rank (1 = best): the K unseen-in-train items per user
+``item_features``  item_id, description (what profiling reads), one description per modality
+                   (text/image/video, null when absent), their sources, fallback reasons,
+                   embedding (float32 list), the models that made them
 =================  ==============================================================================
 """
 
@@ -79,6 +82,24 @@ CF_TOPK = pa.schema(
     ]
 )
 
+ITEM_FEATURES = pa.schema(
+    [
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("description", pa.string(), nullable=False),
+        pa.field("text_description", pa.string()),
+        pa.field("image_description", pa.string()),
+        pa.field("video_description", pa.string()),
+        # passthrough | text:<model> | none
+        pa.field("text_source", pa.string(), nullable=False),
+        # describe:<model> | not configured | failed | none
+        pa.field("image_source", pa.string(), nullable=False),
+        pa.field("video_source", pa.string(), nullable=False),
+        pa.field("fallback", pa.string()),  # why something fell back; null when nothing did
+        pa.field("embedding", pa.list_(pa.float32()), nullable=False),
+        pa.field("embed_model", pa.string(), nullable=False),
+    ]
+)
+
 #: Table name -> schema; ``users`` is checked on its required prefix only.
 TABLES: dict[str, pa.Schema] = {
     "items": ITEMS,
@@ -87,6 +108,7 @@ TABLES: dict[str, pa.Schema] = {
     "split": SPLIT,
     "candidates": CANDIDATES,
     "cf_topk": CF_TOPK,
+    "item_features": ITEM_FEATURES,
 }
 
 

@@ -28,6 +28,8 @@ FORMAT = "tailormind-workspace"
 VERSION = 1
 #: Tables an import writes; anything else is derived and removed when the import is replaced.
 IMPORTED_TABLES = ("items", "interactions", "users")
+#: Derived from the items alone, so a new split keeps them.
+SPLIT_INDEPENDENT = ("item_features",)
 
 
 def _now() -> str:
@@ -194,7 +196,8 @@ class Workspace:
 
     def derived(self) -> tuple[str, ...]:
         """Names of every table and artifact that a new split makes stale."""
-        tables = [n for n in self.manifest.get("tables", {}) if n not in IMPORTED_TABLES]
+        tables = [n for n in self.manifest.get("tables", {})
+                  if n not in IMPORTED_TABLES and n not in SPLIT_INDEPENDENT]
         return (*tables, *self.manifest.get("artifacts", {}))
 
     # -- artifacts (model checkpoints and other non-table outputs) -------------------------

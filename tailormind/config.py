@@ -92,10 +92,27 @@ class ProfilingConfig(_Section):
     """Profile init and textual-gradient refinement (Eq. 8-14)."""
 
     n_max: int = Field(3, ge=0, description="Refinement iterations N_max (paper: 3).")
-    ranker: Literal["embedding", "llm", "hybrid"] = "embedding"
+    ranker: Literal["embedding", "llm", "hybrid"] = Field(
+        "embedding", description="Ranker of the refinement loop (hybrid: CF + profile, fit on valid)."
+    )
     rank_top_k: int = Field(10, ge=1, description="Top-k of the ranked candidates shown to the critic.")
     history_items: int = Field(20, ge=1, description="Most recent train items put in the init prompt.")
-    reject_worse_updates: bool = True
+    reject_worse_updates: bool = Field(
+        True, description="Keep the old profile when an update ranks the validation item worse."
+    )
+    use_cf: bool = Field(True, description="Add CF(D_u) to the init evidence (ablation: false).")
+    z_train_items: int = Field(
+        0, ge=0, description="Z_u = validation item + this many most recent train items."
+    )
+    llm_window: int = Field(20, ge=2, description="Candidates per listwise LLM-ranker window.")
+    profile_tokens: int = Field(160, ge=16, description="Length of a profile / an update.")
+    critique_tokens: int = Field(120, ge=16, description="Length of one critique (the gradient).")
+    batch_users: int = Field(16, ge=1, description="Users whose prompts share one generate call.")
+    prompt_item_chars: int = Field(
+        200, ge=20, description="Each item description is cut to this in prompts (MovieLens user "
+        "tags make some descriptions 2,000+ characters; prompt length is the cost on CPU)."
+    )
+    eval_users: int = Field(100, ge=1, description="Seeded user sample for LLM-based methods.")
     passthrough_short_text: bool = Field(
         True, description="Item text up to short_text_chars is its own description (a 135M model "
         "only loses information rewriting it)."
@@ -211,6 +228,15 @@ class Settings(_Section):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def config_hash(self, *sections: str) -> str:
+        """12 hex digits of sha256 over the named sections (all when none): provenance of outputs."""
+        import hashlib
+        import json
+
+        data = self.model_dump(mode="json")
+        chosen = {name: data[name] for name in (sections or tuple(data))}
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def yaml_error_line(exc: yaml.YAMLError) -> str:

@@ -28,6 +28,13 @@ from tailormind.errors import TailorMindError
 app = typer.Typer(help="Profiling: item descriptions, user profiles.", no_args_is_help=True)
 
 
+def _progress(label: str) -> Progress:
+    """Done / total, percent, elapsed and ETA on stderr."""
+    return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                    TaskProgressColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=err)
+
+
 @app.command("describe")
 def describe_command(
     ctx: typer.Context,
@@ -44,9 +51,7 @@ def describe_command(
     settings = settings_of(ctx)
     ws = Workspace.open(workspace)
     total = ws.read("items", columns=["item_id"]).num_rows
-    with Progress(TextColumn("[bold]describe items"), BarColumn(), MofNCompleteColumn(),
-                  TaskProgressColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-                  TimeRemainingColumn(), console=err) as bar:
+    with _progress("describe items") as bar:
         task = bar.add_task("describe", total=total)
 
         def advance(n: int) -> None:
@@ -65,3 +70,84 @@ def describe_command(
     out.print(table)
     if report.counts:
         out.print("counts: " + ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items())))
+
+
+@app.command("run")
+def run_command(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = Path("workspace"),
+    users: Annotated[int | None, typer.Option("--users", help="A seeded sample of N users (default: all).")] = None,
+    user: Annotated[list[str] | None, typer.Option("--user", help="Only this user (repeatable).")] = None,
+    variant: Annotated[str | None, typer.Option(help="Write profiles__VARIANT (an ablation, e.g. nocf).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Profile at most N more users (resume later).")] = None,
+    force: Annotated[bool, typer.Option(help="Profile every chosen user again.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Initial profiles from history + CF(D_u), refined on the validation item (N_max rounds)."""
+    from tailormind.profiling.profiles import profile_users
+
+    settings = settings_of(ctx)
+    ws = Workspace.open(workspace)
+    with _progress("profile users") as bar:
+        task = bar.add_task("profile", total=None)
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+
+        report = profile_users(ws, settings, users=user or None, sample=users, variant=variant,
+                               limit=limit, force=force, progress=advance,
+                               on_plan=lambda n: bar.update(task, total=n))
+    data = {**asdict(report), "fallbacks": dict(report.fallbacks)}
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    table = Table("table", "users", "profiled now", "already done", "complete", "s/user",
+                  "tokens/user")
+    n = max(1, report.profiled)
+    table.add_row(report.table, str(report.users), str(report.profiled), str(report.skipped_done),
+                  "yes" if report.complete else "no (run again to finish)",
+                  f"{report.seconds / n:.1f}",
+                  f"{(report.prompt_tokens + report.completion_tokens) / n:.0f}")
+    out.print(table)
+    if report.fallbacks:
+        out.print("fallbacks: " + ", ".join(f"{k} {v}" for k, v in sorted(report.fallbacks.items())))
+
+
+@app.command("eval")
+def eval_command(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = Path("workspace"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Every method on the same TEST candidate sets: R@10/20, N@10/20, LLM tokens and s per user."""
+    from tailormind.profiling.evaluate import evaluate_profiles
+
+    settings = settings_of(ctx)
+    ws = Workspace.open(workspace)
+    variants = [name for name in ws.manifest.get("tables", {}) if name.startswith("profiles__")]
+    report = evaluate_profiles(ws, settings, variants)
+    if as_json:
+        print(json.dumps(asdict(report), indent=2))
+        return
+    table = Table(title=f"test metrics on {report.users_profiled} profiled users "
+                        f"(all users: {report.users_all})")
+    for column in ("method", "R@10", "R@20", "N@10", "N@20", "R@20 all", "N@10 all",
+                   "LLM tokens/user", "s/user"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for row in report.rows:
+        sample, everyone = row["sample"], row.get("all")
+        table.add_row(row["method"], *(f"{sample[k]:.4f}" for k in
+                                       ("recall@10", "recall@20", "ndcg@10", "ndcg@20")),
+                      f"{everyone['recall@20']:.4f}" if everyone else "",
+                      f"{everyone['ndcg@10']:.4f}" if everyone else "",
+                      f"{row.get('llm_tokens_per_user', 0):.0f}",
+                      f"{row.get('seconds_per_user', 0):.2f}")
+    out.print(table)
+    curve = Table("iteration", "mean valid rank", "test R@20", "test N@10",
+                  title="refinement curve (embedding ranker)")
+    for point in report.curve:
+        curve.add_row(str(point["iteration"]), f"{point['mean_valid_rank']:.2f}",
+                      f"{point['test']['recall@20']:.4f}", f"{point['test']['ndcg@10']:.4f}")
+    out.print(curve)
+    out.print("hybrid weights (fit on validation): " +
+              ", ".join(f"{k} {v:+.3f}" for k, v in report.fusion_weights.items()))

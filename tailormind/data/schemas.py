@@ -17,6 +17,9 @@ table              columns
 ``item_features``  item_id, description (what profiling reads), one description per modality
                    (text/image/video, null when absent), their sources, fallback reasons,
                    embedding (float32 list), the models that made them
+``profiles``       user_id, final and initial profile (+ embeddings), the iteration history (JSON:
+                   profile, validation rank, loss, accepted, critique, tokens, seconds),
+                   fallbacks, token and time totals, models, ranker, config hash
 =================  ==============================================================================
 """
 
@@ -100,6 +103,29 @@ ITEM_FEATURES = pa.schema(
     ]
 )
 
+PROFILES = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("profile", pa.string(), nullable=False),
+        pa.field("initial_profile", pa.string(), nullable=False),
+        pa.field("iterations", pa.string(), nullable=False),  # JSON list, one entry per iteration
+        pa.field("valid_rank_initial", pa.int32(), nullable=False),  # 1 = first of M
+        pa.field("valid_rank_final", pa.int32(), nullable=False),
+        pa.field("iterations_run", pa.int32(), nullable=False),
+        pa.field("accepted_updates", pa.int32(), nullable=False),
+        pa.field("fallback", pa.string()),
+        pa.field("prompt_tokens", pa.int64(), nullable=False),
+        pa.field("completion_tokens", pa.int64(), nullable=False),
+        pa.field("seconds", pa.float64(), nullable=False),
+        pa.field("embedding", pa.list_(pa.float32()), nullable=False),  # of the final profile
+        pa.field("initial_embedding", pa.list_(pa.float32()), nullable=False),
+        pa.field("text_model", pa.string(), nullable=False),
+        pa.field("embed_model", pa.string(), nullable=False),
+        pa.field("ranker", pa.string(), nullable=False),
+        pa.field("config_hash", pa.string(), nullable=False),
+    ]
+)
+
 #: Table name -> schema; ``users`` is checked on its required prefix only.
 TABLES: dict[str, pa.Schema] = {
     "items": ITEMS,
@@ -109,7 +135,14 @@ TABLES: dict[str, pa.Schema] = {
     "candidates": CANDIDATES,
     "cf_topk": CF_TOPK,
     "item_features": ITEM_FEATURES,
+    "profiles": PROFILES,
 }
+
+
+def schema_for(name: str) -> pa.Schema | None:
+    """The schema of table ``name``; a variant ``base__variant`` (e.g. ``profiles__nocf``, an
+    ablation) has its base table's schema."""
+    return TABLES.get(name) or TABLES.get(name.split("__", 1)[0])
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

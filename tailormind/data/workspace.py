@@ -136,7 +136,7 @@ class Workspace:
             }.get(name, "run the stage that produces it first")
             raise WorkspaceError(f"workspace {self.root} has no '{name}' table; {hint}")
         table = pq.read_table(self.table_path(name), columns=columns)
-        expected = schemas.TABLES.get(name)
+        expected = schemas.schema_for(name)
         if expected is None:
             return table
         # Parquet has no second-resolution timestamps and renames list children: cast back.
@@ -162,7 +162,7 @@ class Workspace:
         """
         info = info or {}
         tables = {
-            name: schemas.conform(table, schemas.TABLES[name]) if name in schemas.TABLES else table
+            name: schemas.conform(table, schema) if (schema := schemas.schema_for(name)) else table
             for name, table in tables.items()
         }
         staged: list[tuple[Path, Path]] = []

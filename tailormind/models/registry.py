@@ -194,14 +194,16 @@ def _build(role: str, settings: Settings) -> Role:
 
 def _smollm2(config: ModelBackendConfig, settings: Settings, key: str) -> Role:
     from tailormind.models.assets import SMOLLM2_ID, smollm2_gguf
-    from tailormind.models.text_transformers import TransformersText, TransformersTextOptions
+    from tailormind.models.text_transformers import SmolLM2Options, TransformersText
 
-    options = parse_options(config, TransformersTextOptions, key)
+    options = parse_options(config, SmolLM2Options, key)
     gguf = Path(config.path) if config.path else smollm2_gguf()
     if not gguf.is_file():
         raise ConfigError(f"{key}.path: {gguf} is not a GGUF file")
     return TransformersText(
         gguf.parent, gguf_file=gguf.name, chat_template=options.chat_template,
+        repetition_penalty=options.repetition_penalty,
+        no_repeat_ngram_size=options.no_repeat_ngram_size,
         device=config.device, dtype=config.dtype, batch_size=config.batch_size,
         weights_cache=cache_root(settings) / "weights", max_memory_gib=config.max_memory_gib,
         key=key, json_retries=config.json_retries, default_params=_params(config),
@@ -218,6 +220,8 @@ def _transformers_text(config: ModelBackendConfig, settings: Settings, key: str)
         path = path.parent
     return TransformersText(
         path, gguf_file=options.gguf_file, chat_template=options.chat_template,
+        repetition_penalty=options.repetition_penalty,
+        no_repeat_ngram_size=options.no_repeat_ngram_size,
         device=config.device, dtype=config.dtype, batch_size=config.batch_size,
         weights_cache=cache_root(settings) / "weights", max_memory_gib=config.max_memory_gib,
         key=key, trust_remote_code=options.trust_remote_code, json_retries=config.json_retries,

@@ -29,6 +29,16 @@ class TransformersTextOptions(BackendOptions):
     gguf_file: str | None = None
     chat_template: str | None = None
     trust_remote_code: bool = False
+    #: Anti-repetition for free text (not applied to JSON answers, which repeat by nature).
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+
+
+class SmolLM2Options(TransformersTextOptions):
+    """A 135M model loops ("a mix of jesus, danish, and a mix of jesus, ...") without these."""
+
+    repetition_penalty: float = 1.2
+    no_repeat_ngram_size: int = 4
 
 
 class TransformersText(TextModel):
@@ -47,6 +57,8 @@ class TransformersText(TextModel):
         max_memory_gib: float | None = None,
         key: str = "models.text",
         trust_remote_code: bool = False,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -56,6 +68,11 @@ class TransformersText(TextModel):
         self.device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, self.device)
         self.batch_size = batch_size
+        self.free_text_kwargs: dict[str, Any] = {}
+        if repetition_penalty != 1.0:
+            self.free_text_kwargs["repetition_penalty"] = repetition_penalty
+        if no_repeat_ngram_size:
+            self.free_text_kwargs["no_repeat_ngram_size"] = no_repeat_ngram_size
         started = time.perf_counter()
         source, file_kwargs = Path(model_dir), {}
         self.loaded_from_cache = False
@@ -117,8 +134,10 @@ class TransformersText(TextModel):
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True,
                                 add_special_tokens=False).to(self.device)
         sampling: dict[str, Any] = {"do_sample": False}
+        if not prefix:  # free text; a JSON answer (prefix "{") must be free to repeat tokens
+            sampling.update(self.free_text_kwargs)
         if params.temperature > 0:
-            sampling = {"do_sample": True, "temperature": params.temperature, "top_p": 1.0}
+            sampling.update({"do_sample": True, "temperature": params.temperature, "top_p": 1.0})
             if params.seed is not None:
                 torch.manual_seed(params.seed)
         started = time.perf_counter()

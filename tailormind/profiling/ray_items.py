@@ -43,11 +43,14 @@ def describe_items_ray(
     limit: int | None = None,
     force: bool = False,
     progress: Callable[[int], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
 ) -> DescribeReport:
     import ray
 
     started = time.perf_counter()
     plan = plan_describe(workspace, settings, limit=limit, force=force)
+    if on_plan:
+        on_plan(len(plan.rows))
     if plan.report.complete:
         return plan.report
     if not plan.rows:

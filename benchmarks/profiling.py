@@ -1,0 +1,147 @@
+"""Profiling quality and cost on ml-latest-small, and orchestration overhead at 10,000 users.
+
+    python benchmarks/profiling.py quality  [--workspace WS] [--users 100] [--no-variant]
+    python benchmarks/profiling.py overhead [--users 10000]
+
+``quality`` runs the missing stages on the bundled MovieLens data (import, split, describe,
+HypergraphCF + LightGCN, cf_topk), profiles a seeded sample of users with the embedded models (and
+the ``nocf`` ablation), then prints the evaluation table and the refinement curve.
+``overhead`` profiles synthetic users with a zero-latency text model and the MiniLM embedding
+ranker, and reports the time per user that is not model time (the orchestration overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tailormind.config import load_config  # noqa: E402
+from tailormind.models.base import Completion, TextModel  # noqa: E402
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> str:
+    import os
+
+    exe = Path(sys.executable).with_name("tailormind")
+    result = subprocess.run([str(exe), *args], capture_output=True, text=True,
+                            env={**os.environ, **(env or {})})
+    if result.returncode:
+        raise SystemExit(f"tailormind {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    return result.stdout
+
+
+def quality(args: argparse.Namespace) -> None:
+    from tailormind.data.workspace import Workspace
+
+    ws = Path(args.workspace)
+    if not (ws / "manifest.json").exists():
+        cli("data", "import", "--format", "movielens", str(REPO / "data" / "ml-latest-small"),
+            "--workspace", str(ws))
+    workspace = Workspace.open(ws)
+    if not workspace.has("split"):
+        cli("data", "split", "--workspace", str(ws))
+    if not workspace.has("item_features"):
+        cli("profile", "describe", "--workspace", str(ws))
+    workspace = Workspace.open(ws)
+    for model in ("hypergraph", "lightgcn"):
+        if not workspace.has_artifact(f"cf:{model}"):
+            cli("cf", "train", "--workspace", str(ws), "--model", model)
+    if not Workspace.open(ws).has("cf_topk"):
+        cli("cf", "recommend", "--workspace", str(ws))
+    started = time.perf_counter()
+    print(cli("profile", "run", "--workspace", str(ws), "--users", str(args.users)))
+    print(f"profiles: {time.perf_counter() - started:.0f} s wall")
+    if not args.no_variant:
+        print(cli("profile", "run", "--workspace", str(ws), "--users", str(args.users),
+                  "--variant", "nocf", env={"TAILORMIND_PROFILING__USE_CF": "false"}))
+    print(cli("profile", "eval", "--workspace", str(ws)))
+
+
+class InstantText(TextModel):
+    """Zero-latency text model: a fixed, usable answer for every prompt."""
+
+    def __init__(self) -> None:
+        super().__init__(backend="instant", model_id="instant")
+
+    def _generate(self, batch, params, json_schema):
+        return [Completion(text="Likes thoughtful stories about tag00001 and tag00002, "
+                                "and dislikes noise.", model="instant") for _ in batch]
+
+
+def overhead(args: argparse.Namespace) -> None:
+    from tailormind.cf.checkpoint import save_checkpoint
+    from tailormind.cf.data import load_cf_data
+    from tailormind.cf.recommend import recommend_workspace
+    from tailormind.cf.train import train_model
+    from tailormind.data.importers import import_synthetic
+    from tailormind.data.ingest import save_import
+    from tailormind.data.split import split_workspace
+    from tailormind.models.registry import load_role
+    from tailormind.profiling.evidence import ItemFeatures
+    from tailormind.profiling.items import describe_items
+    from tailormind.profiling.profiler import Profiler
+    from tailormind.profiling.profiles import profile_users
+    from tailormind.profiling.rankers import EmbeddingRanker
+
+    with tempfile.TemporaryDirectory(prefix="tailormind-overhead-") as tmp:
+        settings = load_config(environ={}, overrides={
+            "models": {"cache_dir": tmp, "cache": False}, "cf": {"epochs": 1},
+            "profiling": {"batch_users": 64}})
+        ws = save_import(import_synthetic(users=args.users, items=2000, tags=200, per_user=12,
+                                          seed=1), Path(tmp) / "ws")
+        split_workspace(ws, seed=1)
+        data = load_cf_data(ws)
+        save_checkpoint(ws, train_model(data, settings.cf, "hypergraph", seed=1), data,
+                        settings.cf, name="hypergraph")
+        recommend_workspace(ws, "hypergraph", 10)
+        describe_items(ws, settings)
+        features = ItemFeatures.load(ws)
+        embed = load_role("embed", settings)
+        ranker = EmbeddingRanker(features, embed)
+        model_seconds = 0.0
+        original = embed._encode
+
+        def timed_encode(texts):
+            nonlocal model_seconds
+            began = time.perf_counter()
+            try:
+                return original(texts)
+            finally:
+                model_seconds += time.perf_counter() - began
+
+        embed._encode = timed_encode
+        started = time.perf_counter()
+        report = profile_users(ws, settings,
+                               profiler=Profiler(settings, features, ranker, InstantText()))
+        total = time.perf_counter() - started
+    per_user = total / report.profiled * 1000
+    model = model_seconds / report.profiled * 1000
+    print(f"{'users':<34}{report.profiled:>10}")
+    print(f"{'wall s':<34}{total:>10.1f}")
+    print(f"{'ms per user (all)':<34}{per_user:>10.2f}")
+    print(f"{'ms per user in the embedder':<34}{model:>10.2f}")
+    print(f"{'ms per user orchestration':<34}{per_user - model:>10.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    q = sub.add_parser("quality")
+    q.add_argument("--workspace", default=".bench-profiling")
+    q.add_argument("--users", type=int, default=100)
+    q.add_argument("--no-variant", action="store_true")
+    o = sub.add_parser("overhead")
+    o.add_argument("--users", type=int, default=10_000)
+    args = parser.parse_args()
+    quality(args) if args.what == "quality" else overhead(args)
+
+
+if __name__ == "__main__":
+    main()

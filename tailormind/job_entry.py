@@ -1,0 +1,41 @@
+"""The shared shape of the Ray Data job entrypoints in ``jobs/``: arguments, Ray, exit codes.
+
+A job prints progress lines while it runs and one JSON report at the end; an error the user can
+fix prints ``error: ...`` on stderr and exits with the error's code (2), without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from tailormind.errors import TailorMindError
+
+
+def data_job_parser(description: str, unit: str) -> argparse.ArgumentParser:
+    """--workspace, --workers, --cpus-per-worker, --limit, --force."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--workers", type=int, default=1, help="Ray Data actors")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
+    parser.add_argument("--limit", type=int, default=None, help=f"at most N more {unit}")
+    parser.add_argument("--force", action="store_true", help=f"redo every chosen {unit[:-1]}")
+    return parser
+
+
+def run_job(body: Callable[[], dict[str, Any]]) -> int:
+    """Connect to (or start) Ray, run ``body``, print its JSON report; map errors to exit codes."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(log_to_driver=False)
+        result = body()
+    except TailorMindError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(json.dumps(result, indent=2, default=str))
+    return 0

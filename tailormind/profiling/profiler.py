@@ -1,0 +1,263 @@
+"""Profile initialisation (Eq. 9) and textual-gradient refinement (Eq. 10-14), batched over users.
+
+For a batch of users, every LLM step is one batched ``text.complete`` call:
+
+1. p⁽⁰⁾ from the descriptions of the recent train history D_u (strong evidence) and CF(D_u)
+   (weak evidence). An empty answer or a failing model falls back to an extractive profile
+   (the recent items' descriptions), recorded.
+2. For n = 1..N_max: rank each Z_u item (the validation positive, plus ``z_train_items`` recent
+   train items) against the validation negatives with p⁽ⁿ⁻¹⁾; loss = mean 0-based rank. Loss 0
+   stops the user (Eq. 14). Otherwise the critique (the textual gradient, Eq. 13) is written from
+   the profile, the top-ranked wrong items and the Z_u items, and the update (Eq. 12) rewrites the
+   profile. An update whose loss is worse is rejected when ``reject_worse_updates``.
+
+Only validation candidates are ranked here; the test set is not loaded by this module.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from tailormind.config import Settings
+from tailormind.errors import ModelError
+from tailormind.models.base import Completion, GenerationParams, TextModel
+from tailormind.profiling.evidence import ItemFeatures, UserEvidence
+from tailormind.profiling.rankers import RankQuery, Ranker
+from tailormind.prompts import render
+
+#: A critique shorter than this many words carries no usable direction.
+MIN_CRITIQUE_WORDS = 4
+
+
+#: A text whose distinct words are fewer than this share of its words is a loop, not a profile.
+MIN_DISTINCT_SHARE = 0.35
+
+
+def usable(text: str) -> bool:
+    """Non-empty and not degenerate (a small model looping on one phrase)."""
+    words = text.lower().split()
+    if not words:
+        return False
+    return len(words) < 12 or len(set(words)) / len(words) >= MIN_DISTINCT_SHARE
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters (``…`` marks the cut)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;.") + "…"
+
+
+@dataclass
+class Iteration:
+    iteration: int
+    profile: str
+    valid_rank: int  # 1 = the validation item ranked first
+    loss: float  # mean 0-based rank of the Z_u items
+    accepted: bool
+    critique: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class ProfileState:
+    evidence: UserEvidence
+    profile: str = ""
+    initial: str = ""
+    loss: float = float("inf")
+    valid_rank: int = 0
+    done: bool = False
+    iterations: list[Iteration] = field(default_factory=list)
+    fallbacks: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    def charge(self, completion: Completion | None, seconds: float) -> None:
+        if completion is not None:
+            self.prompt_tokens += completion.prompt_tokens
+            self.completion_tokens += completion.completion_tokens
+        self.seconds += seconds
+
+    def record(self) -> dict:
+        return {
+            "user_id": self.evidence.user_id,
+            "profile": self.profile,
+            "initial_profile": self.initial,
+            "iterations": json.dumps([asdict(i) for i in self.iterations], ensure_ascii=False),
+            "valid_rank_initial": self.iterations[0].valid_rank if self.iterations else 0,
+            "valid_rank_final": self.valid_rank,
+            "iterations_run": max(0, len(self.iterations) - 1),
+            "accepted_updates": sum(1 for i in self.iterations[1:] if i.accepted),
+            "fallback": "; ".join(self.fallbacks) or None,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "seconds": self.seconds,
+        }
+
+
+class Profiler:
+    def __init__(self, settings: Settings, features: ItemFeatures, ranker: Ranker,
+                 text: TextModel) -> None:
+        self.config = settings.profiling
+        self.features, self.ranker, self.text = features, ranker, text
+        self.profile_params = GenerationParams(max_tokens=self.config.profile_tokens)
+        self.critique_params = GenerationParams(max_tokens=self.config.critique_tokens)
+        self.max_words = max(30, int(self.config.profile_tokens * 0.6))
+
+    # -- one batched LLM step ------------------------------------------------------------------
+    def _ask(self, states: list[ProfileState], prompts: list[str], params: GenerationParams,
+             what: str) -> list[Completion | None]:
+        """One completion per state; a failing model gives None for all, recorded."""
+        if not states:
+            return []
+        started = time.perf_counter()
+        try:
+            system = render("profiling/system.txt")
+            answers: list[Completion | None] = list(self.text.complete(
+                [[{"role": "system", "content": system}, {"role": "user", "content": p}]
+                 for p in prompts], params))
+        except ModelError as exc:
+            answers = [None] * len(states)
+            for state in states:
+                state.fallbacks.append(f"{what}: text model failed ({exc})")
+        share = (time.perf_counter() - started) / len(states)
+        for state, answer in zip(states, answers, strict=True):
+            state.charge(answer, share)
+        return answers
+
+    def _descriptions(self, items: list[str]) -> list[str]:
+        limit = self.config.prompt_item_chars
+        return [_clip(self.features.describe(i), limit) for i in items]
+
+    # -- Eq. 9 ----------------------------------------------------------------------------------
+    def initialise(self, evidence: list[UserEvidence]) -> list[ProfileState]:
+        states = [ProfileState(evidence=e) for e in evidence]
+        prompts = []
+        for state in states:
+            recent = state.evidence.history[-self.config.history_items:]
+            cf = state.evidence.cf if self.config.use_cf else []
+            prompts.append(render("profiling/profile_init.txt", max_words=self.max_words,
+                                  history=self._descriptions(recent),
+                                  cf=self._descriptions(cf)))
+        answers = self._ask(states, prompts, self.profile_params, "init")
+        for state, answer in zip(states, answers, strict=True):
+            text = answer.text.strip() if answer is not None else ""
+            if text and not usable(text):
+                state.fallbacks.append("init: the model's profile is degenerate (repetitive)")
+                text = ""
+            elif not text and answer is not None:
+                state.fallbacks.append("init: the model returned an empty profile")
+            if not text:
+                text = self.extractive(state.evidence)
+                if not text:
+                    state.fallbacks.append("no history and no CF items: empty profile")
+            state.profile = state.initial = text
+        return states
+
+    def extractive(self, evidence: UserEvidence) -> str:
+        """The fallback profile: what the user recently interacted with, verbatim."""
+        items = evidence.history[-5:] or evidence.cf[:5]
+        if not items:
+            return ""
+        return "Recently enjoyed: " + " | ".join(self._descriptions(items[::-1]))
+
+    # -- Eq. 10-11: the loss --------------------------------------------------------------------
+    def _z_items(self, evidence: UserEvidence) -> list[str]:
+        extra = evidence.history[-self.config.z_train_items:] if self.config.z_train_items else []
+        return [evidence.valid_positive, *extra]
+
+    def losses(self, states: list[ProfileState], profiles: list[str]
+               ) -> list[tuple[float, int, list[str]]]:
+        """(loss, 1-based validation rank, top-ranked wrong items) per state."""
+        queries, owners = [], []
+        for si, (state, profile) in enumerate(zip(states, profiles, strict=True)):
+            negatives = state.evidence.valid_candidates[1:]
+            for z in self._z_items(state.evidence):
+                queries.append(RankQuery(state.evidence.user_id, profile, [z, *negatives]))
+                owners.append(si)
+        scores = self.ranker.score(queries)
+        out: list[tuple[float, int, list[str]]] = []
+        for si, state in enumerate(states):
+            ranks, wrong = [], None
+            for query, score in ((q, s) for q, s, o in zip(queries, scores, owners, strict=True)
+                                 if o == si):
+                ranks.append(int((score[1:] >= score[0]).sum()))
+                if wrong is None:  # the validation query: its top-ranked negatives
+                    order = np.argsort(-score[1:], kind="stable")[: self.config.rank_top_k]
+                    wrong = [query.candidates[1 + j] for j in order]
+            out.append((float(np.mean(ranks)), ranks[0] + 1, wrong or []))
+        return out
+
+    # -- Eq. 12-14 ------------------------------------------------------------------------------
+    def refine(self, states: list[ProfileState]) -> None:
+        started = time.perf_counter()
+        current = self.losses(states, [s.profile for s in states])
+        share = (time.perf_counter() - started) / max(1, len(states))
+        wrong_items: dict[int, list[str]] = {}
+        for i, (state, (loss, rank, wrong)) in enumerate(zip(states, current, strict=True)):
+            state.loss, state.valid_rank = loss, rank
+            state.seconds += share
+            state.iterations.append(Iteration(0, state.profile, rank, loss, accepted=True))
+            wrong_items[i] = wrong
+            state.done = loss == 0 or not state.profile
+        for n in range(1, self.config.n_max + 1):
+            active = [i for i, s in enumerate(states) if not s.done]
+            if not active:
+                break
+            before = {i: (states[i].prompt_tokens, states[i].completion_tokens, states[i].seconds)
+                      for i in active}
+            critiques = self._ask(
+                [states[i] for i in active],
+                [render("profiling/critique.txt", rank=states[i].valid_rank,
+                        total=len(states[i].evidence.valid_candidates), profile=states[i].profile,
+                        wrong=self._descriptions(wrong_items[i]),
+                        positives=self._descriptions(self._z_items(states[i].evidence)),
+                        max_words=max(20, int(self.config.critique_tokens * 0.6)))
+                 for i in active],
+                self.critique_params, "critique")
+            kept: list[tuple[int, str]] = []
+            for i, critique in zip(active, critiques, strict=True):
+                text = critique.text.strip() if critique is not None else ""
+                if len(text.split()) < MIN_CRITIQUE_WORDS or not usable(text):
+                    if critique is not None:
+                        states[i].fallbacks.append(f"iteration {n}: critique unusable, stopped")
+                    states[i].done = True
+                    continue
+                kept.append((i, text))
+            updates = self._ask(
+                [states[i] for i, _ in kept],
+                [render("profiling/update.txt", profile=states[i].profile, critique=text,
+                        max_words=self.max_words) for i, text in kept],
+                self.profile_params, "update")
+            candidates = [(i, text, u.text.strip() if u is not None else "")
+                          for (i, text), u in zip(kept, updates, strict=True)]
+            for i, _, new in candidates:
+                if not usable(new):
+                    states[i].fallbacks.append(f"iteration {n}: empty or degenerate update "
+                                               f"rejected")
+                    states[i].done = True
+            scored = [(i, c, new) for i, c, new in candidates if usable(new)]
+            started = time.perf_counter()
+            new_losses = self.losses([states[i] for i, _, _ in scored], [new for _, _, new in scored])
+            share = (time.perf_counter() - started) / max(1, len(scored))
+            for (i, critique, new), (loss, rank, wrong) in zip(scored, new_losses, strict=True):
+                state = states[i]
+                state.seconds += share
+                accepted = not (self.config.reject_worse_updates and loss > state.loss)
+                p0, c0, s0 = before[i]
+                state.iterations.append(Iteration(
+                    n, new, rank, loss, accepted, critique=critique,
+                    prompt_tokens=state.prompt_tokens - p0,
+                    completion_tokens=state.completion_tokens - c0,
+                    seconds=state.seconds - s0))
+                if accepted:
+                    state.profile, state.loss, state.valid_rank = new, loss, rank
+                    wrong_items[i] = wrong
+                state.done = state.loss == 0

@@ -1,0 +1,158 @@
+"""Rankers: score a user's candidate items with a profile (Eq. 11), behind one interface.
+
+- ``embedding``: cosine between the profile's embedding and each item's description embedding.
+- ``llm``: listwise by the ``text`` role. The M candidates are split into windows of
+  ``llm_window``; each window is ranked by item id (the item's number in the window, JSON,
+  repaired/re-asked by the role); the
+  first ``window / n_windows`` of every window meet in a final window. Ids the model leaves out go to the bottom of
+  their window in their original order — counted in ``stats["unranked"]``, never hidden — and
+  ids it invents are ignored (``stats["unknown_ids"]``). Ranking is by id, never by title.
+
+Scores are higher-is-better; ties are broken against the positive by the shared metrics.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from tailormind.models.base import Embedder, GenerationParams, TextModel
+from tailormind.profiling.evidence import ItemFeatures
+from tailormind.prompts import render
+
+RANKING_SCHEMA = {
+    "type": "object",
+    "properties": {"ranking": {"type": "array", "items": {"type": ["string", "integer"]}}},
+    "required": ["ranking"],
+}
+
+
+@dataclass
+class RankQuery:
+    user_id: str
+    profile: str
+    candidates: list[str]
+
+
+class Ranker(ABC):
+    name = ""
+
+    def __init__(self) -> None:
+        self.stats: Counter = Counter()
+        #: every candidate list this ranker was asked about, per user (tests audit it)
+        self.seen: dict[str, list[list[str]]] = {}
+
+    def score(self, queries: list[RankQuery]) -> list[np.ndarray]:
+        for query in queries:
+            self.seen.setdefault(query.user_id, []).append(list(query.candidates))
+        return self._score(queries)
+
+    @abstractmethod
+    def _score(self, queries: list[RankQuery]) -> list[np.ndarray]:
+        """One score per candidate, per query."""
+
+
+class EmbeddingRanker(Ranker):
+    name = "embedding"
+
+    def __init__(self, features: ItemFeatures, embedder: Embedder) -> None:
+        super().__init__()
+        self.features, self.embedder = features, embedder
+
+    def profile_vectors(self, profiles: list[str]) -> np.ndarray:
+        return self.embedder.embed(profiles)
+
+    def _score(self, queries: list[RankQuery]) -> list[np.ndarray]:
+        vectors = self.profile_vectors([q.profile for q in queries])
+        return [self.features.vectors(q.candidates) @ v for q, v in zip(queries, vectors,
+                                                                         strict=True)]
+
+
+class LLMRanker(Ranker):
+    name = "llm"
+
+    def __init__(self, features: ItemFeatures, text: TextModel, *, window: int = 20,
+                 max_tokens: int = 256, description_chars: int = 200) -> None:
+        super().__init__()
+        self.features, self.text = features, text
+        self.window = window
+        self.params = GenerationParams(max_tokens=max_tokens)
+        self.description_chars = description_chars
+
+    def _rank_windows(self, windows: list[tuple[str, list[str]]]) -> list[list[str]]:
+        """Each (profile, ids) window -> ids best first (unranked appended in given order)."""
+        prompts = []
+        for profile, ids in windows:
+            items = [(i, self.features.describe(item)[: self.description_chars])
+                     for i, item in enumerate(ids, start=1)]
+            prompts.append([{"role": "user", "content": render(
+                "profiling/rank.txt", profile=profile, items=items, n=len(ids))}])
+        answers = self.text.complete_json(prompts, RANKING_SCHEMA, self.params)
+        out = []
+        for (_, ids), answer in zip(windows, answers, strict=True):
+            order: list[str] = []
+            if not answer.ok:
+                self.stats["failed_windows"] += 1
+            for label in (answer.value or {}).get("ranking", []) if answer.ok else []:
+                position = _position(label, len(ids))
+                if position is None:
+                    self.stats["unknown_ids"] += 1
+                elif ids[position] not in order:
+                    order.append(ids[position])
+            missing = [item for item in ids if item not in order]
+            self.stats["unranked"] += len(missing)
+            out.append(order + missing)
+        self.stats["windows"] += len(windows)
+        return out
+
+    def _score(self, queries: list[RankQuery]) -> list[np.ndarray]:
+        windows, owners = [], []
+        for qi, query in enumerate(queries):
+            for start in range(0, len(query.candidates), self.window):
+                windows.append((query.profile, query.candidates[start : start + self.window]))
+                owners.append(qi)
+        ranked = self._rank_windows(windows)
+        per_query: dict[int, list[list[str]]] = {}
+        for qi, order in zip(owners, ranked, strict=True):
+            per_query.setdefault(qi, []).append(order)
+        finals: list[tuple[str, list[str]] | None] = []
+        for qi in range(len(queries)):
+            orders = per_query.get(qi, [])
+            if len(orders) <= 1:
+                finals.append(None)
+                continue
+            keep = max(1, self.window // len(orders))
+            finals.append((queries[qi].profile, [item for o in orders for item in o[:keep]]))
+        final_windows = [f for f in finals if f is not None]
+        final_ranked = iter(self._rank_windows(final_windows)) if final_windows else iter(())
+        scores = []
+        for qi, query in enumerate(queries):
+            orders = per_query.get(qi, [])
+            position: dict[str, float] = {}
+            if finals[qi] is None:
+                for rank, item in enumerate(orders[0] if orders else []):
+                    position[item] = rank
+            else:
+                final = next(final_ranked)
+                for rank, item in enumerate(final):
+                    position[item] = rank
+                offset = len(final)
+                for window_rank in range(max(len(o) for o in orders)):
+                    for o in orders:
+                        if window_rank < len(o) and o[window_rank] not in position:
+                            position[o[window_rank]] = offset
+                            offset += 1
+            scores.append(np.array([-position.get(item, len(query.candidates))
+                                    for item in query.candidates], dtype=np.float64))
+        return scores
+
+
+def _position(label: object, n: int) -> int | None:
+    """A window label (1-based number, possibly as "[3]" or "3") -> 0-based position."""
+    text = str(label).strip().strip("[]()#. ")
+    if text.isdigit() and 1 <= int(text) <= n:
+        return int(text) - 1
+    return None

@@ -1,0 +1,326 @@
+"""Profiles: init from history + CF, the textual-gradient loop, fallbacks, resumption, evaluation,
+and the rule that the test item is never seen before the final evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+
+from tailormind.cf.checkpoint import save_checkpoint
+from tailormind.cf.data import load_cf_data
+from tailormind.cf.recommend import recommend_workspace
+from tailormind.cf.train import train_model
+from tailormind.config import load_config
+from tailormind.data.importers import import_synthetic
+from tailormind.data.ingest import save_import
+from tailormind.data.split import split_workspace
+from tailormind.data.workspace import Workspace
+from tailormind.errors import ModelError
+from tailormind.models.base import Completion, TextModel
+from tailormind.models.registry import load_role
+from tailormind.profiling.evaluate import evaluate_profiles, fit_fusion
+from tailormind.profiling.evidence import ItemFeatures
+from tailormind.profiling.items import describe_items
+from tailormind.profiling.profiler import Profiler
+from tailormind.profiling.profiles import profile_users, sample_users
+from tailormind.profiling.rankers import EmbeddingRanker
+
+
+class PromptedText(TextModel):
+    """A dummy engine (as textgrad tests do) that answers each prompt kind predictably.
+
+    init -> a vague profile; critique -> names the chosen item's description; update -> the
+    critique's suggestion. So a refinement moves the profile onto the validation item.
+    """
+
+    def __init__(self, *, init: str = "Likes many things.", critique: str | None = None,
+                 update: str | None = None, fail_on: str | None = None) -> None:
+        super().__init__(backend="prompted", model_id="prompted", json_retries=0)
+        self.init, self.critique, self.update = init, critique, update
+        self.fail_on = fail_on
+        self.prompts: list[str] = []
+
+    def _generate(self, batch, params, json_schema):
+        out = []
+        for conversation in batch:
+            prompt = conversation[-1]["content"]
+            self.prompts.append(prompt)
+            kind = ("critique" if "came only at position" in prompt else
+                    "update" if "Rewrite the description" in prompt else "init")
+            if kind == self.fail_on:
+                raise ModelError("models.text: server timed out")
+            if kind == "init":
+                text = self.init
+            elif kind == "critique":
+                chosen = prompt.split("Item(s) the person actually chose:\n- ", 1)[1].split("\n")[0]
+                text = self.critique if self.critique is not None else f"Stress this: {chosen}"
+            else:
+                suggestion = prompt.split("Stress this: ", 1)[-1].split("\n")[0]
+                text = self.update if self.update is not None else suggestion
+            out.append(Completion(text=text, prompt_tokens=len(prompt.split()),
+                                  completion_tokens=len(text.split()), model="prompted"))
+        return out
+
+
+@pytest.fixture(scope="module")
+def profiled_ws(tmp_path_factory: pytest.TempPathFactory, models_cache: Path):
+    """Synthetic users, split, HypergraphCF (2 epochs), cf_topk and item descriptions."""
+    root = tmp_path_factory.mktemp("profiles") / "ws"
+    ws = save_import(import_synthetic(users=24, items=80, tags=8, per_user=9, seed=5), root)
+    split_workspace(ws, seed=1, negatives=30)
+    settings = load_config(environ={}, overrides={"models": {"cache_dir": str(models_cache)},
+                                                  "cf": {"epochs": 2, "embedding_dim": 8}})
+    data = load_cf_data(ws)
+    save_checkpoint(ws, train_model(data, settings.cf, "hypergraph", seed=1), data, settings.cf,
+                    name="hypergraph")
+    recommend_workspace(ws, "hypergraph", 5)
+    describe_items(ws, settings)
+    return root, settings
+
+
+def fresh(profiled_ws, tmp_path: Path) -> Workspace:
+    import shutil
+
+    root, _ = profiled_ws
+    shutil.copytree(root, tmp_path / "ws")
+    return Workspace.open(tmp_path / "ws")
+
+
+def make_profiler(ws: Workspace, settings, text: TextModel) -> Profiler:
+    features = ItemFeatures.load(ws)
+    return Profiler(settings, features, EmbeddingRanker(features, load_role("embed", settings)),
+                    text)
+
+
+def test_refinement_moves_the_profile_and_never_sees_the_test_item(profiled_ws, tmp_path) -> None:
+    ws = fresh(profiled_ws, tmp_path)
+    _, settings = profiled_ws
+    text = PromptedText()
+    profiler = make_profiler(ws, settings, text)
+    report = profile_users(ws, settings, profiler=profiler)
+    assert report.complete and report.profiled == report.users > 0
+    rows = {r["user_id"]: r for r in ws.read("profiles").to_pylist()}
+    improved = 0
+    for row in rows.values():
+        history = json.loads(row["iterations"])
+        assert history[0]["iteration"] == 0 and history[0]["profile"] == row["initial_profile"]
+        assert row["valid_rank_final"] <= row["valid_rank_initial"]  # rejections keep it monotone
+        assert row["iterations_run"] <= settings.profiling.n_max
+        improved += row["valid_rank_final"] < row["valid_rank_initial"]
+        if row["valid_rank_initial"] == 1:
+            assert row["iterations_run"] == 0  # Eq. 14: already first, nothing to refine
+    assert improved > 0
+    # the test item: never a candidate given to the ranker, never described in a prompt
+    candidates = ws.read("candidates")
+    test = candidates.filter(pc.equal(candidates.column("split"), "test")).to_pylist()
+    for row in test:
+        seen = profiler.ranker.seen.get(row["user_id"], [])
+        assert seen and all(row["positive"] not in c for c in seen)
+    # nor part of any user's evidence: not history, not a validation candidate (CF(D_u) may
+    # predict it — CF is trained on train only — which is a prediction, not a leak)
+    from tailormind.profiling.evidence import load_evidence
+
+    evidence = load_evidence(ws)
+    for row in test:
+        user = evidence[row["user_id"]]
+        assert row["positive"] not in user.history
+        assert row["positive"] not in user.valid_candidates
+
+
+def test_worse_updates_are_rejected_unless_configured(profiled_ws, tmp_path) -> None:
+    ws = fresh(profiled_ws, tmp_path)
+    _, settings = profiled_ws
+    bad = PromptedText(update="Enjoys nothing at all, only silence.")
+    profile_users(ws, settings, profiler=make_profiler(ws, settings, bad))
+    rows = ws.read("profiles").to_pylist()
+    steps = [s for r in rows for s in json.loads(r["iterations"])[1:]]
+    assert steps and any(not s["accepted"] for s in steps)
+    assert all(r["profile"] == r["initial_profile"] for r in rows if r["accepted_updates"] == 0)
+    lenient = load_config(environ={}, overrides={**_overrides(settings),
+                                                 "profiling": {"reject_worse_updates": False}})
+    profile_users(ws, lenient, profiler=make_profiler(ws, lenient, bad), force=True)
+    rows = ws.read("profiles").to_pylist()
+    assert all(s["accepted"] for r in rows for s in json.loads(r["iterations"])[1:])
+
+
+def _overrides(settings) -> dict:
+    return {"models": {"cache_dir": str(settings.models.cache_dir)}}
+
+
+def test_fallbacks_are_recorded_and_the_job_goes_on(profiled_ws, tmp_path) -> None:
+    ws = fresh(profiled_ws, tmp_path)
+    _, settings = profiled_ws
+    report = profile_users(ws, settings, profiler=make_profiler(
+        ws, settings, PromptedText(init="", critique="ok")))
+    rows = ws.read("profiles").to_pylist()
+    assert report.complete and all(r["profile"].startswith("Recently enjoyed: ") for r in rows)
+    assert all("init: the model returned an empty profile" in r["fallback"] for r in rows)
+    assert any("critique unusable" in (r["fallback"] or "") for r in rows)
+    assert report.fallbacks["init"] == len(rows)
+    timeouts = profile_users(ws, settings, force=True, profiler=make_profiler(
+        ws, settings, PromptedText(fail_on="update")))
+    rows = ws.read("profiles").to_pylist()
+    assert timeouts.complete and len(rows) == timeouts.users
+    refined = [r for r in rows if r["valid_rank_initial"] > 1]
+    assert refined and all("update: text model failed" in r["fallback"] for r in refined)
+
+
+def test_a_killed_run_resumes_without_recomputing(profiled_ws, tmp_path) -> None:
+    ws = fresh(profiled_ws, tmp_path)
+    _, base = profiled_ws
+    settings = load_config(environ={}, overrides={**_overrides(base),
+                                                  "profiling": {"batch_users": 4}})
+    first = PromptedText()
+    report = profile_users(ws, settings, profiler=make_profiler(ws, settings, first), limit=8)
+    assert not report.complete and report.profiled == 8 and not ws.has("profiles")
+    second = PromptedText()
+    report = profile_users(ws, settings, profiler=make_profiler(ws, settings, second))
+    assert report.complete and report.skipped_done == 8
+    inits = [p for p in second.prompts if "describe this person's tastes" in p]
+    assert len(inits) == report.users - 8  # the finished users were not asked again
+    users = ws.read("profiles", columns=["user_id"]).column("user_id").to_pylist()
+    assert len(users) == len(set(users)) == report.users
+
+
+def test_sample_is_seeded_and_stable() -> None:
+    users = [f"u{i}" for i in range(50)]
+    assert sample_users(users, 10, 7) == sample_users(list(reversed(users)), 10, 7)
+    assert sample_users(users, 10, 7) != sample_users(users, 10, 8)
+    assert sample_users(users, 80, 7) == sorted(users)
+
+
+def test_fusion_recovers_the_informative_feature() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, 20, 3))
+    features[:, 0, 1] += 2.0  # only feature 1 marks the positive
+    weights = fit_fusion(features)
+    assert weights[1] > 1.0 and abs(weights[0]) < 0.3 and abs(weights[2]) < 0.3
+
+
+def test_evaluation_rows_and_curve(profiled_ws, tmp_path) -> None:
+    ws = fresh(profiled_ws, tmp_path)
+    _, settings = profiled_ws
+    profile_users(ws, settings, profiler=make_profiler(ws, settings, PromptedText()))
+    report = evaluate_profiles(ws, settings)
+    methods = [r["method"] for r in report.rows]
+    assert methods == ["popularity", "hypergraph", "history-content", "profile (init)",
+                       "profile (refined)", "hybrid (fit on valid)"]
+    for row in report.rows:
+        assert 0 <= row["sample"]["recall@10"] <= row["sample"]["recall@20"] <= 1
+    assert [p["iteration"] for p in report.curve] == list(range(settings.profiling.n_max + 1))
+    ranks = [p["mean_valid_rank"] for p in report.curve]
+    assert ranks == sorted(ranks, reverse=True)  # accepted updates never worsen validation
+    assert set(report.fusion_weights) == {"log popularity", "hypergraph", "history similarity",
+                                          "profile similarity"}
+
+
+def test_cli_run_and_eval(cli, profiled_ws, tmp_path, monkeypatch) -> None:
+    """The real embedded SmolLM2 end to end on 3 users (N_max 1 to keep it short)."""
+    ws = fresh(profiled_ws, tmp_path)
+    _, settings = profiled_ws
+    monkeypatch.setenv("TAILORMIND_MODELS__CACHE_DIR", str(settings.models.cache_dir))
+    monkeypatch.setenv("TAILORMIND_PROFILING__N_MAX", "1")
+    monkeypatch.setenv("TAILORMIND_PROFILING__PROFILE_TOKENS", "48")
+    monkeypatch.setenv("TAILORMIND_PROFILING__CRITIQUE_TOKENS", "32")
+    result = cli("profile", "run", "--workspace", ws.root, "--users", "3", "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["complete"] and report["users"] == 3 and report["completion_tokens"] > 0
+    result = cli("profile", "eval", "--workspace", ws.root, "--json")
+    assert result.code == 0, result.err
+    evaluation = json.loads(result.out)
+    assert evaluation["users_profiled"] == 3 and len(evaluation["curve"]) == 2
+    rows = {r["method"]: r for r in evaluation["rows"]}
+    assert rows["profile (refined)"]["llm_tokens_per_user"] > 0
+    assert "hybrid (fit on valid)" in rows
+    table = cli("profile", "eval", "--workspace", ws.root)
+    assert table.code == 0 and "refinement curve" in table.out
+
+
+def test_sigkill_halfway_then_resume(profiled_ws, tmp_path) -> None:
+    """`tailormind profile run` killed with SIGKILL after its first batches: the re-run profiles
+    only the users left, and every user ends with exactly one profile."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.tiny_models import tiny_llama
+
+    ws = fresh(profiled_ws, tmp_path)
+    _, settings = profiled_ws
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAILORMIND_")}
+    env.update({
+        "TAILORMIND_MODELS__CACHE": "false",
+        "TAILORMIND_MODELS__CACHE_DIR": str(settings.models.cache_dir),
+        "TAILORMIND_MODELS__TEXT__BACKEND": "transformers",
+        "TAILORMIND_MODELS__TEXT__PATH": str(tiny_llama(tmp_path / "llm")),
+        "TAILORMIND_PROFILING__BATCH_USERS": "2",
+        "TAILORMIND_PROFILING__PROFILE_TOKENS": "96",
+        "TAILORMIND_PROFILING__CRITIQUE_TOKENS": "96",
+    })
+    exe = Path(sys.executable).with_name("tailormind")
+    command = [str(exe), "profile", "run", "--workspace", str(ws.root), "--json"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    parts = ws.root / "parts" / "profiles"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(list(parts.glob("part-*.parquet"))) < 2:
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = len(list(parts.glob("part-*.parquet"))) * 2
+    assert 0 < done_before < 24
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    report = json.loads(rerun.stdout)
+    assert report["complete"] and report["skipped_done"] >= done_before
+    assert report["profiled"] == report["users"] - report["skipped_done"]
+    users = Workspace.open(ws.root).read("profiles", columns=["user_id"]).column("user_id")
+    assert len(users) == len(set(users.to_pylist())) == report["users"]
+    assert not parts.exists()
+
+
+def test_ray_data_profile_job(profiled_ws, tmp_path, monkeypatch, capsys) -> None:
+    """jobs/profile_users.py on 2 Ray Data actors (tiny random LM): complete, one row per user,
+    then --eval scores the methods."""
+    import importlib.util
+    import os
+
+    import ray
+
+    from tests.tiny_models import tiny_llama
+
+    ws = fresh(profiled_ws, tmp_path)
+    _, settings = profiled_ws
+    for key, value in {"MODELS__CACHE_DIR": str(settings.models.cache_dir),
+                       "MODELS__TEXT__BACKEND": "transformers",
+                       "MODELS__TEXT__PATH": str(tiny_llama(tmp_path / "llm")),
+                       "PROFILING__BATCH_USERS": "4", "PROFILING__PROFILE_TOKENS": "16",
+                       "PROFILING__CRITIQUE_TOKENS": "16"}.items():
+        monkeypatch.setenv(f"TAILORMIND_{key}", value)
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # a throw-away local cluster for this test only
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "profile_users_job", Path(__file__).parents[1] / "jobs" / "profile_users.py")
+        job = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(job)
+        code = job.main(["--workspace", str(ws.root), "--workers", "2", "--cpus-per-worker", "0.5",
+                         "--users", "12", "--eval"])
+        text = capsys.readouterr().out
+        assert code == 0, text[-2000:]
+        assert "profile: 12 users to do" in text
+        result = json.loads(text[text.index("{\n"):])
+    finally:
+        ray.shutdown()
+    assert result["profiles"]["complete"] and result["profiles"]["profiled"] == 12
+    assert result["evaluation"]["users_profiled"] == 12
+    users = Workspace.open(ws.root).read("profiles", columns=["user_id"]).column("user_id")
+    assert len(set(users.to_pylist())) == len(users) == 12

@@ -1,0 +1,80 @@
+"""Rankers: the embedding ranker's arithmetic and the listwise LLM ranker's windows, by id."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from tailormind.models.base import Completion, Embedder, TextModel
+from tailormind.profiling.evidence import ItemFeatures
+from tailormind.profiling.rankers import EmbeddingRanker, LLMRanker, RankQuery
+
+
+def features(n: int) -> ItemFeatures:
+    ids = [f"m{i}" for i in range(n)]
+    matrix = np.eye(n, dtype=np.float32)
+    return ItemFeatures(ids=ids, index={k: i for i, k in enumerate(ids)},
+                        descriptions=[f"Movie number {i}" for i in range(n)], matrix=matrix,
+                        model="eye")
+
+
+class AxisEmbedder(Embedder):
+    """'axis 3' -> the unit vector e_3 (a hand-made embedding space)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(backend="axis", model_id="axis")
+        self._dim = dim
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _encode(self, texts):
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row, int(text.split()[1])] = 1.0
+        return out
+
+
+def test_embedding_ranker_scores_are_cosines_and_audited() -> None:
+    ranker = EmbeddingRanker(features(6), AxisEmbedder(6))
+    [scores] = ranker.score([RankQuery("u1", "axis 2", ["m0", "m2", "m5"])])
+    np.testing.assert_allclose(scores, [0.0, 1.0, 0.0])
+    assert ranker.seen == {"u1": [["m0", "m2", "m5"]]}
+
+
+class ReverseRanker(TextModel):
+    """Ranks each window by descending item number, but drops one and invents one."""
+
+    def __init__(self) -> None:
+        super().__init__(backend="reverse", model_id="reverse", json_retries=0)
+        self.windows = 0
+
+    def _generate(self, batch, params, json_schema):
+        out = []
+        for conversation in batch:
+            prompt = conversation[-1]["content"]
+            numbers = [int(line[1:line.index("]")]) for line in prompt.splitlines()
+                       if line.startswith("[") and "]" in line]
+            order = sorted(numbers, reverse=True)[1:] + [99]  # drops the best, invents [99]
+            self.windows += 1
+            out.append(Completion(text=json.dumps({"ranking": order}), model="reverse"))
+        return out
+
+
+def test_llm_ranker_windows_final_round_and_counts() -> None:
+    text = ReverseRanker()
+    ranker = LLMRanker(features(40), text, window=10)
+    candidates = [f"m{i}" for i in range(40)]
+    [scores] = ranker.score([RankQuery("u1", "a profile", candidates)])
+    assert text.windows == 5  # 4 windows of 10, then one final window of their tops
+    assert ranker.stats["unknown_ids"] == 5 and ranker.stats["unranked"] == 5
+    assert ranker.stats["windows"] == 5
+    order = [candidates[i] for i in np.argsort(-scores, kind="stable")]
+    assert len(set(order)) == 40 and np.all(np.isfinite(scores))
+    # windows rank m8, m7, ... (m9, the dropped best, last); their top 2 meet in the final
+    # window [m8, m7, m18, m17, m28, m27, m38, m37], ranked 7..1 with label 8 dropped
+    assert order[:8] == ["m38", "m27", "m28", "m17", "m18", "m7", "m8", "m37"]
+    assert order[8:12] == ["m6", "m16", "m26", "m36"]  # then round-robin by window rank
+    assert order[-4:] == ["m9", "m19", "m29", "m39"]  # the unranked, last

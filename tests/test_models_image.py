@@ -103,3 +103,12 @@ def test_diffusers_pipeline_reloads_and_is_seeded(diffusers_image) -> None:
                                                   height=44, seed=4))
     assert not np.array_equal(np.asarray(first.image), np.asarray(other.image))
     assert isinstance(first.image, Image.Image) and first.image.mode == "RGB"
+
+
+def test_cached_image_keeps_its_kind(card) -> None:
+    """A cache hit reports the kind that made the image (a card stays a card)."""
+    request = ImageRequest(prompt="Kind check", width=64, height=64)
+    first = card.generate(request)
+    card.kind = "generated"  # as if another backend answered later under the same key
+    again = card.generate(request)
+    assert again.cached and again.kind == first.kind == "card"

@@ -55,8 +55,7 @@ def test_sampling_with_a_seed_is_reproducible(llama_dir: Path, tmp_path: Path) -
 def test_stop_strings_cut_the_answer(llama_dir: Path, tmp_path: Path) -> None:
     model = load_role("text", text_settings(llama_dir, tmp_path / "s"))
     full = model.complete([[{"role": "user", "content": "x"}]], GenerationParams(max_tokens=12))[0]
-    if len(full.text) < 3:
-        pytest.skip("the random model stopped at once")
+    assert len(full.text) >= 3  # seeded random weights: a fixed, long enough answer
     stop = full.text[2]
     cut = model.complete([[{"role": "user", "content": "x"}]],
                          GenerationParams(max_tokens=12, stop=(stop,)))[0]

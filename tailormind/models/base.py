@@ -459,9 +459,10 @@ class ImageGenerator(Role):
         self.stats["calls"] += 1
         if key and self.cache is not None:
             data = self.cache.get_bytes(key)
-            if data is not None:
+            kind = self.cache.get_json(key + ":kind")
+            if data is not None and kind is not None:
                 self.stats["cache_hits"] += 1
-                return GeneratedImage(Image.open(io.BytesIO(data)).convert("RGB"), self.kind,
+                return GeneratedImage(Image.open(io.BytesIO(data)).convert("RGB"), kind,
                                       self.model_id, cached=True)
         image = self._render(request).convert("RGB")
         if image.size != (request.width, request.height):
@@ -470,6 +471,8 @@ class ImageGenerator(Role):
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
             self.cache.put_bytes(key, buffer.getvalue())
+            # the kind is stored too: a card from a Serve deployment must stay labelled a card
+            self.cache.put_json(key + ":kind", self.kind)
         return GeneratedImage(image, self.kind, self.model_id)
 
 

@@ -150,7 +150,7 @@ def _quiet_libraries() -> None:
         pass
 
 
-def _common(role: str, config: ModelBackendConfig, settings: Settings, model_id: str) -> dict:
+def _common(config: ModelBackendConfig, settings: Settings, model_id: str) -> dict:
     return {"backend": config.backend, "model_id": model_id, "cache": call_cache(settings)}
 
 
@@ -167,7 +167,7 @@ def _build(role: str, settings: Settings) -> Role:
     if backend == "serve":
         from tailormind.models.serve_handles import build_serve_role
 
-        return build_serve_role(role, config, _common(role, config, settings,
+        return build_serve_role(role, config, _common(config, settings,
                                                       config.model or f"serve:{role}"))
     if backend == "openai":
         from tailormind.models.openai_http import (
@@ -180,7 +180,7 @@ def _build(role: str, settings: Settings) -> Role:
 
         client = make_client(config, key)
         options = parse_options(config, OpenAIOptions, key)
-        common = _common(role, config, settings, str(config.model))
+        common = _common(config, settings, str(config.model))
         if role == "text":
             return OpenAIText(client, str(config.model), options, json_retries=config.json_retries,
                               default_params=_params(config), **common)
@@ -207,7 +207,7 @@ def _smollm2(config: ModelBackendConfig, settings: Settings, key: str) -> Role:
         device=config.device, dtype=config.dtype, batch_size=config.batch_size,
         weights_cache=cache_root(settings) / "weights", max_memory_gib=config.max_memory_gib,
         key=key, json_retries=config.json_retries, default_params=_params(config),
-        **_common("text", config, settings, config.model or SMOLLM2_ID),
+        **_common(config, settings, config.model or SMOLLM2_ID),
     )
 
 
@@ -226,7 +226,7 @@ def _transformers_text(config: ModelBackendConfig, settings: Settings, key: str)
         weights_cache=cache_root(settings) / "weights", max_memory_gib=config.max_memory_gib,
         key=key, trust_remote_code=options.trust_remote_code, json_retries=config.json_retries,
         default_params=_params(config),
-        **_common("text", config, settings, config.model or path.name),
+        **_common(config, settings, config.model or path.name),
     )
 
 
@@ -238,7 +238,7 @@ def _minilm(config: ModelBackendConfig, settings: Settings, key: str) -> Role:
     return SentenceTransformersEmbedder(
         Path(config.path) if config.path else minilm_dir(), device=config.device, key=key,
         max_memory_gib=config.max_memory_gib, batch_size=config.batch_size,
-        **_common("embed", config, settings, config.model or MINILM_ID),
+        **_common(config, settings, config.model or MINILM_ID),
     )
 
 
@@ -249,7 +249,7 @@ def _sentence_transformers(config: ModelBackendConfig, settings: Settings, key: 
     path = require_path(config, key, "a local sentence-transformers model directory")
     return SentenceTransformersEmbedder(
         path, device=config.device, key=key, max_memory_gib=config.max_memory_gib,
-        batch_size=config.batch_size, **_common("embed", config, settings, config.model or path.name),
+        batch_size=config.batch_size, **_common(config, settings, config.model or path.name),
     )
 
 
@@ -261,7 +261,7 @@ def _transformers_describe(config: ModelBackendConfig, settings: Settings, key: 
     return TransformersDescriber(
         path, device=config.device, dtype=config.dtype, key=key,
         max_memory_gib=config.max_memory_gib, default_params=_params(config),
-        **_common("describe", config, settings, config.model or path.name),
+        **_common(config, settings, config.model or path.name),
     )
 
 
@@ -273,7 +273,7 @@ def _open_clip(config: ModelBackendConfig, settings: Settings, key: str) -> Role
     return OpenClipScorer(
         config.model, weights, device=config.device, options=options,
         batch_size=config.batch_size, key=key, max_memory_gib=config.max_memory_gib,
-        **_common("clip", config, settings, f"open_clip:{config.model}:{weights.name}"),
+        **_common(config, settings, f"open_clip:{config.model}:{weights.name}"),
     )
 
 
@@ -282,7 +282,7 @@ def _card(config: ModelBackendConfig, settings: Settings, key: str) -> Role:
 
     options = parse_options(config, CardOptions, key)
     return CardImage(font=options.font, label=options.label,
-                     **_common("image", config, settings, EMBEDDED["card"]))
+                     **_common(config, settings, EMBEDDED["card"]))
 
 
 def _diffusers_image(config: ModelBackendConfig, settings: Settings, key: str) -> Role:
@@ -292,7 +292,7 @@ def _diffusers_image(config: ModelBackendConfig, settings: Settings, key: str) -
     path = require_path(config, key, "a local diffusers text-to-image pipeline directory")
     return DiffusersImage(path, device=config.device, dtype=config.dtype, options=options, key=key,
                           max_memory_gib=config.max_memory_gib,
-                          **_common("image", config, settings, config.model or path.name))
+                          **_common(config, settings, config.model or path.name))
 
 
 def _slideshow(config: ModelBackendConfig, settings: Settings, key: str) -> Role:
@@ -302,7 +302,7 @@ def _slideshow(config: ModelBackendConfig, settings: Settings, key: str) -> Role
     image = load_role("image", settings)
     model_id = f"slideshow({image.model_id})"
     return SlideshowVideo(image, zoom=options.zoom, crossfade_s=options.crossfade_s,
-                          crf=options.crf, **_common("video", config, settings, model_id))
+                          crf=options.crf, **_common(config, settings, model_id))
 
 
 def _diffusers_video(config: ModelBackendConfig, settings: Settings, key: str) -> Role:
@@ -312,7 +312,7 @@ def _diffusers_video(config: ModelBackendConfig, settings: Settings, key: str) -
     path = require_path(config, key, "a local diffusers text-to-video pipeline directory")
     return DiffusersVideo(path, device=config.device, dtype=config.dtype, options=options, key=key,
                           max_memory_gib=config.max_memory_gib,
-                          **_common("video", config, settings, config.model or path.name))
+                          **_common(config, settings, config.model or path.name))
 
 
 class _NoOptions(BackendOptions):

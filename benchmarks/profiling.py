@@ -1,11 +1,15 @@
 """Profiling quality and cost on ml-latest-small, and orchestration overhead at 10,000 users.
 
-    python benchmarks/profiling.py quality  [--workspace WS] [--users 100] [--no-variant]
+    python benchmarks/profiling.py quality  [--workspace WS] [--users 100] [--variants ...]
+                                            [--variant-users 30] [--llm-ranker-users 20]
     python benchmarks/profiling.py overhead [--users 10000]
 
 ``quality`` runs the missing stages on the bundled MovieLens data (import, split, describe,
-HypergraphCF + LightGCN, cf_topk), profiles a seeded sample of users with the embedded models (and
-the ``nocf`` ablation), then prints the evaluation table and the refinement curve.
+HypergraphCF + LightGCN, cf_topk), profiles a seeded sample of users with the embedded models,
+fits the hybrid ranker on validation, runs the ablations (``nocf`` on the whole sample; no
+rejection of worse updates, Z_u with 3 train items, and refinement with the hybrid ranker on the
+first ``--variant-users`` of it), then prints the evaluation table (with the listwise LLM ranker
+on ``--llm-ranker-users``) and the refinement curve.
 ``overhead`` profiles synthetic users with a zero-latency text model and the MiniLM embedding
 ranker, and reports the time per user that is not model time (the orchestration overhead).
 """
@@ -37,11 +41,22 @@ def cli(*args: str, env: dict[str, str] | None = None) -> str:
     return result.stdout
 
 
+#: Ablations profiled on the first ``--variant-users`` users of the same seeded sample:
+#: name -> environment overrides. ``hybridrank`` refines with the hybrid ranker, whose weights
+#: the first ``profile eval`` fits on validation.
+VARIANTS = {
+    "nocf": {"TAILORMIND_PROFILING__USE_CF": "false"},
+    "noreject": {"TAILORMIND_PROFILING__REJECT_WORSE_UPDATES": "false"},
+    "z3": {"TAILORMIND_PROFILING__Z_TRAIN_ITEMS": "3"},
+    "hybridrank": {"TAILORMIND_PROFILING__RANKER": "hybrid"},
+}
+
+
 def quality(args: argparse.Namespace) -> None:
-    from tailormind.data.workspace import Workspace
+    from tailormind.data.workspace import MANIFEST, Workspace
 
     ws = Path(args.workspace)
-    if not (ws / "manifest.json").exists():
+    if not (ws / MANIFEST).exists():
         cli("data", "import", "--format", "movielens", str(REPO / "data" / "ml-latest-small"),
             "--workspace", str(ws))
     workspace = Workspace.open(ws)
@@ -55,13 +70,20 @@ def quality(args: argparse.Namespace) -> None:
             cli("cf", "train", "--workspace", str(ws), "--model", model)
     if not Workspace.open(ws).has("cf_topk"):
         cli("cf", "recommend", "--workspace", str(ws))
+    timed("profiles", "profile", "run", "--workspace", str(ws), "--users", str(args.users))
+    timed("eval (fits the hybrid)", "profile", "eval", "--workspace", str(ws))
+    for name in args.variants:
+        users = args.users if name == "nocf" else args.variant_users
+        timed(f"variant {name}", "profile", "run", "--workspace", str(ws), "--users",
+              str(args.users), "--limit", str(users), "--variant", name, env=VARIANTS[name])
+    timed("eval", "profile", "eval", "--workspace", str(ws),
+          "--llm-ranker-users", str(args.llm_ranker_users))
+
+
+def timed(label: str, *args: str, env: dict[str, str] | None = None) -> None:
     started = time.perf_counter()
-    print(cli("profile", "run", "--workspace", str(ws), "--users", str(args.users)))
-    print(f"profiles: {time.perf_counter() - started:.0f} s wall")
-    if not args.no_variant:
-        print(cli("profile", "run", "--workspace", str(ws), "--users", str(args.users),
-                  "--variant", "nocf", env={"TAILORMIND_PROFILING__USE_CF": "false"}))
-    print(cli("profile", "eval", "--workspace", str(ws)))
+    print(cli(*args, env=env), flush=True)
+    print(f"[{label}: {time.perf_counter() - started:.0f} s wall]", flush=True)
 
 
 class InstantText(TextModel):
@@ -136,7 +158,10 @@ def main() -> None:
     q = sub.add_parser("quality")
     q.add_argument("--workspace", default=".bench-profiling")
     q.add_argument("--users", type=int, default=100)
-    q.add_argument("--no-variant", action="store_true")
+    q.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    q.add_argument("--variant-users", type=int, default=30,
+                   help="users per ablation (nocf: all --users)")
+    q.add_argument("--llm-ranker-users", type=int, default=20)
     o = sub.add_parser("overhead")
     o.add_argument("--users", type=int, default=10_000)
     args = parser.parse_args()

@@ -95,7 +95,10 @@ class ProfilingConfig(_Section):
     ranker: Literal["embedding", "llm", "hybrid"] = Field(
         "embedding", description="Ranker of the refinement loop (hybrid: CF + profile, fit on valid)."
     )
-    rank_top_k: int = Field(10, ge=1, description="Top-k of the ranked candidates shown to the critic.")
+    rank_top_k: int = Field(
+        5, ge=1, description="Top-ranked wrong candidates shown to the critic (paper: unstated; "
+        "each costs ~40 prompt tokens per critique)."
+    )
     history_items: int = Field(20, ge=1, description="Most recent train items put in the init prompt.")
     reject_worse_updates: bool = Field(
         True, description="Keep the old profile when an update ranks the validation item worse."
@@ -105,11 +108,11 @@ class ProfilingConfig(_Section):
         0, ge=0, description="Z_u = validation item + this many most recent train items."
     )
     llm_window: int = Field(20, ge=2, description="Candidates per listwise LLM-ranker window.")
-    profile_tokens: int = Field(160, ge=16, description="Length of a profile / an update.")
-    critique_tokens: int = Field(120, ge=16, description="Length of one critique (the gradient).")
-    batch_users: int = Field(16, ge=1, description="Users whose prompts share one generate call.")
+    profile_tokens: int = Field(120, ge=16, description="Length of a profile / an update.")
+    critique_tokens: int = Field(80, ge=16, description="Length of one critique (the gradient).")
+    batch_users: int = Field(32, ge=1, description="Users whose prompts share one LLM step.")
     prompt_item_chars: int = Field(
-        200, ge=20, description="Each item description is cut to this in prompts (MovieLens user "
+        150, ge=20, description="Each item description is cut to this in prompts (MovieLens user "
         "tags make some descriptions 2,000+ characters; prompt length is the cost on CPU)."
     )
     eval_users: int = Field(100, ge=1, description="Seeded user sample for LLM-based methods.")
@@ -121,6 +124,14 @@ class ProfilingConfig(_Section):
     item_description_tokens: int = Field(160, ge=8, description="Length of one description.")
     max_images_per_item: int = Field(4, ge=1, description="Images described per item.")
     describe_batch_size: int = Field(256, ge=1, description="Items per resumable part.")
+    fusion_recent_items: int = Field(
+        10, ge=1, description="Hybrid ranker: the last N train items form the 'recent' content "
+        "signal (the paper has no hybrid ranker; DESIGN.md leaves the signals to measurement)."
+    )
+    fusion_recent_knn_items: int = Field(
+        5, ge=1, description="Hybrid ranker: the last N train items form the 'recent item-kNN' signal."
+    )
+    fusion_l2: float = Field(1e-3, ge=0, description="L2 penalty of the hybrid weight fit.")
 
 
 class GenerationConfig(_Section):
@@ -130,6 +141,21 @@ class GenerationConfig(_Section):
     reflection_rounds: int = Field(3, ge=0, description="Cohesion reflection rounds (paper: 3).")
     exemplar_top_k: int = Field(3, ge=1, description="Style exemplars; paper does not state k.")
     top_preferences: int = Field(1, ge=1, description="Preferences used per post (paper: top-1).")
+    platform: Literal["rednote", "hupu", "bilibili"] = Field(
+        "rednote", description="Default platform style (a file in tailormind/generation/catalog)."
+    )
+    idea_subset: int = Field(
+        3, ge=1, description="|S|: templates the profile selects, by embedding similarity (the "
+        "paper maps p_u to a subset S without saying how; a 135M model cannot choose reliably)."
+    )
+    max_ideas: int = Field(3, ge=1, description="Ideas asked for per user (at most).")
+    idea_tokens: int = Field(256, ge=32, description="Length of the ideation answer (JSON).")
+    ugc_chars: int = Field(300, ge=20, description="Each quoted piece of UGC is cut to this.")
+    write_tokens: int = Field(400, ge=64, description="Length of one draft (JSON) from the writer.")
+    clip_weight: float = Field(
+        1.0, ge=0, description="w in the reflection objective J = (R + w·C/2.5)/(1 + w) when a "
+        "clip model is configured (the paper gives no weighting; equal by default)."
+    )
 
 
 ROLE_BACKENDS: dict[str, tuple[str, ...]] = {

@@ -80,3 +80,36 @@ def embedded_settings(models_cache: Path):
     from tailormind.config import load_config
 
     return load_config(environ={}, overrides={"models": {"cache_dir": str(models_cache)}})
+
+
+@pytest.fixture(scope="session")
+def profiled_ws(tmp_path_factory: pytest.TempPathFactory, models_cache: Path):
+    """Synthetic users, split, HypergraphCF (2 epochs), cf_topk and item descriptions."""
+    from tailormind.cf.checkpoint import save_checkpoint
+    from tailormind.cf.data import load_cf_data
+    from tailormind.cf.recommend import recommend_workspace
+    from tailormind.cf.train import train_model
+    from tailormind.config import load_config
+    from tailormind.data.importers import import_synthetic
+    from tailormind.profiling.items import describe_items
+
+    root = tmp_path_factory.mktemp("profiles") / "ws"
+    ws = save_import(import_synthetic(users=24, items=80, tags=8, per_user=9, seed=5), root)
+    split_workspace(ws, seed=1, negatives=30)
+    settings = load_config(environ={}, overrides={"models": {"cache_dir": str(models_cache)},
+                                                  "cf": {"epochs": 2, "embedding_dim": 8}})
+    data = load_cf_data(ws)
+    save_checkpoint(ws, train_model(data, settings.cf, "hypergraph", seed=1), data, settings.cf,
+                    name="hypergraph")
+    recommend_workspace(ws, "hypergraph", 5)
+    describe_items(ws, settings)
+    return root, settings
+
+
+def fresh(profiled_ws, tmp_path: Path) -> Workspace:
+    """A private copy of the ``profiled_ws`` workspace (tests write to it)."""
+    import shutil
+
+    root, _ = profiled_ws
+    shutil.copytree(root, tmp_path / "ws")
+    return Workspace.open(tmp_path / "ws")

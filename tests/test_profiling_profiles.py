@@ -6,28 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pyarrow.compute as pc
-import pytest
 
-from tailormind.cf.checkpoint import save_checkpoint
-from tailormind.cf.data import load_cf_data
-from tailormind.cf.recommend import recommend_workspace
-from tailormind.cf.train import train_model
 from tailormind.config import load_config
-from tailormind.data.importers import import_synthetic
-from tailormind.data.ingest import save_import
-from tailormind.data.split import split_workspace
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ModelError
 from tailormind.models.base import Completion, TextModel
 from tailormind.models.registry import load_role
-from tailormind.profiling.evaluate import evaluate_profiles, fit_fusion
+from tailormind.profiling.evaluate import evaluate_profiles
 from tailormind.profiling.evidence import ItemFeatures
-from tailormind.profiling.items import describe_items
 from tailormind.profiling.profiler import Profiler
 from tailormind.profiling.profiles import profile_users, sample_users
 from tailormind.profiling.rankers import EmbeddingRanker
+from tests.conftest import fresh
 
 
 class PromptedText(TextModel):
@@ -64,30 +55,6 @@ class PromptedText(TextModel):
             out.append(Completion(text=text, prompt_tokens=len(prompt.split()),
                                   completion_tokens=len(text.split()), model="prompted"))
         return out
-
-
-@pytest.fixture(scope="module")
-def profiled_ws(tmp_path_factory: pytest.TempPathFactory, models_cache: Path):
-    """Synthetic users, split, HypergraphCF (2 epochs), cf_topk and item descriptions."""
-    root = tmp_path_factory.mktemp("profiles") / "ws"
-    ws = save_import(import_synthetic(users=24, items=80, tags=8, per_user=9, seed=5), root)
-    split_workspace(ws, seed=1, negatives=30)
-    settings = load_config(environ={}, overrides={"models": {"cache_dir": str(models_cache)},
-                                                  "cf": {"epochs": 2, "embedding_dim": 8}})
-    data = load_cf_data(ws)
-    save_checkpoint(ws, train_model(data, settings.cf, "hypergraph", seed=1), data, settings.cf,
-                    name="hypergraph")
-    recommend_workspace(ws, "hypergraph", 5)
-    describe_items(ws, settings)
-    return root, settings
-
-
-def fresh(profiled_ws, tmp_path: Path) -> Workspace:
-    import shutil
-
-    root, _ = profiled_ws
-    shutil.copytree(root, tmp_path / "ws")
-    return Workspace.open(tmp_path / "ws")
 
 
 def make_profiler(ws: Workspace, settings, text: TextModel) -> Profiler:
@@ -139,6 +106,10 @@ def test_worse_updates_are_rejected_unless_configured(profiled_ws, tmp_path) -> 
     rows = ws.read("profiles").to_pylist()
     steps = [s for r in rows for s in json.loads(r["iterations"])[1:]]
     assert steps and any(not s["accepted"] for s in steps)
+    for r in rows:  # greedy decoding: a rejected update ends the user (a rerun would repeat it)
+        history = json.loads(r["iterations"])[1:]
+        rejected = [i for i, s in enumerate(history) if not s["accepted"]]
+        assert rejected in ([], [len(history) - 1])
     assert all(r["profile"] == r["initial_profile"] for r in rows if r["accepted_updates"] == 0)
     lenient = load_config(environ={}, overrides={**_overrides(settings),
                                                  "profiling": {"reject_worse_updates": False}})
@@ -193,14 +164,6 @@ def test_sample_is_seeded_and_stable() -> None:
     assert sample_users(users, 80, 7) == sorted(users)
 
 
-def test_fusion_recovers_the_informative_feature() -> None:
-    rng = np.random.default_rng(0)
-    features = rng.normal(size=(300, 20, 3))
-    features[:, 0, 1] += 2.0  # only feature 1 marks the positive
-    weights = fit_fusion(features)
-    assert weights[1] > 1.0 and abs(weights[0]) < 0.3 and abs(weights[2]) < 0.3
-
-
 def test_evaluation_rows_and_curve(profiled_ws, tmp_path) -> None:
     ws = fresh(profiled_ws, tmp_path)
     _, settings = profiled_ws
@@ -208,14 +171,18 @@ def test_evaluation_rows_and_curve(profiled_ws, tmp_path) -> None:
     report = evaluate_profiles(ws, settings)
     methods = [r["method"] for r in report.rows]
     assert methods == ["popularity", "hypergraph", "history-content", "profile (init)",
-                       "profile (refined)", "hybrid (fit on valid)"]
+                       "profile (refined)", "hybrid w/o profile", "hybrid (init profile)", "hybrid"]
     for row in report.rows:
         assert 0 <= row["sample"]["recall@10"] <= row["sample"]["recall@20"] <= 1
+        assert row["users"] == report.users_profiled
     assert [p["iteration"] for p in report.curve] == list(range(settings.profiling.n_max + 1))
     ranks = [p["mean_valid_rank"] for p in report.curve]
     assert ranks == sorted(ranks, reverse=True)  # accepted updates never worsen validation
-    assert set(report.fusion_weights) == {"log popularity", "hypergraph", "history similarity",
-                                          "profile similarity"}
+    signals = ["log popularity", "cf:hypergraph", "history mean", "history max", "recent mean",
+               "item kNN", "recent item kNN"]
+    assert list(report.fusion_weights_no_profile) == signals
+    assert list(report.fusion_weights) == [*signals, "profile"]
+    assert ws.has_artifact("fusion")  # the hybrid ranker's weights, fit on validation
 
 
 def test_cli_run_and_eval(cli, profiled_ws, tmp_path, monkeypatch) -> None:
@@ -230,13 +197,20 @@ def test_cli_run_and_eval(cli, profiled_ws, tmp_path, monkeypatch) -> None:
     assert result.code == 0, result.err
     report = json.loads(result.out)
     assert report["complete"] and report["users"] == 3 and report["completion_tokens"] > 0
-    result = cli("profile", "eval", "--workspace", ws.root, "--json")
+    # the real LLM ranker on one user: one window of all 31 candidates, no re-asks (the window
+    # and final-window logic is covered with a dummy engine in test_profiling_rankers.py)
+    monkeypatch.setenv("TAILORMIND_PROFILING__LLM_WINDOW", "40")
+    monkeypatch.setenv("TAILORMIND_MODELS__TEXT__JSON_RETRIES", "0")
+    result = cli("profile", "eval", "--workspace", ws.root, "--json", "--llm-ranker-users", "1")
     assert result.code == 0, result.err
     evaluation = json.loads(result.out)
     assert evaluation["users_profiled"] == 3 and len(evaluation["curve"]) == 2
     rows = {r["method"]: r for r in evaluation["rows"]}
+    llm = rows["LLM ranker (refined profile)"]
+    assert llm["users"] == 1 and llm["ranker_stats"]["windows"] == 1
+    assert llm["llm_tokens_per_user"] > 0
     assert rows["profile (refined)"]["llm_tokens_per_user"] > 0
-    assert "hybrid (fit on valid)" in rows
+    assert {"hybrid", "hybrid w/o profile"} <= set(rows)
     table = cli("profile", "eval", "--workspace", ws.root)
     assert table.code == 0 and "refinement curve" in table.out
 
@@ -324,3 +298,32 @@ def test_ray_data_profile_job(profiled_ws, tmp_path, monkeypatch, capsys) -> Non
     assert result["evaluation"]["users_profiled"] == 12
     users = Workspace.open(ws.root).read("profiles", columns=["user_id"]).column("user_id")
     assert len(set(users.to_pylist())) == len(users) == 12
+
+
+def test_a_user_with_one_train_item_and_an_item_without_text(profiled_ws, tmp_path) -> None:
+    """Edge evidence: a user left with a single train item, whose item has no description at
+    all. The user still gets a profile; the empty item is named as such in the prompt."""
+    import pyarrow as pa
+
+    ws = fresh(profiled_ws, tmp_path)
+    _, settings = profiled_ws
+    split = ws.read("split").to_pylist()
+    user = split[0]["user_id"]
+    train = [r for r in split if r["user_id"] == user and r["split"] == "train"]
+    keep = max(train, key=lambda r: r["position"])
+    rows = [r for r in split if not (r["user_id"] == user and r["split"] == "train"
+                                     and r is not keep)]
+    ws.write("split", pa.Table.from_pylist(rows, schema=ws.read("split").schema))
+    features = ws.read("item_features").to_pylist()
+    for row in features:
+        if row["item_id"] == keep["item_id"]:
+            row["description"] = ""
+    ws.write("item_features", pa.Table.from_pylist(features,
+                                                   schema=ws.read("item_features").schema))
+    text = PromptedText()
+    report = profile_users(ws, settings, users=[user], profiler=make_profiler(ws, settings, text))
+    assert report.complete and report.profiled == 1
+    (row,) = ws.read("profiles").to_pylist()
+    assert row["user_id"] == user and row["profile"]
+    init = next(p for p in text.prompts if "describe this person's tastes" in p)
+    assert f"(item {keep['item_id']}: no description)" in init

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Callable
@@ -9,7 +11,11 @@ from typing import Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-out = Console(soft_wrap=True)
+#: Piped output (logs, CI, `ray job logs`) gets 160 columns instead of rich's 80, so tables keep
+#: whole method names; a terminal or $COLUMNS decides otherwise.
+_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+
+out = Console(soft_wrap=True, width=_PIPED_WIDTH)
 err = Console(stderr=True, soft_wrap=True)
 
 

@@ -118,36 +118,49 @@ def eval_command(
     ctx: typer.Context,
     workspace: WorkspaceOpt = Path("workspace"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    llm_ranker_users: Annotated[int, typer.Option(
+        "--llm-ranker-users", min=0,
+        help="Also rank the test sets of N profiled users with the listwise LLM ranker "
+             "(~6 LLM calls per user).")] = 0,
 ) -> None:
-    """Every method on the same TEST candidate sets: R@10/20, N@10/20, LLM tokens and s per user."""
+    """Every method on the same TEST candidate sets: R@10/20, N@10/20, LLM tokens and s per user.
+    Fits the hybrid ranker's weights on the validation sets and saves them in the workspace."""
     from tailormind.profiling.evaluate import evaluate_profiles
 
     settings = settings_of(ctx)
     ws = Workspace.open(workspace)
     variants = [name for name in ws.manifest.get("tables", {}) if name.startswith("profiles__")]
-    report = evaluate_profiles(ws, settings, variants)
+    report = evaluate_profiles(ws, settings, variants, llm_ranker_users=llm_ranker_users)
     if as_json:
         print(json.dumps(asdict(report), indent=2))
         return
     table = Table(title=f"test metrics on {report.users_profiled} profiled users "
                         f"(all users: {report.users_all})")
-    for column in ("method", "R@10", "R@20", "N@10", "N@20", "R@20 all", "N@10 all",
+    for column in ("method", "users", "R@10", "R@20", "N@10", "N@20", "R@20 all", "N@10 all",
                    "LLM tokens/user", "s/user"):
         table.add_column(column, justify="left" if column == "method" else "right")
     for row in report.rows:
         sample, everyone = row["sample"], row.get("all")
-        table.add_row(row["method"], *(f"{sample[k]:.4f}" for k in
+        table.add_row(row["method"], str(row["users"]), *(f"{sample[k]:.4f}" for k in
                                        ("recall@10", "recall@20", "ndcg@10", "ndcg@20")),
                       f"{everyone['recall@20']:.4f}" if everyone else "",
                       f"{everyone['ndcg@10']:.4f}" if everyone else "",
                       f"{row.get('llm_tokens_per_user', 0):.0f}",
                       f"{row.get('seconds_per_user', 0):.2f}")
     out.print(table)
+    for row in report.rows:
+        main = row.get("main_on_same_users")
+        if main:
+            out.print(f"{row['method']} vs. {main['method']} on the same {main['users']} users: "
+                      f"R@10 {main['recall@10']:.4f} R@20 {main['recall@20']:.4f} "
+                      f"N@10 {main['ndcg@10']:.4f} N@20 {main['ndcg@20']:.4f}")
     curve = Table("iteration", "mean valid rank", "test R@20", "test N@10",
                   title="refinement curve (embedding ranker)")
     for point in report.curve:
         curve.add_row(str(point["iteration"]), f"{point['mean_valid_rank']:.2f}",
                       f"{point['test']['recall@20']:.4f}", f"{point['test']['ndcg@10']:.4f}")
     out.print(curve)
-    out.print("hybrid weights (fit on validation): " +
-              ", ".join(f"{k} {v:+.3f}" for k, v in report.fusion_weights.items()))
+    for label, weights in (("hybrid", report.fusion_weights),
+                           ("hybrid w/o profile", report.fusion_weights_no_profile)):
+        out.print(f"{label} weights (fit on validation, z-scored signals): " +
+                  ", ".join(f"{k} {v:+.3f}" for k, v in weights.items()))

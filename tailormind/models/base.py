@@ -105,6 +105,8 @@ class Role(ABC):
         self.model_id = model_id
         self.cache = cache
         self.stats = RoleStats()
+        #: backend settings that change the output (decoding options); part of every cache key
+        self.cache_salt: dict[str, Any] = {}
 
     @property
     def provenance(self) -> dict[str, str]:
@@ -114,6 +116,8 @@ class Role(ABC):
     def _cache_key(self, kind: str, payload: Any) -> str | None:
         if self.cache is None:
             return None
+        if self.cache_salt:
+            payload = {"payload": payload, "salt": self.cache_salt}
         return self.cache.key(self.backend, self.model_id, kind, payload)
 
 

@@ -35,10 +35,13 @@ class TransformersTextOptions(BackendOptions):
 
 
 class SmolLM2Options(TransformersTextOptions):
-    """A 135M model loops ("a mix of jesus, danish, and a mix of jesus, ...") without these."""
+    """A 135M model loops ("a mix of jesus, danish, and a mix of jesus, ...") without a repetition
+    penalty. ``no_repeat_ngram_size`` (4) also stops loops but runs in Python per step: profiling
+    took 104 s/user with it (with other load on the box) against 18.9 s/user without it, and the
+    penalty alone left 1 of 16 updates degenerate (rejected, recorded)."""
 
     repetition_penalty: float = 1.2
-    no_repeat_ngram_size: int = 4
+    no_repeat_ngram_size: int = 0
 
 
 class TransformersText(TextModel):
@@ -62,7 +65,6 @@ class TransformersText(TextModel):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = resolve_device(device)
@@ -73,6 +75,7 @@ class TransformersText(TextModel):
             self.free_text_kwargs["repetition_penalty"] = repetition_penalty
         if no_repeat_ngram_size:
             self.free_text_kwargs["no_repeat_ngram_size"] = no_repeat_ngram_size
+        self.cache_salt = dict(self.free_text_kwargs)
         started = time.perf_counter()
         source, file_kwargs = Path(model_dir), {}
         self.loaded_from_cache = False

@@ -1,41 +1,46 @@
 """Score every method on the same TEST candidate sets — the only place the test item is read.
 
-Methods: popularity, each trained CF checkpoint (LightGCN, HypergraphCF), ``history-content``
-(mean cosine between a candidate and the user's train items: content kNN without a profile),
-``profile (init)`` and ``profile (refined)`` (cosine with the profile embedding), every
-``profiles__<variant>`` table (e.g. ``nocf``: init without CF augmentation), and ``hybrid``:
-a listwise-softmax fusion of the per-set z-scored features [CF scores, profile similarity,
-history similarity, log popularity], its weights fit on the VALIDATION sets only (with the
-initial profile: the refined one has seen the validation item), applied with the refined one.
+Methods: popularity; each trained CF checkpoint (LightGCN, HypergraphCF); ``history-content``
+(cosine with the mean description embedding of the train items: content without a profile);
+``profile (init)`` and ``profile (refined)`` (cosine with the profile's embedding); every
+``profiles__<variant>`` table (e.g. ``nocf``: init without CF augmentation); the hybrid ranker of
+:mod:`tailormind.profiling.fusion` without the profile signal and with it; and, on request, the
+listwise LLM ranker with the refined profile.
+
+Every fit is on VALIDATION sets. The hybrid's weights are fit with the INITIAL profile (the
+refined one was optimised on the validation item, so its similarity there is inflated), then
+applied with the refined one; they are saved as the workspace's ``fusion`` artifact, which the
+``hybrid`` ranker loads. ``hybrid w/o profile`` is fit on the same users' validation sets, so the
+difference between the two rows is the profile's contribution.
 
 Rows are reported on the profiled users (every method, so rows compare) and, for methods without
-LLM calls, also on all users. ``curve`` gives the mean validation rank and the test metrics of the
-profile after each refinement iteration.
+LLM calls, also on all users (``hybrid w/o profile`` refit on every user's validation set there).
+``curve`` gives the mean validation rank and the test metrics after each refinement iteration.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from tailormind.bench.metrics import candidate_metrics
-from tailormind.cf.checkpoint import load_checkpoint, trained_models
-from tailormind.cf.data import CandidateIndex, CFData, load_cf_data
-from tailormind.cf.recommend import check_alignment
+from tailormind.cf.data import CandidateIndex, CFData
 from tailormind.cf.train import score_candidates
 from tailormind.config import Settings
 from tailormind.data.workspace import Workspace
 from tailormind.errors import WorkspaceError
 from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures
+from tailormind.profiling.fusion import Fusion, Signals
 from tailormind.profiling.profiles import PROFILES_TABLE
+from tailormind.profiling.rankers import LLMRanker, RankQuery
 
-FUSION_STEPS = 400
-FUSION_LR = 0.5
-FUSION_L2 = 1e-3
+NO_LLM = {"llm_tokens_per_user": 0.0, "seconds_per_user": 0.0}
 
 
 @dataclass
@@ -45,6 +50,7 @@ class EvalReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     curve: list[dict[str, Any]] = field(default_factory=list)
     fusion_weights: dict[str, float] = field(default_factory=dict)
+    fusion_weights_no_profile: dict[str, float] = field(default_factory=dict)
 
 
 def _subset(sets: CandidateIndex, users: np.ndarray) -> CandidateIndex:
@@ -52,133 +58,149 @@ def _subset(sets: CandidateIndex, users: np.ndarray) -> CandidateIndex:
     return CandidateIndex(sets.users[keep], sets.items[keep])
 
 
-def _zscore(x: np.ndarray) -> np.ndarray:
-    std = x.std(axis=1, keepdims=True)
-    return (x - x.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
-
-
-def fit_fusion(features: np.ndarray, steps: int = FUSION_STEPS, lr: float = FUSION_LR,
-               l2: float = FUSION_L2) -> np.ndarray:
-    """Weights w minimising mean −log softmax(X w)[positive], positive in column 0.
-
-    ``features``: (n_sets, M, F), already z-scored per set. Plain gradient descent on a convex
-    loss: ∇ = mean_s X_sᵀ (softmax(X_s w) − e_0) + l2·w.
-    """
-    n, m, f = features.shape
-    w = np.zeros(f)
-    target = np.zeros(m)
-    target[0] = 1.0
-    for _ in range(steps):
-        logits = features @ w
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(axis=1, keepdims=True)
-        grad = np.einsum("nm,nmf->f", p - target, features) / n + l2 * w
-        w -= lr * grad
-    return w
-
-
 class _Scorer:
     """Per-method candidate scores for any CandidateIndex (user and item indices of CFData)."""
 
-    def __init__(self, workspace: Workspace, data: CFData, features: ItemFeatures) -> None:
-        self.data = data
-        self.item_vectors = features.matrix[features.rows(data.item_ids)]
-        self.popularity = data.item_popularity()
-        self.history: dict[int, np.ndarray] = {}
-        for user, item in zip(data.train_users.tolist(), data.train_items.tolist(), strict=True):
-            self.history.setdefault(user, []).append(item)  # type: ignore[arg-type]
-        self.cf: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for name in trained_models(workspace):
-            checkpoint = load_checkpoint(workspace, name)
-            check_alignment(checkpoint, data)
-            self.cf[name] = (checkpoint.user_embeddings, checkpoint.item_embeddings)
+    def __init__(self, signals: Signals) -> None:
+        self.signals = signals
+        self.vectors = signals.item_vectors
 
-    def popularity_scores(self, sets: CandidateIndex) -> np.ndarray:
-        return np.log1p(self.popularity[sets.items])
+    def popularity(self, sets: CandidateIndex) -> np.ndarray:
+        return self.signals.log_popularity[sets.items]
 
-    def cf_scores(self, name: str, sets: CandidateIndex) -> np.ndarray:
-        users, items = self.cf[name]
-        return score_candidates(users, items, sets)
+    def cf(self, name: str, sets: CandidateIndex) -> np.ndarray:
+        return score_candidates(*self.signals.cf[name], sets)
 
-    def history_scores(self, sets: CandidateIndex) -> np.ndarray:
+    def history(self, sets: CandidateIndex) -> np.ndarray:
         out = np.zeros(sets.items.shape)
         for row, user in enumerate(sets.users.tolist()):
-            past = self.history.get(user)
-            if past:
-                centroid = self.item_vectors[np.asarray(past)].mean(axis=0)
-                out[row] = self.item_vectors[sets.items[row]] @ centroid
+            past = self.signals.histories[user]
+            if len(past):
+                out[row] = self.vectors[sets.items[row]] @ self.vectors[past].mean(axis=0)
         return out
 
-    def profile_scores(self, vectors: dict[int, np.ndarray], sets: CandidateIndex) -> np.ndarray:
-        out = np.zeros(sets.items.shape)
-        for row, user in enumerate(sets.users.tolist()):
-            out[row] = self.item_vectors[sets.items[row]] @ vectors[user]
-        return out
+    def profile(self, vectors: dict[int, np.ndarray], sets: CandidateIndex) -> np.ndarray:
+        return np.einsum("nmd,nd->nm", self.vectors[sets.items], _rows(vectors, sets))
+
+
+def _rows(vectors: dict[int, np.ndarray], sets: CandidateIndex) -> np.ndarray:
+    return np.stack([vectors[u] for u in sets.users.tolist()]) if len(sets) else np.zeros((0, 1))
+
+
+def _cost(rows: list[dict]) -> dict[str, float]:
+    return {"llm_tokens_per_user": float(np.mean([r["prompt_tokens"] + r["completion_tokens"]
+                                                  for r in rows])),
+            "seconds_per_user": float(np.mean([r["seconds"] for r in rows]))}
 
 
 def evaluate_profiles(workspace: Workspace, settings: Settings,
-                      variant_tables: list[str] | None = None) -> EvalReport:
+                      variant_tables: list[str] | None = None, *,
+                      llm_ranker_users: int = 0) -> EvalReport:
+    """The evaluation table; ``llm_ranker_users`` > 0 adds the listwise LLM ranker on that
+    many of the profiled users (it costs ~6 LLM calls per user)."""
     if not workspace.has(PROFILES_TABLE):
         raise WorkspaceError(f"workspace {workspace.root} has no profiles; run "
                              f"`tailormind profile run --workspace {workspace.root}` first")
-    data = load_cf_data(workspace)
     features = ItemFeatures.load(workspace)
-    scorer = _Scorer(workspace, data, features)
-    user_index = {u: i for i, u in enumerate(data.user_ids)}
+    signals = Signals(workspace, settings, features)
+    data, scorer = signals.data, _Scorer(signals)
+    user_index = signals.user_index
     profiles = workspace.read(PROFILES_TABLE).to_pylist()
     profiled = np.array(sorted(user_index[p["user_id"]] for p in profiles))
     refined = {user_index[p["user_id"]]: np.asarray(p["embedding"]) for p in profiles}
     initial = {user_index[p["user_id"]]: np.asarray(p["initial_embedding"]) for p in profiles}
-    cost = {"llm_tokens_per_user": float(np.mean([p["prompt_tokens"] + p["completion_tokens"]
-                                                  for p in profiles])),
-            "seconds_per_user": float(np.mean([p["seconds"] for p in profiles]))}
+    cost = _cost(profiles)
     test_all, test_sample = data.test, _subset(data.test, profiled)
-    valid_sample = _subset(data.valid, profiled)
+    valid_all, valid_sample = data.valid, _subset(data.valid, profiled)
     report = EvalReport(users_all=len(test_all), users_profiled=len(test_sample))
 
-    def add(method: str, scores_of, sample_only: bool = False, **info: Any) -> None:
-        row: dict[str, Any] = {"method": method, **info}
+    def add(method: str, scores_of: Callable[[CandidateIndex], np.ndarray],
+            all_scores_of: Callable[[CandidateIndex], np.ndarray] | None = None,
+            **info: Any) -> None:
+        row: dict[str, Any] = {"method": method, "users": len(test_sample), **info}
         row["sample"] = candidate_metrics(scores_of(test_sample))
-        if not sample_only:
-            row["all"] = candidate_metrics(scores_of(test_all))
+        if all_scores_of is not None:
+            row["all"] = candidate_metrics(all_scores_of(test_all))
         report.rows.append(row)
 
-    no_llm = {"llm_tokens_per_user": 0.0, "seconds_per_user": 0.0}
-    add("popularity", scorer.popularity_scores, **no_llm)
-    for name in scorer.cf:
-        add(name, lambda s, name=name: scorer.cf_scores(name, s), **no_llm)
-    add("history-content", scorer.history_scores, **no_llm)
-    add("profile (init)", lambda s: scorer.profile_scores(initial, s), sample_only=True, **cost)
-    add("profile (refined)", lambda s: scorer.profile_scores(refined, s), sample_only=True, **cost)
+    add("popularity", scorer.popularity, scorer.popularity, **NO_LLM)
+    for name in signals.cf:
+        add(name, lambda s, n=name: scorer.cf(n, s), lambda s, n=name: scorer.cf(n, s), **NO_LLM)
+    add("history-content", scorer.history, scorer.history, **NO_LLM)
+    add("profile (init)", lambda s: scorer.profile(initial, s), **cost)
+    add("profile (refined)", lambda s: scorer.profile(refined, s), **cost)
+
+    plain = Fusion.fit(signals, valid_sample.users, valid_sample.items, None, settings)
+    plain_all = Fusion.fit(signals, valid_all.users, valid_all.items, None, settings)
+    report.fusion_weights_no_profile = plain.as_dict()
+    add("hybrid w/o profile", lambda s: plain.score(signals.stack(s.users, s.items)),
+        lambda s: plain_all.score(signals.stack(s.users, s.items)), **NO_LLM)
+
+    fusion = Fusion.fit(signals, valid_sample.users, valid_sample.items,
+                        _rows(initial, valid_sample), settings)
+    fusion.save(workspace)
+    report.fusion_weights = fusion.as_dict()
+
+    def hybrid(vectors: dict[int, np.ndarray]) -> Callable[[CandidateIndex], np.ndarray]:
+        return lambda s: fusion.score(signals.stack(s.users, s.items, _rows(vectors, s)))
+
+    add("hybrid (init profile)", hybrid(initial), **cost)
+    add("hybrid", hybrid(refined), **cost)
+
     for table in variant_tables or []:
         if not workspace.has(table):
             continue
         rows = workspace.read(table).to_pylist()
         vectors = {user_index[r["user_id"]]: np.asarray(r["embedding"]) for r in rows}
-        users = np.array(sorted(vectors))
-        subset = _subset(data.test, users)
-        variant_cost = {"llm_tokens_per_user": float(np.mean(
-            [r["prompt_tokens"] + r["completion_tokens"] for r in rows])),
-            "seconds_per_user": float(np.mean([r["seconds"] for r in rows]))}
-        report.rows.append({"method": f"profile (refined, {table.split('__', 1)[1]})",
-                            "sample": candidate_metrics(scorer.profile_scores(vectors, subset)),
-                            "users": len(subset), **variant_cost})
+        subset = _subset(data.test, np.array(sorted(vectors)))
+        name = table.split("__", 1)[1]
+        # the main table's rows on the same users, so a variant run on fewer users compares
+        main = {u: v for u, v in refined.items() if u in vectors}
+        same = _subset(subset, np.array(sorted(main))) if main else None
+        for method, main_method, scores, main_scores in (
+                (f"profile (refined, {name})", "profile (refined)", scorer.profile(vectors, subset),
+                 scorer.profile(main, same) if same is not None else None),
+                (f"hybrid ({name})", "hybrid", hybrid(vectors)(subset),
+                 hybrid(main)(same) if same is not None else None)):
+            report.rows.append({
+                "method": method, "users": len(subset), "sample": candidate_metrics(scores),
+                "main_on_same_users": (
+                    candidate_metrics(main_scores) | {"users": len(same), "method": main_method}
+                    if same is not None else None), **_cost(rows)})
 
-    names = ["log popularity", *scorer.cf, "history similarity", "profile similarity"]
-
-    def stack(sets: CandidateIndex, profile_vectors: dict[int, np.ndarray]) -> np.ndarray:
-        columns = [scorer.popularity_scores(sets), *(scorer.cf_scores(n, sets) for n in scorer.cf),
-                   scorer.history_scores(sets), scorer.profile_scores(profile_vectors, sets)]
-        return np.stack([_zscore(c) for c in columns], axis=2)
-
-    # The refined profile was optimised on the validation item, so its similarity there is
-    # inflated; the weights are fit with the initial profile, then applied to the refined one.
-    weights = fit_fusion(stack(valid_sample, initial))
-    report.fusion_weights = dict(zip(names, weights.round(4).tolist(), strict=True))
-    add("hybrid (fit on valid)", lambda s: stack(s, refined) @ weights, sample_only=True, **cost)
+    if llm_ranker_users:
+        row = _llm_ranker_row(data, settings, features, profiles, llm_ranker_users)
+        same = _subset(data.test, np.array(sorted(user_index[u] for u in row.pop("user_ids"))))
+        # the same profiles ranked by embedding on the same users: what the LLM ranker changes
+        row["main_on_same_users"] = (candidate_metrics(scorer.profile(refined, same))
+                                     | {"users": len(same), "method": "profile (refined)"})
+        report.rows.append(row)
     report.curve = _curve(profiles, user_index, scorer, data, settings)
     return report
+
+
+def _llm_ranker_row(data: CFData, settings: Settings, features: ItemFeatures,
+                    profiles: list[dict], n_users: int) -> dict[str, Any]:
+    """The listwise LLM ranker with the refined profile on the first ``n_users`` profiled users
+    (sorted by id, so the subset is stable); its cost is its own ranking calls."""
+    chosen = sorted(profiles, key=lambda p: p["user_id"])[:n_users]
+    index = {u: i for i, u in enumerate(data.user_ids)}
+    rows = {int(u): r for r, u in enumerate(data.test.users.tolist())}
+    text = load_role("text", settings)
+    ranker = LLMRanker(features, text, window=settings.profiling.llm_window,
+                       description_chars=settings.profiling.prompt_item_chars)
+    queries = [RankQuery(p["user_id"], p["profile"],
+                         [data.item_ids[i] for i in data.test.items[rows[index[p["user_id"]]]]])
+               for p in chosen]
+    before = (text.stats["prompt_tokens"], text.stats["completion_tokens"])
+    started = time.perf_counter()
+    scores = np.stack(ranker.score(queries))
+    seconds = time.perf_counter() - started
+    tokens = (text.stats["prompt_tokens"] - before[0]) + (text.stats["completion_tokens"] - before[1])
+    return {"method": "LLM ranker (refined profile)", "users": len(queries),
+            "user_ids": [p["user_id"] for p in chosen],
+            "sample": candidate_metrics(scores), "llm_tokens_per_user": tokens / len(queries),
+            "seconds_per_user": seconds / len(queries), "ranker_stats": dict(ranker.stats)}
 
 
 def _curve(profiles: list[dict], user_index: dict[str, int], scorer: _Scorer, data: CFData,
@@ -207,5 +229,5 @@ def _curve(profiles: list[dict], user_index: dict[str, int], scorer: _Scorer, da
         vectors = dict(zip(users, matrix, strict=True))
         sets = _subset(data.test, np.array(users))
         out.append({"iteration": n, "mean_valid_rank": float(np.mean(ranks[n])),
-                    "test": candidate_metrics(scorer.profile_scores(vectors, sets))})
+                    "test": candidate_metrics(scorer.profile(vectors, sets))})
     return out

@@ -9,7 +9,9 @@ For a batch of users, every LLM step is one batched ``text.complete`` call:
    train items) against the validation negatives with p⁽ⁿ⁻¹⁾; loss = mean 0-based rank. Loss 0
    stops the user (Eq. 14). Otherwise the critique (the textual gradient, Eq. 13) is written from
    the profile, the top-ranked wrong items and the Z_u items, and the update (Eq. 12) rewrites the
-   profile. An update whose loss is worse is rejected when ``reject_worse_updates``.
+   profile. An update whose loss is worse is rejected when ``reject_worse_updates``; with greedy
+   decoding (temperature 0) the user then stops, since the next round would get the same
+   prompts and so the same critique and update.
 
 Only validation candidates are ranked here; the test set is not loaded by this module.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -107,8 +109,10 @@ class Profiler:
                  text: TextModel) -> None:
         self.config = settings.profiling
         self.features, self.ranker, self.text = features, ranker, text
-        self.profile_params = GenerationParams(max_tokens=self.config.profile_tokens)
-        self.critique_params = GenerationParams(max_tokens=self.config.critique_tokens)
+        base = text.default_params  # the role's temperature and stops; lengths from profiling
+        self.profile_params = replace(base, max_tokens=self.config.profile_tokens)
+        self.critique_params = replace(base, max_tokens=self.config.critique_tokens)
+        self.greedy = base.temperature == 0
         self.max_words = max(30, int(self.config.profile_tokens * 0.6))
 
     # -- one batched LLM step ------------------------------------------------------------------
@@ -260,4 +264,4 @@ class Profiler:
                 if accepted:
                     state.profile, state.loss, state.valid_rank = new, loss, rank
                     wrong_items[i] = wrong
-                state.done = state.loss == 0
+                state.done = state.loss == 0 or (not accepted and self.greedy)

@@ -25,7 +25,8 @@ from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence, load_evidence
 from tailormind.profiling.parts import PartWriter
 from tailormind.profiling.profiler import Profiler
-from tailormind.profiling.rankers import EmbeddingRanker, LLMRanker, Ranker
+from tailormind.profiling.fusion import Fusion, Signals
+from tailormind.profiling.rankers import EmbeddingRanker, HybridRanker, LLMRanker, Ranker
 
 PROFILES_TABLE = "profiles"
 
@@ -58,14 +59,21 @@ class ProfileReport:
     ranker_stats: dict[str, int] = field(default_factory=dict)
 
 
-def build_ranker(settings: Settings, features: ItemFeatures, *, text=None, embed=None) -> Ranker:
-    """The refinement ranker from ``profiling.ranker``. ``hybrid`` refines the profile term with
-    the embedding ranker (CF terms do not depend on the profile); the fusion is fit in eval."""
+def build_ranker(settings: Settings, features: ItemFeatures, *, text=None, embed=None,
+                 workspace: Workspace | None = None) -> Ranker:
+    """The refinement ranker from ``profiling.ranker``. ``hybrid`` needs the weights that
+    ``tailormind profile eval`` fits on the validation sets (a clear error before that)."""
     if settings.profiling.ranker == "llm":
         return LLMRanker(features, text or load_role("text", settings),
                          window=settings.profiling.llm_window,
                          description_chars=settings.profiling.prompt_item_chars)
-    return EmbeddingRanker(features, embed or load_role("embed", settings))
+    embedder = embed or load_role("embed", settings)
+    if settings.profiling.ranker == "hybrid":
+        if workspace is None:
+            raise ValueError("the hybrid ranker needs the workspace (CF checkpoints, train matrix)")
+        signals = Signals(workspace, settings, features)
+        return HybridRanker(signals, Fusion.load(workspace, signals), embedder)
+    return EmbeddingRanker(features, embedder)
 
 
 @dataclass
@@ -163,7 +171,7 @@ def profile_users(
         text = profiler.text if profiler else load_role("text", settings)
         embed = load_role("embed", settings)
         profiler = profiler or Profiler(settings, features, build_ranker(
-            settings, features, text=text, embed=embed), text)
+            settings, features, text=text, embed=embed, workspace=workspace), text)
         info = provenance(settings, profiler.text.model_id, embed.model_id, profiler.ranker.name)
         size = settings.profiling.batch_users
         for start in range(0, len(plan.todo), size):

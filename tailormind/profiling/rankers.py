@@ -1,6 +1,9 @@
 """Rankers: score a user's candidate items with a profile (Eq. 11), behind one interface.
 
 - ``embedding``: cosine between the profile's embedding and each item's description embedding.
+- ``hybrid``: the fused signals of :mod:`tailormind.profiling.fusion` (CF scores, content and
+  item-kNN similarity to the history, popularity, and the profile's cosine), with weights fit on
+  the validation sets by ``tailormind profile eval``.
 - ``llm``: listwise by the ``text`` role. The M candidates are split into windows of
   ``llm_window``; each window is ranked by item id (the item's number in the window, JSON,
   repaired/re-asked by the role); the
@@ -21,6 +24,7 @@ import numpy as np
 
 from tailormind.models.base import Embedder, GenerationParams, TextModel
 from tailormind.profiling.evidence import ItemFeatures
+from tailormind.profiling.fusion import PROFILE_SIGNAL, Fusion, Signals
 from tailormind.prompts import render
 
 RANKING_SCHEMA = {
@@ -69,6 +73,33 @@ class EmbeddingRanker(Ranker):
         vectors = self.profile_vectors([q.profile for q in queries])
         return [self.features.vectors(q.candidates) @ v for q, v in zip(queries, vectors,
                                                                          strict=True)]
+
+
+class HybridRanker(Ranker):
+    """score = Σ_f w_f z_f over the fused signals; the profile enters through its embedding."""
+
+    name = "hybrid"
+
+    def __init__(self, signals: Signals, fusion: Fusion, embedder: Embedder) -> None:
+        super().__init__()
+        self.signals, self.fusion, self.embedder = signals, fusion, embedder
+        self.uses_profile = PROFILE_SIGNAL in fusion.names
+
+    def _score(self, queries: list[RankQuery]) -> list[np.ndarray]:
+        if not queries:
+            return []
+        by_width: dict[int, list[int]] = {}
+        for qi, query in enumerate(queries):
+            by_width.setdefault(len(query.candidates), []).append(qi)
+        scores: dict[int, np.ndarray] = {}
+        for group in by_width.values():
+            users, items = self.signals.index_sets([queries[i].user_id for i in group],
+                                                   [queries[i].candidates for i in group])
+            profiles = (self.embedder.embed([queries[i].profile for i in group])
+                        if self.uses_profile else None)
+            fused = self.fusion.score(self.signals.stack(users, items, profiles))
+            scores.update(zip(group, fused, strict=True))
+        return [scores[qi] for qi in range(len(queries))]
 
 
 class LLMRanker(Ranker):

@@ -37,7 +37,8 @@ class ProfileActor:
         features = ItemFeatures.load(workspace)
         text, self.embed = load_role("text", settings), load_role("embed", settings)
         self.profiler = Profiler(settings, features,
-                                 build_ranker(settings, features, text=text, embed=self.embed), text)
+                                 build_ranker(settings, features, text=text, embed=self.embed,
+                                              workspace=workspace), text)
         self.info = provenance(settings, text.model_id, self.embed.model_id,
                                self.profiler.ranker.name)
 

@@ -1,0 +1,234 @@
+"""Writing: one idea -> a platform-shaped draft (post text + image prompts, or a storyboard).
+
+The ``text`` role answers JSON (``POST_SCHEMA`` / ``VIDEO_SCHEMA``; repaired or re-asked by the
+role). The answer is then fitted to the platform file, and every change is recorded in
+``Draft.fixes`` (never silent): title cut to ``title_max_chars``, body to ``body_max_words``,
+hashtags cleaned, de-duplicated and capped (topped up from the source items' tags when too few),
+images capped (topped up from the title when too few), links kept only where the platform allows
+them and only as http(s) URLs, shot durations clamped to [1, 10] s and the storyboard scaled into
+the platform's ``video_seconds``. An answer that is not usable JSON at all gives a fallback draft
+built from the idea — recorded in ``Draft.fallback``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tailormind.config import GenerationConfig
+from tailormind.generation.catalog import IdeaTemplate, Platform
+from tailormind.generation.ugc import clean_ugc, quote_ugc
+from tailormind.models.base import GenerationParams, Shot, TextModel
+from tailormind.prompts import render
+
+SHOT_SECONDS = (1.0, 10.0)
+DEFAULT_SHOT_SECONDS = 4.0
+MAX_LINKS = 3
+
+_STRINGS = {"type": ["string", "array", "object", "number", "null"]}
+POST_SCHEMA = {
+    "type": "object",
+    "properties": {"title": {"type": "string"}, "body": {"type": "string"},
+                   "hashtags": _STRINGS, "images": _STRINGS, "links": _STRINGS},
+    "required": ["title", "body"],
+}
+VIDEO_SCHEMA = {
+    "type": "object",
+    "properties": {"title": {"type": "string"}, "introduction": {"type": "string"},
+                   "hashtags": _STRINGS, "storyboard": {"type": "array"}},
+    "required": ["title", "introduction"],
+}
+
+
+@dataclass
+class ImagePlan:
+    prompt: str
+    caption: str = ""
+
+
+@dataclass
+class Draft:
+    """One version of a post (``kind == "post"``) or a video plan (``kind == "video"``)."""
+
+    kind: str
+    title: str
+    body: str  # the post body, or the video's introduction
+    hashtags: list[str]
+    images: list[ImagePlan]  # the post's images, cover first; for a video: its cover
+    links: list[str] = field(default_factory=list)
+    shots: list[Shot] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
+    fallback: str | None = None
+    attempts: int = 0
+    repaired: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def text(self) -> str:
+        """What a reader reads: title, body, captions and hashtags (scored for relevance)."""
+        captions = [i.caption for i in self.images] + [s.caption for s in self.shots]
+        return "\n".join(p for p in [self.title, self.body, *captions, " ".join(self.hashtags)]
+                         if p)
+
+    def summary(self) -> str:
+        """The version shown to the writer in a reflection round (compact JSON-ish)."""
+        lines = [f"title: {self.title}", f"body: {self.body}",
+                 f"hashtags: {' '.join(self.hashtags)}"]
+        lines += [f"image {n}: {i.prompt}" for n, i in enumerate(self.images, 1)]
+        lines += [f"shot {n} ({s.duration_s:g} s): {s.prompt} / {s.caption}"
+                  for n, s in enumerate(self.shots, 1)]
+        return "\n".join(lines)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _words(text: str, limit: int) -> tuple[str, bool]:
+    words = text.split()
+    if len(words) <= limit:
+        return text.strip(), False
+    return " ".join(words[:limit]).rstrip(",;") + "…", True
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v for v in re.split(r"[,\s]+", value) if v]
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def clean_hashtag(raw: Any) -> str | None:
+    """``"sci fi!"`` -> ``"#scifi"``; None when nothing usable is left."""
+    core = re.sub(r"[^\w-]", "", str(raw).replace("#", ""), flags=re.UNICODE)[:30]
+    return f"#{core}" if core else None
+
+
+def fit_to_platform(value: dict[str, Any], *, kind: str, platform: Platform, idea: str,
+                    template: IdeaTemplate, fallback_tags: list[str], ugc_chars: int) -> Draft:
+    """The model's JSON fitted to the platform's rules; every change listed in ``fixes``."""
+    fixes: list[str] = []
+    title = clean_ugc(str(value.get("title") or ""), ugc_chars)
+    if not title:
+        title, _ = clean_ugc(idea, platform.title_max_chars), fixes.append("title from the idea")
+    if len(title) > platform.title_max_chars:
+        title = clean_ugc(title, platform.title_max_chars - 1)
+        fixes.append(f"title cut to {platform.title_max_chars} characters")
+    body_key = "introduction" if kind == "video" else "body"
+    body = clean_ugc(str(value.get(body_key) or ""), 20 * platform.body_max_words)
+    if not body:
+        body = clean_ugc(idea, 20 * platform.body_max_words)
+        fixes.append(f"{body_key} from the idea")
+    body, cut = _words(body, platform.body_max_words)
+    if cut:
+        fixes.append(f"{body_key} cut to {platform.body_max_words} words")
+
+    low, high = platform.hashtags
+    tags: list[str] = []
+    for raw in _as_list(value.get("hashtags")):
+        tag = clean_hashtag(raw)
+        if tag and tag.lower() not in {t.lower() for t in tags}:
+            tags.append(tag)
+    if len(tags) > high:
+        tags, _ = tags[:high], fixes.append(f"hashtags capped at {high}")
+    if len(tags) < low:
+        for raw in fallback_tags:
+            tag = clean_hashtag(raw)
+            if tag and tag.lower() not in {t.lower() for t in tags}:
+                tags.append(tag)
+            if len(tags) == low:
+                break
+        fixes.append("hashtags topped up from the source items' tags")
+
+    images: list[ImagePlan] = []
+    shots: list[Shot] = []
+    if kind == "post":
+        for raw in _as_list(value.get("images")):
+            prompt = raw.get("prompt") if isinstance(raw, dict) else raw
+            caption = raw.get("caption", "") if isinstance(raw, dict) else ""
+            prompt = clean_ugc(str(prompt or ""), ugc_chars)
+            if prompt:
+                images.append(ImagePlan(prompt, clean_ugc(str(caption or ""), ugc_chars)))
+        low_i, high_i = platform.images
+        if len(images) > high_i:
+            images, _ = images[:high_i], fixes.append(f"images capped at {high_i}")
+        while len(images) < low_i:
+            images.append(ImagePlan(title if not images else f"{title}: {idea}", title))
+            fixes.append("image prompt from the title")
+    else:
+        shots = _storyboard(value.get("storyboard"), platform, template, title, fixes, ugc_chars)
+        images = [ImagePlan(f"{title}: {shots[0].prompt}", title)]
+
+    links: list[str] = []
+    for raw in _as_list(value.get("links")):
+        url = str(raw).strip()
+        if platform.links and re.fullmatch(r"https?://[^\s<>\"']{3,300}", url):
+            links.append(url)
+        else:
+            fixes.append("link dropped (not allowed or not an http(s) URL)")
+    if len(links) > MAX_LINKS:
+        links, _ = links[:MAX_LINKS], fixes.append(f"links capped at {MAX_LINKS}")
+    return Draft(kind=kind, title=title, body=body, hashtags=tags, images=images, links=links,
+                 shots=shots, fixes=fixes)
+
+
+def _storyboard(raw: Any, platform: Platform, template: IdeaTemplate, title: str,
+                fixes: list[str], ugc_chars: int) -> list[Shot]:
+    low_s, high_s = platform.video_seconds
+    shots: list[Shot] = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict):
+            item = {"prompt": str(item)}
+        prompt = clean_ugc(str(item.get("prompt") or ""), ugc_chars)
+        if not prompt:
+            continue
+        try:
+            seconds = float(item.get("duration", DEFAULT_SHOT_SECONDS))
+        except (TypeError, ValueError):
+            seconds = DEFAULT_SHOT_SECONDS
+        clamped = min(max(seconds, SHOT_SECONDS[0]), SHOT_SECONDS[1])
+        if clamped != seconds:
+            fixes.append(f"shot {len(shots) + 1}: duration {seconds:g} s clamped to {clamped:g} s")
+        shots.append(Shot(prompt, clamped, clean_ugc(str(item.get("caption") or ""), ugc_chars)))
+    if not shots:
+        fixes.append("storyboard built from the template's parts (none usable in the answer)")
+        shots = [Shot(f"{title}: {part}", DEFAULT_SHOT_SECONDS, part.capitalize())
+                 for part in template.structure]
+    total = sum(s.duration_s for s in shots)
+    if total < low_s or total > high_s:
+        target = min(max(total, low_s), high_s)
+        scale = target / total
+        shots = [Shot(s.prompt, round(s.duration_s * scale, 2), s.caption) for s in shots]
+        fixes.append(f"storyboard scaled from {total:g} s to {target:g} s")
+    return shots
+
+
+def write_draft(*, kind: str, platform: Platform, template: IdeaTemplate, idea: str,
+                profile: str, exemplar_texts: list[tuple[str, str]], text: TextModel,
+                config: GenerationConfig, fallback_tags: list[str],
+                previous: Draft | None = None, feedback: str | None = None) -> Draft:
+    """One draft (or, with ``previous`` and ``feedback``, one reflection-round revision)."""
+    prompt = render(
+        "generation/write_video.txt" if kind == "video" else "generation/write_post.txt",
+        platform=platform, template=template, idea=idea,
+        profile=quote_ugc(profile, label="profile", limit=config.ugc_chars * 2),
+        exemplars=[quote_ugc(body, label=label, limit=config.ugc_chars)
+                   for label, body in exemplar_texts],
+        previous=previous.summary() if previous is not None else "", feedback=feedback or "")
+    params = GenerationParams(max_tokens=config.write_tokens,
+                              temperature=text.default_params.temperature)
+    schema = VIDEO_SCHEMA if kind == "video" else POST_SCHEMA
+    (answer,) = text.complete_json([[{"role": "user", "content": prompt}]], schema, params)
+    value = answer.value if answer.ok else {}
+    draft = fit_to_platform(value, kind=kind, platform=platform, idea=idea, template=template,
+                            fallback_tags=fallback_tags, ugc_chars=config.ugc_chars)
+    if not answer.ok:
+        draft.fallback = f"writer: no usable JSON ({answer.error}); draft built from the idea"
+    draft.attempts, draft.repaired = answer.attempts, answer.repaired
+    draft.prompt_tokens, draft.completion_tokens = answer.prompt_tokens, answer.completion_tokens
+    return draft

@@ -1,0 +1,235 @@
+"""Generation end to end on a profiled synthetic workspace: a scripted writer (the dummy engine)
+with the real MiniLM, card and slideshow roles; reflection's keep-the-best property; the bundle
+and its preview; recorded fallbacks for a failing image model and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tailormind.config import load_config
+from tailormind.errors import ModelError, WorkspaceError
+from tailormind.generation.bundle import bundle_problems, local_references
+from tailormind.generation.pipeline import Generator, Roles
+from tailormind.generation.reflection import Scored, objective, reflect
+from tailormind.models.base import Completion, ImageGenerator, TextModel
+from tailormind.models.media import probe_video
+from tailormind.profiling.profiles import profile_users
+from tests.conftest import fresh
+from tests.test_profiling_profiles import PromptedText, make_profiler
+
+
+class ScriptedWriter(TextModel):
+    """Answers ideation and writing prompts with valid JSON; each revision adds a word from the
+    feedback-free profile so relevance can move. ``bad_json`` answers prose to the writer."""
+
+    def __init__(self, bad_json: bool = False) -> None:
+        super().__init__(backend="scripted", model_id="scripted-writer", json_retries=1)
+        self.bad_json = bad_json
+        self.calls: list[str] = []
+
+    def _generate(self, batch, params, json_schema):
+        out = []
+        for conversation in batch:
+            prompt = conversation[0]["content"]
+            if "Propose up to" in prompt:
+                self.calls.append("ideate")
+                kinds = prompt.split('"type": "one of: ', 1)[1].split('"', 1)[0].split(", ")
+                text = json.dumps({"ideas": [{"idea": "A close look at the items they love",
+                                              "type": kinds[0], "basis": "history"}]})
+            elif self.bad_json:
+                self.calls.append("write")
+                text = "I would rather write a poem."
+            elif "storyboard" in prompt:
+                self.calls.append("write-video")
+                text = json.dumps({"title": "Three things about tag0001", "introduction":
+                                   "A short video about tag0001 items.", "hashtags":
+                                   ["#tag0001", "video"], "storyboard": [
+                                       {"prompt": "opening", "duration": 3, "caption": "Hi"},
+                                       {"prompt": "middle", "duration": 90, "caption": "Look"},
+                                       {"prompt": "end", "duration": 2, "caption": "Bye"}]})
+            else:
+                self.calls.append("revise" if "Your previous version" in prompt else "write")
+                n = len(self.calls)
+                text = json.dumps({"title": f"Notes on item {n}", "body": "Item about tag0001 "
+                                   * (1 + n % 3), "hashtags": ["#tag0001", "#tag0002"],
+                                   "images": [{"prompt": "a shelf of items", "caption": "cover"},
+                                              {"prompt": "a close-up", "caption": "detail"}]})
+            out.append(Completion(text=text, prompt_tokens=len(prompt) // 4,
+                                  completion_tokens=len(text) // 4, model="scripted-writer"))
+        return out
+
+
+class FailsOnDetailImages(ImageGenerator):
+    """An image model that fails on every "detail" image (the second image of each draft)."""
+
+    def __init__(self) -> None:
+        super().__init__(backend="flaky", model_id="flaky")
+
+    def _render(self, request):
+        from PIL import Image
+
+        if request.caption == "detail":
+            raise ModelError("models.image: CUDA out of memory")
+        return Image.new("RGB", (request.width, request.height), (40, 90, 160))
+
+
+@pytest.fixture(scope="module")
+def generated_ws(profiled_ws, tmp_path_factory):
+    """A copy of the profiled workspace with (scripted) profiles for every user."""
+    ws = fresh(profiled_ws, tmp_path_factory.mktemp("gen"))
+    _, settings = profiled_ws
+    profile_users(ws, settings, profiler=make_profiler(ws, settings, PromptedText(
+        init="Likes items about tag0001 and tag0002, in short practical notes.")))
+    return ws, settings
+
+
+def _roles(settings, text: TextModel, image: ImageGenerator | None = None) -> Roles:
+    roles = Roles.load(settings)
+    roles.text = text
+    if image is not None:
+        roles.image = image
+    return roles
+
+
+def test_a_post_bundle_is_complete_and_self_contained(generated_ws) -> None:
+    ws, settings = generated_ws
+    user = ws.read("profiles").column("user_id")[0].as_py()
+    writer = ScriptedWriter()
+    post = Generator(ws, settings, roles=_roles(settings, writer)).generate(user)
+    record = json.loads((post.path / "post.json").read_text(encoding="utf-8"))
+    assert bundle_problems(post.path) == []
+    assert record["user_id"] == user and record["kind"] == "post"
+    assert record["platform"] == "rednote" and record["idea"]["type"] in record["ideation"]["subset"]
+    assert [i["file"] for i in record["images"]] == ["cover.png", "image-2.png"]
+    assert all(i["kind"] == "card" for i in record["images"])
+    assert record["media_note"].startswith("images are typeset text cards")
+    assert len(record["exemplars"]) == settings.generation.exemplar_top_k
+    rounds = record["reflection"]["rounds"]
+    assert 2 <= len(rounds) <= settings.generation.reflection_rounds + 1
+    best = max(r["objective"] for r in rounds)
+    assert record["reflection"]["best"]["objective"] == pytest.approx(best)
+    assert record["reflection"]["clip_measured"] is False
+    assert "not measured" in record["reflection"]["note"]
+    assert writer.calls.count("revise") == len(rounds) - 1
+    if len(rounds) <= settings.generation.reflection_rounds:  # greedy: stopped when no gain
+        assert not rounds[-1]["best_so_far"]
+    assert set(record["models"]) == {"text", "embed", "image", "video"}
+    assert record["tokens_by_stage"]["ideation"] > 0 and record["tokens_by_stage"]["writing"] > 0
+    html = (post.path / "preview.html").read_text(encoding="utf-8")
+    refs = local_references(html)
+    assert refs == ["cover.png", "image-2.png"] and record["title"] in html
+    # same user and settings -> same post id, replaced whole
+    again = Generator(ws, settings, roles=_roles(settings, ScriptedWriter())).generate(user)
+    assert again.post_id == post.post_id and bundle_problems(again.path) == []
+
+
+def test_a_video_fits_the_platform_and_plays(generated_ws) -> None:
+    ws, settings = generated_ws
+    user = ws.read("profiles").column("user_id")[1].as_py()
+    post = Generator(ws, settings, roles=_roles(settings, ScriptedWriter())).generate(
+        user, platform="bilibili")
+    record = json.loads((post.path / "post.json").read_text(encoding="utf-8"))
+    assert record["kind"] == "video" and bundle_problems(post.path) == []
+    total = sum(s["duration_s"] for s in record["storyboard"])
+    assert 8 <= total <= 45
+    fixes = [f for d in record["drafts"] for f in d["fixes"]]
+    assert any("clamped to 10 s" in f for f in fixes)  # the 90 s shot
+    info = probe_video(post.path / "video.mp4")
+    assert info.codec == "h264" and abs(info.duration_s - record["video"]["duration_s"]) < 0.2
+    assert (info.width, info.height) == (1280, 720)
+    assert "video.mp4" in local_references((post.path / "preview.html").read_text("utf-8"))
+
+
+def test_a_failing_image_model_is_replaced_by_a_card_and_recorded(generated_ws) -> None:
+    ws, settings = generated_ws
+    user = ws.read("profiles").column("user_id")[2].as_py()
+    post = Generator(ws, settings, roles=_roles(settings, ScriptedWriter(),
+                                                FailsOnDetailImages())).generate(user)
+    assert bundle_problems(post.path) == []
+    assert [i["kind"] for i in post.record["images"]] == ["generated", "card"]
+    assert any("image 2: flaky failed" in f and "typeset card stands in" in f
+               for f in post.record["fallbacks"])
+
+
+def test_writer_answers_that_are_not_json_give_a_recorded_draft(generated_ws) -> None:
+    ws, settings = generated_ws
+    user = ws.read("profiles").column("user_id")[3].as_py()
+    writer = ScriptedWriter(bad_json=True)
+    post = Generator(ws, settings, roles=_roles(settings, writer)).generate(user)
+    record = post.record
+    assert bundle_problems(post.path) == []
+    assert any("writer: no usable JSON" in f for f in record["fallbacks"])
+    # every draft failed; greedy decoding stops after the first revision that gains nothing
+    assert writer.stats["json_failed"] == len(record["reflection"]["rounds"]) == 2
+    assert record["title"] and record["body"] and len(record["images"]) == 1
+    fixes = record["drafts"][0]["fixes"]
+    assert "title from the idea" in fixes and "image prompt from the title" in fixes
+
+
+def test_unknown_user_and_unprofiled_user_are_clear_errors(generated_ws, profiled_ws,
+                                                           tmp_path) -> None:
+    ws, settings = generated_ws
+    generator = Generator(ws, settings, roles=_roles(settings, ScriptedWriter()))
+    with pytest.raises(WorkspaceError, match="unknown user 'nobody'"):
+        generator.generate("nobody")
+    sparse = fresh(profiled_ws, tmp_path)
+    users = sparse.read("candidates").column("user_id").to_pylist()
+    profile_users(sparse, settings, users=[users[0]], profiler=make_profiler(
+        sparse, settings, PromptedText()))
+    other = next(u for u in users if u != users[0])
+    with pytest.raises(WorkspaceError, match=f"user '{other}' has no profile"):
+        Generator(sparse, settings, roles=_roles(settings, ScriptedWriter())).generate(other)
+
+
+@given(st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=6))
+def test_reflection_never_returns_a_worse_version(objectives: list[float]) -> None:
+    """A scripted writer whose versions score ``objectives`` in turn: the kept version is the
+    first maximum, and every revision was asked from the best version so far."""
+    versions = iter(range(1, len(objectives)))
+    bases: list[int] = []
+
+    def score(version: int) -> Scored[int]:
+        return Scored(version, objectives[version], None, objectives[version])
+
+    def revise(best: int, feedback: str) -> int:
+        bases.append(best)
+        assert "not measured" in feedback
+        return next(versions)
+
+    result = reflect(0, score, revise, rounds=len(objectives) - 1)
+    assert result.best.objective == max(objectives)
+    assert result.best_round == objectives.index(max(objectives))
+    for n, base in enumerate(bases, start=1):
+        assert objectives[base] == max(objectives[:n])
+    # greedy decoding: the first round without a gain ends it, still keeping the best so far
+    bases.clear()
+    versions = iter(range(1, len(objectives)))
+    greedy = reflect(0, score, revise, rounds=len(objectives) - 1, repeatable=True)
+    seen = objectives[: len(greedy.rounds)]
+    assert greedy.best.objective == max(seen)
+    assert all(r.best_so_far for r in greedy.rounds[:-1])
+
+
+def test_objective_weights_clip_when_measured() -> None:
+    assert objective(0.4, None, 1.0) == 0.4
+    assert objective(0.4, 2.5, 1.0) == pytest.approx(0.7)
+    assert objective(0.4, 1.25, 3.0) == pytest.approx((0.4 + 3 * 0.5) / 4)
+    assert np.isclose(objective(0.2, 0.0, 0.0), 0.2)
+
+
+def test_platform_and_kind_are_checked(generated_ws) -> None:
+    from tailormind.errors import ConfigError
+
+    ws, settings = generated_ws
+    user = ws.read("profiles").column("user_id")[0].as_py()
+    generator = Generator(ws, settings, roles=_roles(settings, ScriptedWriter()))
+    with pytest.raises(ConfigError, match="unknown platform 'myspace'"):
+        generator.generate(user, platform="myspace")
+    with pytest.raises(ConfigError, match="unknown kind 'podcast'"):
+        generator.generate(user, kind="podcast")
+    assert load_config(environ={}).generation.platform == "rednote"

@@ -39,11 +39,10 @@ def main(argv: list[str] | None = None) -> int:
                                    progress=progress, on_plan=progress.plan)
         result = {"profiles": {**asdict(report), "fallbacks": dict(report.fallbacks)}}
         if args.eval and report.complete:
-            from tailormind.profiling.evaluate import evaluate_profiles
+            from tailormind.profiling.evaluate import evaluate_profiles, variant_tables
 
             ws = Workspace.open(args.workspace)
-            variants = [n for n in ws.manifest.get("tables", {}) if n.startswith("profiles__")]
-            result["evaluation"] = asdict(evaluate_profiles(ws, settings, variants))
+            result["evaluation"] = asdict(evaluate_profiles(ws, settings, variant_tables(ws)))
         return result
 
     return run_job(body)

@@ -125,12 +125,11 @@ def eval_command(
 ) -> None:
     """Every method on the same TEST candidate sets: R@10/20, N@10/20, LLM tokens and s per user.
     Fits the hybrid ranker's weights on the validation sets and saves them in the workspace."""
-    from tailormind.profiling.evaluate import evaluate_profiles
+    from tailormind.profiling.evaluate import evaluate_profiles, variant_tables
 
     settings = settings_of(ctx)
     ws = Workspace.open(workspace)
-    variants = [name for name in ws.manifest.get("tables", {}) if name.startswith("profiles__")]
-    report = evaluate_profiles(ws, settings, variants, llm_ranker_users=llm_ranker_users)
+    report = evaluate_profiles(ws, settings, variant_tables(ws), llm_ranker_users=llm_ranker_users)
     if as_json:
         print(json.dumps(asdict(report), indent=2))
         return

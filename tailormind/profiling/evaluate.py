@@ -37,6 +37,7 @@ from tailormind.errors import WorkspaceError
 from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.fusion import Fusion, Signals
+from tailormind.profiling.parts import PARTS_DIR, PartWriter
 from tailormind.profiling.profiles import PROFILES_TABLE
 from tailormind.profiling.rankers import LLMRanker, RankQuery
 
@@ -51,6 +52,15 @@ class EvalReport:
     curve: list[dict[str, Any]] = field(default_factory=list)
     fusion_weights: dict[str, float] = field(default_factory=dict)
     fusion_weights_no_profile: dict[str, float] = field(default_factory=dict)
+
+
+def variant_tables(workspace: Workspace) -> list[str]:
+    """Every ``profiles__<variant>``: finished tables and runs stopped early (parts only)."""
+    names = {n for n in workspace.manifest.get("tables", {}) if n.startswith("profiles__")}
+    parts = workspace.root / PARTS_DIR
+    if parts.is_dir():
+        names |= {p.name for p in parts.iterdir() if p.name.startswith("profiles__")}
+    return sorted(names)
 
 
 def _subset(sets: CandidateIndex, users: np.ndarray) -> CandidateIndex:
@@ -148,9 +158,12 @@ def evaluate_profiles(workspace: Workspace, settings: Settings,
     add("hybrid", hybrid(refined), **cost)
 
     for table in variant_tables or []:
-        if not workspace.has(table):
+        # a finished variant is a table; one stopped early (``--limit``) is still parts
+        data_table = (workspace.read(table) if workspace.has(table)
+                      else PartWriter(workspace, table, "user_id").read_all())
+        if data_table is None or not data_table.num_rows:
             continue
-        rows = workspace.read(table).to_pylist()
+        rows = data_table.to_pylist()
         vectors = {user_index[r["user_id"]]: np.asarray(r["embedding"]) for r in rows}
         subset = _subset(data.test, np.array(sorted(vectors)))
         name = table.split("__", 1)[1]

@@ -156,7 +156,18 @@ class GenerationConfig(_Section):
         1.0, ge=0, description="w in the reflection objective J = (R + w·C/2.5)/(1 + w) when a "
         "clip model is configured (the paper gives no weighting; equal by default)."
     )
+    answer_format: Literal["auto", "json", "fields"] = Field(
+        "auto", description="How ideas and drafts are asked for: one JSON object (json), or one "
+        "plain-text field per question with a pre-filled answer start (fields, for small models). "
+        "auto: fields when the text model's follows_json is false (the embedded SmolLM2)."
+    )
+    line_tokens: int = Field(40, ge=8, description="fields: length of a one-line answer (idea, "
+                             "title, image prompt, shot, narration).")
+    body_tokens: int = Field(96, ge=16, description="fields: length of the body/introduction.")
 
+
+#: Role settings that never change a model's output (left out of ``Settings.config_hash``).
+OUTPUT_NEUTRAL = ("timeout_s", "max_retries", "concurrency", "batch_size", "max_memory_gib")
 
 ROLE_BACKENDS: dict[str, tuple[str, ...]] = {
     "text": ("smollm2", "transformers", "openai", "serve"),
@@ -256,11 +267,21 @@ class Settings(_Section):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
     def config_hash(self, *sections: str) -> str:
-        """12 hex digits of sha256 over the named sections (all when none): provenance of outputs."""
+        """12 hex digits of sha256 over the named sections (all when none): provenance of outputs.
+
+        Settings that change how a result is computed but not what it is (the call cache, HTTP
+        timeouts and retries, batch size, memory cap, ``OUTPUT_NEUTRAL``) are left out, so turning
+        the cache off does not make a job redo finished work."""
         import hashlib
         import json
 
         data = self.model_dump(mode="json")
+        models = data.get("models", {})
+        for key in ("cache", "cache_dir"):
+            models.pop(key, None)
+        for block in models.values():
+            for key in OUTPUT_NEUTRAL:
+                block.pop(key, None)
         chosen = {name: data[name] for name in (sections or tuple(data))}
         return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -44,14 +44,14 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
     return invoke
 
 
-def run_console_script(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
-                       ) -> subprocess.CompletedProcess[str]:
+def run_console_script(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+                       timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the installed ``tailormind`` console script as a user would."""
     exe = Path(sys.executable).with_name("tailormind")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TAILORMIND_")}
     full_env.update(env or {})
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          env=full_env, timeout=300)
+                          env=full_env, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
@@ -113,3 +113,38 @@ def fresh(profiled_ws, tmp_path: Path) -> Workspace:
     root, _ = profiled_ws
     shutil.copytree(root, tmp_path / "ws")
     return Workspace.open(tmp_path / "ws")
+
+
+def job_module(name: str):
+    """``jobs/<name>.py`` imported as a module (its ``main(argv)`` is the entrypoint)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_job", REPO / "jobs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def local_ray():
+    """A throw-away local Ray cluster (auth off for this test only), shut down afterwards."""
+    import ray
+
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def tiny_text_env(monkeypatch: pytest.MonkeyPatch, settings, llm_dir: Path, **extra: str) -> None:
+    """TAILORMIND_* variables for a job run with a tiny random LM as the ``text`` role."""
+    from tests.tiny_models import tiny_llama
+
+    values = {"MODELS__CACHE_DIR": str(settings.models.cache_dir),
+              "MODELS__TEXT__BACKEND": "transformers",
+              "MODELS__TEXT__PATH": str(tiny_llama(llm_dir)), **extra}
+    for key, value in values.items():
+        monkeypatch.setenv(f"TAILORMIND_{key}", value)

@@ -96,3 +96,15 @@ def test_config_show_rejects_bad_key_without_traceback(cli, tmp_path: Path) -> N
     assert result.code == 2
     assert "unknown config key 'generation.rounds'" in result.err
     assert "Traceback" not in result.err
+
+
+def test_config_hash_ignores_how_results_are_computed_not_what_they_are() -> None:
+    base = load_config(environ={})
+    operational = load_config(
+        environ={"TAILORMIND_MODELS__CACHE": "false"},
+        overrides={"models": {"text": {"batch_size": 3, "timeout_s": 5, "max_retries": 0,
+                                       "concurrency": 1, "max_memory_gib": 2}}})
+    assert operational.config_hash("models") == base.config_hash("models")
+    sampled = load_config(environ={}, overrides={"models": {"text": {"temperature": 0.7}}})
+    assert sampled.config_hash("models") != base.config_hash("models")
+    assert sampled.config_hash("seeds") == base.config_hash("seeds")

@@ -91,6 +91,18 @@ def test_chat_wire_format_and_usage(server: ScriptedServer, monkeypatch) -> None
     assert body["seed"] == 4 and body["temperature"] == 0.5
     assert body["response_format"]["json_schema"]["schema"] == schema
     assert server.headers[0]["Authorization"] == "Bearer sekret"
+    assert "continue_final_message" not in body and text.follows_json
+
+
+def test_a_prefilled_answer_asks_the_server_to_continue_it(server: ScriptedServer) -> None:
+    server.script = [(200, chat_answer(" Rivers of Ice"), 0)]
+    text = role(server, "text")
+    [answer] = text.complete([[{"role": "user", "content": "A title?"},
+                               {"role": "assistant", "content": "Title:"}]])
+    body = server.requests[0]
+    assert answer.text == "Rivers of Ice"
+    assert body["messages"][-1] == {"role": "assistant", "content": "Title:"}
+    assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
 
 
 def test_retries_500_then_succeeds(server: ScriptedServer) -> None:

@@ -118,3 +118,49 @@ def test_smollm2_answers(embedded_settings) -> None:
     assert isinstance(structured.value["title"], str)
     weights = list((Path(embedded_settings.models.cache_dir) / "weights").glob("*/model.safetensors"))
     assert weights, "dequantised weights are cached for the next load"
+
+
+def test_a_final_assistant_message_is_continued(llama_dir: Path, tmp_path: Path) -> None:
+    """Prefill: the prompt ends inside the assistant turn (no end-of-turn token after the
+    prefill, no new assistant header), and the answer is only what follows it."""
+    from tailormind.models.text_transformers import _chat_prompt
+
+    model = load_role("text", text_settings(llama_dir, tmp_path / "p"))
+    asked = [{"role": "user", "content": "Give a title."}]
+    opened = _chat_prompt(model.tokenizer, asked)
+    continued = _chat_prompt(model.tokenizer, [*asked, {"role": "assistant",
+                                                        "content": "Title:"}])
+    assert continued.rstrip().endswith("Title:")
+    assert continued.startswith(opened) or opened.rstrip() in continued
+    [answer] = model.complete([[*asked, {"role": "assistant", "content": "Title:"}]],
+                              GenerationParams(max_tokens=5))
+    assert "Title:" not in answer.text  # the prefill is not echoed into the answer
+    assert answer.prompt_tokens == len(model.tokenizer(continued,
+                                                       add_special_tokens=False)["input_ids"])
+
+
+def test_repetition_penalty_covers_the_answer_not_the_prompt() -> None:
+    """Hand-computed: prompt tokens [1, 2] (width 2), answer so far [3, 3]; penalty 2 divides a
+    positive logit of a generated token and multiplies a negative one; prompt tokens untouched."""
+    import torch
+
+    from tailormind.models.text_transformers import AnswerRepetitionPenalty
+
+    scores = torch.tensor([[1.0, 4.0, 6.0, -2.0, 8.0]])
+    ids = torch.tensor([[1, 2, 3, 3]])
+    out = AnswerRepetitionPenalty(2.0, prompt_width=2)(ids, scores.clone())
+    assert out.tolist() == [[1.0, 4.0, 6.0, -4.0, 8.0]]
+    ids = torch.tensor([[1, 2, 4, 3]])
+    out = AnswerRepetitionPenalty(2.0, prompt_width=2)(ids, scores.clone())
+    assert out.tolist() == [[1.0, 4.0, 6.0, -4.0, 4.0]]
+    assert AnswerRepetitionPenalty(2.0, 4)(ids, scores.clone()).tolist() == scores.tolist()
+
+
+def test_smollm2_is_asked_field_by_field_and_follows_a_prefill(embedded_settings) -> None:
+    model = load_role("text", embedded_settings)
+    assert model.follows_json is False
+    [answer] = model.complete(
+        [[{"role": "user", "content": "Give a catchy title for a post about hiking."},
+          {"role": "assistant", "content": "Title:"}]],
+        GenerationParams(max_tokens=20, stop=("\n",)))
+    assert answer.text and "\n" not in answer.text and not answer.text.startswith("Title:")

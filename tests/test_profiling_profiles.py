@@ -18,7 +18,7 @@ from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.profiler import Profiler
 from tailormind.profiling.profiles import profile_users, sample_users
 from tailormind.profiling.rankers import EmbeddingRanker
-from tests.conftest import fresh
+from tests.conftest import fresh, job_module, tiny_text_env
 
 
 class PromptedText(TextModel):
@@ -260,40 +260,20 @@ def test_sigkill_halfway_then_resume(profiled_ws, tmp_path) -> None:
     assert not parts.exists()
 
 
-def test_ray_data_profile_job(profiled_ws, tmp_path, monkeypatch, capsys) -> None:
+def test_ray_data_profile_job(profiled_ws, tmp_path, monkeypatch, capsys, local_ray) -> None:
     """jobs/profile_users.py on 2 Ray Data actors (tiny random LM): complete, one row per user,
     then --eval scores the methods."""
-    import importlib.util
-    import os
-
-    import ray
-
-    from tests.tiny_models import tiny_llama
-
     ws = fresh(profiled_ws, tmp_path)
     _, settings = profiled_ws
-    for key, value in {"MODELS__CACHE_DIR": str(settings.models.cache_dir),
-                       "MODELS__TEXT__BACKEND": "transformers",
-                       "MODELS__TEXT__PATH": str(tiny_llama(tmp_path / "llm")),
-                       "PROFILING__BATCH_USERS": "4", "PROFILING__PROFILE_TOKENS": "16",
-                       "PROFILING__CRITIQUE_TOKENS": "16"}.items():
-        monkeypatch.setenv(f"TAILORMIND_{key}", value)
-    os.environ["RAY_AUTH_MODE"] = "disabled"  # a throw-away local cluster for this test only
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "profile_users_job", Path(__file__).parents[1] / "jobs" / "profile_users.py")
-        job = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(job)
-        code = job.main(["--workspace", str(ws.root), "--workers", "2", "--cpus-per-worker", "0.5",
-                         "--users", "12", "--eval"])
-        text = capsys.readouterr().out
-        assert code == 0, text[-2000:]
-        assert "profile: 12 users to do" in text
-        result = json.loads(text[text.index("{\n"):])
-    finally:
-        ray.shutdown()
+    tiny_text_env(monkeypatch, settings, tmp_path / "llm", PROFILING__BATCH_USERS="4",
+                  PROFILING__PROFILE_TOKENS="16", PROFILING__CRITIQUE_TOKENS="16")
+    code = job_module("profile_users").main([
+        "--workspace", str(ws.root), "--workers", "2", "--cpus-per-worker", "0.5",
+        "--users", "12", "--eval"])
+    text = capsys.readouterr().out
+    assert code == 0, text[-2000:]
+    assert "profile: 12 users to do" in text
+    result = json.loads(text[text.index("{\n"):])
     assert result["profiles"]["complete"] and result["profiles"]["profiled"] == 12
     assert result["evaluation"]["users_profiled"] == 12
     users = Workspace.open(ws.root).read("profiles", columns=["user_id"]).column("user_id")

@@ -38,9 +38,11 @@ def test_stats_hand_computed(cli, tmp_path: Path) -> None:
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     fast = {"TAILORMIND_CF__EPOCHS": "2", "TAILORMIND_CF__LAYERS": "1"}
-    done = run_console_script("demo", "--workspace", tmp_path / "demo", env=fast)
+    done = run_console_script("demo", "--workspace", tmp_path / "demo", "--users", "0",
+                              env=fast)
     assert done.returncode == 0, done.stderr
     assert "9,742" in done.stdout and "100,836" in done.stdout and "610" in done.stdout
     assert "1,220 x (1 + 99)" in done.stdout
     assert "popularity" in done.stdout and "hypergraph" in done.stdout  # evaluation table
     assert "CF top-10 for user 1" in done.stdout
+    assert "demo: where the time went" in done.stdout and "gallery" not in done.stdout

@@ -1,11 +1,13 @@
-"""``tailormind demo``: the main job on the bundled MovieLens data with the embedded defaults.
+"""``tailormind demo``: the whole method on the bundled MovieLens data with the embedded models.
 
-Import -> split -> HypergraphCF training -> Top-K recommendations -> evaluation. Later stages
-(profiling, generation) extend it as they land.
+Import -> split -> HypergraphCF training -> Top-K recommendations -> evaluation -> item
+descriptions -> profiles for a few users -> one post and one short video each -> the gallery
+``generations/index.html`` (every post beside the user's history). Prints seconds per stage.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -34,8 +36,15 @@ def demo(
     ),
     data: Annotated[Path, typer.Option(help="MovieLens latest-small directory.")] = BUNDLED_DATA,
     user: Annotated[str, typer.Option(help="User whose recommendations are shown.")] = "1",
+    users: Annotated[int, typer.Option(
+        "--users", min=0, help="Profile and generate for a seeded sample of N users "
+        "(0: stop after CF).")] = 3,
+    kind: Annotated[list[str] | None, typer.Option(
+        help="What to make for each user, repeatable (default: post and video).")] = None,
 ) -> None:
-    """Import the bundled MovieLens data, split it, train HypergraphCF, recommend, evaluate."""
+    """Import the bundled MovieLens data, split it, train HypergraphCF, recommend, evaluate;
+    then describe the items, profile a few users and make a post and a short video for each,
+    with a gallery that shows every post beside the user's history."""
     from tailormind.cf.checkpoint import save_checkpoint
     from tailormind.cf.data import load_cf_data
     from tailormind.cf.evaluate import evaluate_workspace
@@ -43,6 +52,8 @@ def demo(
     from tailormind.cf.train import EpochLog, train_model
 
     settings = settings_of(ctx)
+    started = time.perf_counter()
+    clock = Clock()
     if not (data / "ratings.csv").is_file():
         raise TailorMindError(
             f"bundled data not found at {data}; pass --data DIR (an ml-latest-small directory)"
@@ -59,6 +70,7 @@ def demo(
             progress=advance,
         )
     print_stats(workspace_stats(ws))
+    clock.lap("import + split")
 
     cfg = settings.cf
     cf_data = load_cf_data(ws)
@@ -74,7 +86,59 @@ def demo(
     recommend_workspace(ws, cfg.model, cfg.top_k)
     print_eval_table(evaluate_workspace(ws, [cfg.model]), "test (1:99 candidate sets)", "test")
     show_user(ws, user)
+    clock.lap(f"CF ({cfg.model}: train, recommend, evaluate)")
+    if users:
+        personalise(ws, settings, users, kind or ["post", "video"], clock)
+    clock.show(time.perf_counter() - started)
     err.print(f"demo workspace: {ws.root}")
+
+
+class Clock:
+    """Seconds per demo stage."""
+
+    def __init__(self) -> None:
+        self.laps: list[tuple[str, float]] = []
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps.append((stage, now - self.last))
+        self.last = now
+
+    def show(self, total: float) -> None:
+        table = Table("stage", "seconds", title="demo: where the time went")
+        for stage, seconds in self.laps:
+            table.add_row(stage, f"{seconds:.1f}")
+        table.add_row("[bold]total[/bold]", f"[bold]{total:.1f}[/bold]")
+        out.print(table)
+
+
+def personalise(ws, settings, users: int, kinds: list[str], clock: Clock) -> None:
+    """Item descriptions -> profiles of ``users`` sampled users -> their posts -> gallery."""
+    from tailormind.cli.generate import print_generation_report
+    from tailormind.generation.batch import generate_users, plan_generations
+    from tailormind.generation.gallery import write_gallery
+    from tailormind.profiling.items import describe_items
+    from tailormind.profiling.profiles import profile_users
+
+    total = ws.read("items", columns=["item_id"]).num_rows
+    with progress_bar("describe items (text + MiniLM)", total=total) as advance:
+        described = describe_items(ws, settings, progress=advance)
+    clock.lap(f"describe {described.described + described.skipped_done} items")
+    with progress_bar(f"profile {users} users (SmolLM2)", total=users) as advance:
+        report = profile_users(ws, settings, sample=users, progress=advance)
+    for reason, count in sorted(report.fallbacks.items()):
+        err.print(f"note: profile fallback {reason}: {count} user(s)")
+    clock.lap(f"profile {report.profiled} users")
+    chosen = ws.read("profiles", columns=["user_id"]).column("user_id").to_pylist()
+    plan = plan_generations(ws, settings, users=chosen, kinds=kinds)
+    with progress_bar(f"generate {' + '.join(kinds)} for {len(chosen)} users",
+                      total=len(plan.todo)) as advance:
+        made = generate_users(ws, settings, plan, progress=advance)
+    print_generation_report(made)
+    clock.lap(f"generate {made.generated} posts")
+    gallery = write_gallery(ws)
+    out.print(f"[bold]gallery:[/bold] {gallery}  (open it in a browser)")
 
 
 def show_user(ws, user: str) -> None:

@@ -19,7 +19,7 @@ from tailormind import __version__
 from tailormind.cli import cf, config_cmd, data, models_cmd, profile
 from tailormind.cli.console import err
 from tailormind.cli.demo import demo
-from tailormind.cli.generate import generate
+from tailormind.cli.generate import gallery, generate
 from tailormind.cli.serve_cmd import serve
 from tailormind.config import load_config
 from tailormind.errors import TailorMindError
@@ -41,6 +41,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(profile.app, name="profile")
 app.command("demo")(demo)
 app.command("generate")(generate)
+app.command("gallery")(gallery)
 app.command("serve")(serve)
 
 

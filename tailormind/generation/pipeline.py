@@ -41,6 +41,23 @@ from tailormind.profiling.profiles import PROFILES_TABLE
 KINDS = ("post", "video")
 
 
+def profile_version_of(profile: str) -> str:
+    return hashlib.sha256(profile.encode()).hexdigest()[:12]
+
+
+def generation_config_hash(settings: Settings) -> str:
+    return settings.config_hash("generation", "models", "seeds")
+
+
+def planned_post_id(settings: Settings, user_id: str, profile: str, kind: str, platform: str,
+                    seed: int | None = None) -> str:
+    """The id :meth:`Generator.generate` will give this post — known without loading a model,
+    so a job can skip what an earlier (killed) run already bundled."""
+    seed = settings.seeds.generation if seed is None else seed
+    return post_id_for(user_id, kind, platform, profile_version_of(profile),
+                       generation_config_hash(settings), seed)
+
+
 @dataclass
 class Roles:
     text: TextModel
@@ -98,7 +115,7 @@ class Generator:
         self.profiles = {r["user_id"]: r for r in workspace.read(PROFILES_TABLE).to_pylist()}
         items = workspace.read("items", columns=["item_id", "title", "text", "tags"]).to_pylist()
         self.items = {r["item_id"]: r for r in items}
-        self.config_hash = settings.config_hash("generation", "models", "seeds")
+        self.config_hash = generation_config_hash(settings)
 
     # -- inputs ---------------------------------------------------------------------------------
     def _profile(self, user_id: str) -> dict[str, Any]:
@@ -133,7 +150,7 @@ class Generator:
         seed = self.settings.seeds.generation if seed is None else seed
         row = self._profile(user_id)
         profile, profile_vector = row["profile"], np.asarray(row["embedding"], dtype=np.float32)
-        profile_version = hashlib.sha256(profile.encode()).hexdigest()[:12]
+        profile_version = profile_version_of(profile)
         evidence = load_evidence(self.workspace, [user_id],
                                  use_cf=self.workspace.has("cf_topk"))[user_id]
         fallbacks: list[str] = []
@@ -206,7 +223,7 @@ class Generator:
         fallbacks += [i.error for i in rendered if i.error]
 
         post_id = post_id_for(user_id, kind, platform_cfg.name, profile_version,
-                              self.config_hash, seed)
+                              self.config_hash, seed)  # == planned_post_id(...)
         target = bundle_dir(self.workspace.root, user_id, post_id)
         video_record, video_path = None, None
         if kind == "video":
@@ -240,7 +257,8 @@ class Generator:
                            if kinds == {"card"} else ""),
             "idea": asdict(idea),
             "ideation": {"subset": ideas.subset, "ideas": [asdict(i) for i in ideas.ideas],
-                         "attempts": ideas.attempts, "repaired": ideas.repaired,
+                         "format": ideas.format, "attempts": ideas.attempts,
+                         "repaired": ideas.repaired, "empty": ideas.empty,
                          "type_coerced": ideas.type_coerced, "fallback": ideas.fallback},
             "exemplars": [asdict(e) for e in exemplars],
             "profile": {"text": profile, "version": profile_version,
@@ -257,8 +275,9 @@ class Generator:
                          "objective": reflection.best.objective},
                 "rounds": [asdict(r) for r in reflection.rounds],
             },
-            "drafts": [{"fixes": d.fixes, "fallback": d.fallback, "attempts": d.attempts,
-                        "repaired": d.repaired} for d in drafts],
+            "drafts": [{"format": d.format, "fixes": d.fixes, "empty": d.empty,
+                        "fallback": d.fallback, "attempts": d.attempts, "repaired": d.repaired}
+                       for d in drafts],
             "fallbacks": fallbacks,
             "models": self.roles.provenance(),
             "config_hash": self.config_hash,

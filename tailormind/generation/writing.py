@@ -1,8 +1,9 @@
 """Writing: one idea -> a platform-shaped draft (post text + image prompts, or a storyboard).
 
 The ``text`` role answers JSON (``POST_SCHEMA`` / ``VIDEO_SCHEMA``; repaired or re-asked by the
-role). The answer is then fitted to the platform file, and every change is recorded in
-``Draft.fixes`` (never silent): title cut to ``title_max_chars``, body to ``body_max_words``,
+role), or — ``answer_format: fields`` — one plain-text field per question
+(:mod:`tailormind.generation.fields`), assembled into the same shape. The answer is then fitted
+to the platform file, and every change is recorded in ``Draft.fixes`` (never silent): title cut to ``title_max_chars``, body to ``body_max_words``,
 hashtags cleaned, de-duplicated and capped (topped up from the source items' tags when too few),
 images capped (topped up from the title when too few), links kept only where the platform allows
 them and only as http(s) URLs, shot durations clamped to [1, 10] s and the storyboard scaled into
@@ -18,6 +19,13 @@ from typing import Any
 
 from tailormind.config import GenerationConfig
 from tailormind.generation.catalog import IdeaTemplate, Platform
+from tailormind.generation.fields import (
+    answer_format,
+    as_answer,
+    ask_fields,
+    field_asks,
+    field_context,
+)
 from tailormind.generation.ugc import clean_ugc, quote_ugc
 from tailormind.models.base import GenerationParams, Shot, TextModel
 from tailormind.prompts import render
@@ -62,6 +70,8 @@ class Draft:
     fallback: str | None = None
     attempts: int = 0
     repaired: bool = False
+    format: str = "json"  # how the text model was asked: json or fields
+    empty: list[str] = field(default_factory=list)  # fields whose answer was empty
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -213,6 +223,20 @@ def write_draft(*, kind: str, platform: Platform, template: IdeaTemplate, idea: 
                 config: GenerationConfig, fallback_tags: list[str],
                 previous: Draft | None = None, feedback: str | None = None) -> Draft:
     """One draft (or, with ``previous`` and ``feedback``, one reflection-round revision)."""
+    if answer_format(config, text) == "fields":
+        context = field_context(platform=platform, kind=kind, profile=profile,
+                                exemplar_texts=exemplar_texts, config=config, template=template,
+                                idea=idea, previous=previous.summary() if previous else "",
+                                feedback=feedback or "")
+        answers = ask_fields(text, context, field_asks(kind, platform, template), config,
+                             platform)
+        draft = fit_to_platform(as_answer(answers.values, kind, template), kind=kind, platform=platform,
+                                idea=idea, template=template, fallback_tags=fallback_tags,
+                                ugc_chars=config.ugc_chars)
+        draft.format, draft.attempts, draft.empty = "fields", 1, answers.empty
+        draft.prompt_tokens, draft.completion_tokens = (answers.prompt_tokens,
+                                                        answers.completion_tokens)
+        return draft
     prompt = render(
         "generation/write_video.txt" if kind == "video" else "generation/write_post.txt",
         platform=platform, template=template, idea=idea,

@@ -122,15 +122,22 @@ class Role(ABC):
 
 
 class TextModel(Role):
-    """``text``: chat completion over a batch of conversations, optionally as validated JSON."""
+    """``text``: chat completion over a batch of conversations, optionally as validated JSON.
+
+    A conversation whose last message is from the ``assistant`` is *continued*: the answer is
+    what follows that message (a pre-filled start such as ``"Title:"``), without the prefill.
+    ``follows_json`` says whether the model can be trusted with a whole JSON object per answer;
+    callers ask a model that cannot (a 135M model) field by field in plain text instead.
+    """
 
     role = "text"
 
     def __init__(self, *, json_retries: int = 2, default_params: GenerationParams | None = None,
-                 **kwargs: Any) -> None:
+                 follows_json: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.json_retries = json_retries
         self.default_params = default_params or GenerationParams()
+        self.follows_json = follows_json
 
     @abstractmethod
     def _generate(

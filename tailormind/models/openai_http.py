@@ -152,6 +152,9 @@ def _chat_body(model: str, messages: list[dict[str, Any]], params: GenerationPar
         body["stop"] = list(params.stop)
     if params.seed is not None:
         body["seed"] = params.seed
+    if messages and messages[-1]["role"] == "assistant":
+        # continue the pre-filled answer (vLLM's chat-template options; see TextModel)
+        body["continue_final_message"], body["add_generation_prompt"] = True, False
     body.update(extra)
     return body
 

@@ -207,6 +207,7 @@ def _smollm2(config: ModelBackendConfig, settings: Settings, key: str) -> Role:
         device=config.device, dtype=config.dtype, batch_size=config.batch_size,
         weights_cache=cache_root(settings) / "weights", max_memory_gib=config.max_memory_gib,
         key=key, json_retries=config.json_retries, default_params=_params(config),
+        follows_json=options.follows_json,
         **_common(config, settings, config.model or SMOLLM2_ID),
     )
 
@@ -225,7 +226,7 @@ def _transformers_text(config: ModelBackendConfig, settings: Settings, key: str)
         device=config.device, dtype=config.dtype, batch_size=config.batch_size,
         weights_cache=cache_root(settings) / "weights", max_memory_gib=config.max_memory_gib,
         key=key, trust_remote_code=options.trust_remote_code, json_retries=config.json_retries,
-        default_params=_params(config),
+        default_params=_params(config), follows_json=options.follows_json,
         **_common(config, settings, config.model or path.name),
     )
 

@@ -32,6 +32,8 @@ class TransformersTextOptions(BackendOptions):
     #: Anti-repetition for free text (not applied to JSON answers, which repeat by nature).
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
+    #: whether whole JSON objects can be asked for (else callers ask field by field)
+    follows_json: bool = True
 
 
 class SmolLM2Options(TransformersTextOptions):
@@ -42,6 +44,9 @@ class SmolLM2Options(TransformersTextOptions):
 
     repetition_penalty: float = 1.2
     no_repeat_ngram_size: int = 0
+    #: SmolLM2-135M missed the ideation/writer JSON keys on every real MovieLens user tried, so
+    #: generation asks it field by field in plain text (``generation.answer_format: auto``).
+    follows_json: bool = False
 
 
 class TransformersText(TextModel):
@@ -76,6 +81,8 @@ class TransformersText(TextModel):
         if no_repeat_ngram_size:
             self.free_text_kwargs["no_repeat_ngram_size"] = no_repeat_ngram_size
         self.cache_salt = dict(self.free_text_kwargs)
+        if repetition_penalty != 1.0:
+            self.cache_salt["penalty_scope"] = "answer"  # see AnswerRepetitionPenalty
         started = time.perf_counter()
         source, file_kwargs = Path(model_dir), {}
         self.loaded_from_cache = False
@@ -129,20 +136,24 @@ class TransformersText(TextModel):
         starts inside the JSON value instead of writing prose or code around it."""
         import torch
 
-        prompts = [
-            self.tokenizer.apply_chat_template(_text_only(c), add_generation_prompt=True,
-                                               tokenize=False) + prefix
-            for c in batch
-        ]
+        prompts = [_chat_prompt(self.tokenizer, c) + prefix for c in batch]
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True,
                                 add_special_tokens=False).to(self.device)
         sampling: dict[str, Any] = {"do_sample": False}
         if not prefix:  # free text; a JSON answer (prefix "{") must be free to repeat tokens
             sampling.update(self.free_text_kwargs)
+            penalty = sampling.pop("repetition_penalty", 1.0)
+            if penalty != 1.0:
+                from transformers import LogitsProcessorList
+
+                sampling["logits_processor"] = LogitsProcessorList(
+                    [AnswerRepetitionPenalty(penalty, inputs["input_ids"].shape[1])])
         if params.temperature > 0:
             sampling.update({"do_sample": True, "temperature": params.temperature, "top_p": 1.0})
             if params.seed is not None:
                 torch.manual_seed(params.seed)
+        if params.stop:  # end each row at its stop string (the batch ends when all have)
+            sampling.update({"stop_strings": list(params.stop), "tokenizer": self.tokenizer})
         started = time.perf_counter()
         with torch.inference_mode():
             generated = self.model.generate(
@@ -171,6 +182,33 @@ class TransformersText(TextModel):
                 seconds=elapsed / len(batch),
             ))
         return completions
+
+
+class AnswerRepetitionPenalty:
+    """CTRL's repetition penalty over the *answer's* tokens only: a token already generated has
+    its logit divided by ``penalty`` (multiplied when negative). HF's ``repetition_penalty`` also
+    penalises every prompt token, which made SmolLM2 avoid the prompt's common words and glue
+    words together ("AMemmabookOfFunnily...") once a previous version was in the prompt."""
+
+    def __init__(self, penalty: float, prompt_width: int) -> None:
+        self.penalty, self.prompt_width = penalty, prompt_width
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        answer = input_ids[:, self.prompt_width:]
+        if answer.shape[1] == 0:
+            return scores
+        seen = scores.gather(1, answer)
+        seen = seen.where(seen < 0, seen / self.penalty).where(seen >= 0, seen * self.penalty)
+        return scores.scatter(1, answer, seen)
+
+
+def _chat_prompt(tokenizer: Any, conversation: Conversation) -> str:
+    """The chat-formatted prompt; a final assistant message is continued, not closed."""
+    messages = _text_only(conversation)
+    if messages[-1]["role"] == "assistant":
+        return tokenizer.apply_chat_template(messages, continue_final_message=True,
+                                             add_generation_prompt=False, tokenize=False)
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
 def _json_prefix(schema: dict | None) -> str:

@@ -1,0 +1,61 @@
+"""``generations/index.html``: every generated post beside the history it was made from.
+
+One self-contained page (inline CSS, no network; one inline script flags images that did not
+load and counts them on ``<body data-images-shown data-images-broken>``): per post its cover, title, body,
+platform and kind, reflection scores, recorded fallbacks and a link to the bundle's
+``preview.html``; beside it the user's last ``history_items`` train items (title and tags) and
+the profile. Every reference is relative and stays inside ``generations/``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tailormind.data.workspace import Workspace
+from tailormind.generation.batch import read_bundles
+from tailormind.generation.bundle import GENERATIONS, render_html
+from tailormind.profiling.evidence import load_evidence
+
+GALLERY = "index.html"
+
+
+def write_gallery(workspace: Workspace, history_items: int = 8) -> Path:
+    """Write ``<workspace>/generations/index.html`` atomically; returns its path."""
+    records = read_bundles(workspace.root)
+    users = sorted({str(r["user_id"]) for r in records})
+    evidence = load_evidence(workspace, users, use_cf=False) if users else {}
+    items = {r["item_id"]: r for r in
+             workspace.read("items", columns=["item_id", "title", "tags"]).to_pylist()}
+    posts = []
+    for r in records:
+        user = str(r["user_id"])
+        history = evidence[user].history[-history_items:][::-1] if user in evidence else []
+        rounds = r["reflection"]["rounds"]
+        posts.append({
+            "post_id": r["post_id"], "user_id": user, "platform": r["platform"],
+            "kind": r["kind"], "title": r["title"], "body": r["body"],
+            "dir": Path(r["_dir"]).relative_to(GENERATIONS).as_posix(),
+            "cover": r["images"][0]["file"] if r.get("images") else "",
+            "video": r.get("video"), "idea_type": r["idea"]["type"],
+            "relevance_first": rounds[0]["relevance"], "rounds": len(rounds),
+            "relevance_best": r["reflection"]["best"]["relevance"],
+            "clip": r["reflection"]["best"]["clip"], "seconds": r.get("seconds", 0.0),
+            "tokens": sum(r.get("tokens_by_stage", {}).values()),
+            "text_model": r.get("models", {}).get("text", {}).get("model", ""),
+            "fallbacks": r.get("fallbacks", []), "profile": r["profile"]["text"],
+            "history": [{"title": items.get(i, {}).get("title") or i,
+                         "tags": (items.get(i, {}).get("tags") or [])[:4]} for i in history],
+        })
+    html = render_html("gallery.html.j2",
+        posts=posts, users=len(users), workspace=workspace.root.name,
+        made_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    target = workspace.root / GENERATIONS / GALLERY
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".tmp", dir=target.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(html)
+    os.replace(tmp, target)
+    return target

@@ -1,8 +1,8 @@
 """``generations/index.html``: every generated post beside the history it was made from.
 
 One self-contained page (inline CSS, no network; one inline script flags images that did not
-load and counts them on ``<body data-images-shown data-images-broken>``): per post its cover, title, body,
-platform and kind, reflection scores, recorded fallbacks and a link to the bundle's
+load and counts them on ``<body data-images-shown data-images-broken>``): per post its cover,
+title, body, platform and kind, reflection scores, recorded fallbacks and a link to the bundle's
 ``preview.html``; beside it the user's last ``history_items`` train items (title and tags) and
 the profile. Every reference is relative and stays inside ``generations/``.
 """

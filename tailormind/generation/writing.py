@@ -3,12 +3,13 @@
 The ``text`` role answers JSON (``POST_SCHEMA`` / ``VIDEO_SCHEMA``; repaired or re-asked by the
 role), or — ``answer_format: fields`` — one plain-text field per question
 (:mod:`tailormind.generation.fields`), assembled into the same shape. The answer is then fitted
-to the platform file, and every change is recorded in ``Draft.fixes`` (never silent): title cut to ``title_max_chars``, body to ``body_max_words``,
-hashtags cleaned, de-duplicated and capped (topped up from the source items' tags when too few),
-images capped (topped up from the title when too few), links kept only where the platform allows
-them and only as http(s) URLs, shot durations clamped to [1, 10] s and the storyboard scaled into
-the platform's ``video_seconds``. An answer that is not usable JSON at all gives a fallback draft
-built from the idea — recorded in ``Draft.fallback``.
+to the platform file, and every change is recorded in ``Draft.fixes`` (never silent): title cut
+to ``title_max_chars``, body to ``body_max_words``, hashtags cleaned, de-duplicated and capped
+(topped up from the source items' tags when too few), images capped (topped up from the title
+when too few), links kept only where the platform allows them and only as http(s) URLs, shot
+durations clamped to [1, 10] s and the storyboard scaled into the platform's
+``video_seconds``. An answer that is not usable JSON at all gives a fallback draft built from the
+idea — recorded in ``Draft.fallback``.
 """
 
 from __future__ import annotations
@@ -230,9 +231,9 @@ def write_draft(*, kind: str, platform: Platform, template: IdeaTemplate, idea: 
                                 feedback=feedback or "")
         answers = ask_fields(text, context, field_asks(kind, platform, template), config,
                              platform)
-        draft = fit_to_platform(as_answer(answers.values, kind, template), kind=kind, platform=platform,
-                                idea=idea, template=template, fallback_tags=fallback_tags,
-                                ugc_chars=config.ugc_chars)
+        draft = fit_to_platform(as_answer(answers.values, kind, template), kind=kind,
+                                platform=platform, idea=idea, template=template,
+                                fallback_tags=fallback_tags, ugc_chars=config.ugc_chars)
         draft.format, draft.attempts, draft.empty = "fields", 1, answers.empty
         draft.prompt_tokens, draft.completion_tokens = (answers.prompt_tokens,
                                                         answers.completion_tokens)

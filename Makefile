@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	# MovieLens-100K in RecBole's layout, read as plain files by the ml100k importer tests.
 	$(BIN)/python -m pip install --quiet --no-deps 'recbole==1.2.1'
 	# Debian's Chromium renders the generation gallery in the headless-browser test (root only;
-	# elsewhere install it yourself: the test skips without it unless TAILORMIND_REQUIRE_BROWSER=1).
+	# elsewhere install it yourself: the test skips without it unless CI_REQUIRE_BROWSER=1).
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
 	  || echo "note: chromium is not installed; the gallery browser test will skip"

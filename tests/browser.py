@@ -1,5 +1,5 @@
 """Headless Chromium (Debian's ``chromium``) for the gallery test: the DOM after load, and a
-screenshot. Without the browser the test skips — unless ``TAILORMIND_REQUIRE_BROWSER=1`` (set by
+screenshot. Without the browser the test skips — unless ``CI_REQUIRE_BROWSER=1`` (set by
 ``.ci/run``, whose ``make setup`` installs it), where a missing browser is a failure."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ def chromium() -> str:
         if path:
             return path
     message = "headless Chromium not found (Debian: apt-get install chromium)"
-    if os.environ.get("TAILORMIND_REQUIRE_BROWSER") == "1":
-        pytest.fail(message + "; TAILORMIND_REQUIRE_BROWSER=1 requires it")
+    if os.environ.get("CI_REQUIRE_BROWSER") == "1":
+        pytest.fail(message + "; CI_REQUIRE_BROWSER=1 requires it")
     pytest.skip(message)
 
 

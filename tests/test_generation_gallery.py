@@ -63,7 +63,7 @@ def test_one_users_failure_is_recorded_and_the_rest_go_on(batch_ws, tmp_path) ->
     ws, settings, users, _, _ = batch_ws
     ws = fresh((ws.root, settings), tmp_path)
     shutil.rmtree(ws.root / GENERATIONS)
-    # user 0's profile loses its embedding row: Generator raises a WorkspaceError for them only
+    # user 0's profile is gone from the generator: it raises a WorkspaceError for them only
     plan = plan_generations(ws, settings, users=users[:2], kinds=["post"])
     generator = Generator(ws, settings, roles=_roles(settings, FieldWriter()))
     del generator.profiles[users[0]]
@@ -101,7 +101,7 @@ class _Entries(HTMLParser):
             self._in_li = False
 
     def handle_data(self, data):
-        if self._in_li and data.strip() and not self.entries[-1]["history"][-1:] == [None]:
+        if self._in_li and data.strip():  # an item's title (its tags follow in a <span>)
             self.entries[-1]["history"].append(data.strip())
             self._in_li = False
 
@@ -122,6 +122,21 @@ def test_gallery_shows_every_post_beside_the_users_history(batch_ws) -> None:
     for ref in local_references(html):
         assert (page.parent / ref).resolve().is_relative_to((ws.root / GENERATIONS).resolve())
         assert (page.parent / ref).is_file(), ref
+
+
+def test_an_unreadable_bundle_is_left_out_and_named(batch_ws, tmp_path) -> None:
+    ws, settings, users, _, _ = batch_ws
+    ws = fresh((ws.root, settings), tmp_path)
+    bundles = sorted((ws.root / GENERATIONS).glob("*/*/post.json"))
+    bundles[0].write_text("{not json", encoding="utf-8")
+    bundles[1].write_text('{"post_id": "x"}', encoding="utf-8")  # parses, lacks the keys
+    unreadable: list[str] = []
+    table = index_generations(ws, unreadable)
+    assert table.num_rows == len(bundles) - 2
+    assert unreadable == [str(b.relative_to(ws.root)) for b in bundles[:2]]
+    assert ws.manifest["tables"][GENERATIONS_TABLE]["unreadable"] == 2
+    page = write_gallery(ws).read_text(encoding="utf-8")
+    assert "2 bundle(s) left out" in page and unreadable[0] in page
 
 
 def test_gallery_renders_in_headless_chromium(batch_ws, tmp_path) -> None:
@@ -188,3 +203,31 @@ def test_ray_data_generate_job_resumes(batch_ws, tmp_path, monkeypatch, capsys,
     assert sorted(table.column("kind").to_pylist()) == ["post", "post", "video", "video"]
     assert set(table.column("ideas_format").to_pylist()) == {"fields"}
     assert (ws.root / GENERATIONS / "index.html").is_file()
+
+
+def test_generate_and_gallery_commands(batch_ws, tmp_path, monkeypatch, cli) -> None:
+    """Through the CLI with a tiny random LM asked field by field: a batch for two users, a
+    re-run that skips both, the gallery command, and each bad choice of users or kind."""
+    ws, settings, users, _, _ = batch_ws
+    ws = fresh((ws.root, settings), tmp_path / "ws")
+    shutil.rmtree(ws.root / GENERATIONS)
+    tiny_text_env(monkeypatch, settings, tmp_path / "llm", GENERATION__ANSWER_FORMAT="fields",
+                  GENERATION__LINE_TOKENS="8", GENERATION__BODY_TOKENS="16",
+                  GENERATION__REFLECTION_ROUNDS="0")
+    args = ("generate", "-w", ws.root, "--user", users[0], "--user", users[1], "--kind", "post")
+    first = cli(*args)
+    assert first.code == 0, first.err
+    assert "gallery:" in first.out and (ws.root / GENERATIONS / "index.html").is_file()
+    assert ws.read(GENERATIONS_TABLE).num_rows == 2
+    again = cli(*args, "--json")
+    report = __import__("json").loads(again.out)
+    assert again.code == 0 and report["skipped_done"] == 2 and report["generated"] == 0
+    shown = cli("gallery", "-w", ws.root)
+    assert shown.code == 0 and "gallery of 2 post(s)" in shown.out
+    for bad, message in [((), "choose the users"),
+                         (("--users", "2", "--user", users[0]), "choose the users"),
+                         (("--users", "2", "--kind", "podcast"), "unknown kind 'podcast'"),
+                         (("--users", "2", "--seed", "3"), "--seed is for one user"),
+                         (("--user", "ghost", "--user", users[0]), "have no profile")]:
+        result = cli("generate", "-w", ws.root, *bad)
+        assert result.code == 2 and message in result.err, (bad, result.err)

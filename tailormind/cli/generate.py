@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tailormind.cli.console import out, progress_bar, status
+from tailormind.cli.console import err, out, progress_bar, status
 from tailormind.cli.data import WorkspaceOpt
 from tailormind.cli.state import settings_of
 from tailormind.data.workspace import Workspace
@@ -42,7 +42,7 @@ def generate(
     WORKSPACE/generations/index.html."""
     settings = settings_of(ctx)
     ws = Workspace.open(workspace)
-    chosen = [u for u in user or []]
+    chosen = list(user or [])
     if sum(bool(x) for x in (chosen, users, all_users)) != 1:
         raise TailorMindError("choose the users: --user U (repeatable), --users N or --all")
     if len(chosen) == 1 and len(kind or []) <= 1 and not limit:
@@ -93,13 +93,16 @@ def _batch(settings, ws: Workspace, users: list[str] | None, sample: int | None,
                             platform=platform, limit=limit, force=force)
     with progress_bar("generate posts", total=len(plan.todo)) as advance:
         report = generate_users(ws, settings, plan, progress=advance)
-    gallery = write_gallery(ws)
-    data = {**asdict(report), "fallbacks": dict(report.fallbacks), "gallery": str(gallery)}
+    unreadable: list[str] = []
+    gallery = write_gallery(ws, unreadable=unreadable)
+    data = {**asdict(report), "fallbacks": dict(report.fallbacks), "gallery": str(gallery),
+            "unreadable_bundles": unreadable}
     if as_json:
         print(json.dumps(data, indent=2))
         return
     print_generation_report(report)
     out.print(f"gallery: {gallery}")
+    warn_unreadable(unreadable)
     if report.failed:
         raise TailorMindError(f"{len(report.failed)} post(s) failed (recorded above); the others "
                               f"are bundled — fix the cause and run again to finish")
@@ -126,5 +129,13 @@ def gallery(ctx: typer.Context, workspace: WorkspaceOpt = Path("workspace")) -> 
     from tailormind.generation.gallery import write_gallery
 
     ws = Workspace.open(workspace)
-    posts = index_generations(ws).num_rows
+    unreadable: list[str] = []
+    posts = index_generations(ws, unreadable).num_rows
     out.print(f"gallery of {posts} post(s): {write_gallery(ws)}")
+    warn_unreadable(unreadable)
+
+
+def warn_unreadable(unreadable: list[str]) -> None:
+    if unreadable:
+        err.print(f"warning: {len(unreadable)} bundle(s) left out, post.json unreadable: "
+                  + ", ".join(unreadable[:5]) + (" …" if len(unreadable) > 5 else ""))

@@ -28,7 +28,7 @@ from tailormind.data.workspace import Workspace
 from tailormind.errors import ConfigError, TailorMindError, WorkspaceError
 from tailormind.generation.bundle import GENERATIONS, POST_JSON, bundle_dir
 from tailormind.generation.catalog import packaged_catalog
-from tailormind.generation.pipeline import KINDS, Generator, planned_post_id
+from tailormind.generation.pipeline import KINDS, Generator, Roles, planned_post_id
 from tailormind.profiling.profiles import PROFILES_TABLE, sample_users
 
 GENERATIONS_TABLE = "generations"
@@ -138,8 +138,6 @@ def generate_users(workspace: Workspace, settings: Settings, plan: GenerationPla
     if plan.todo:
         kinds = tuple(sorted({t.kind for t in plan.todo}))
         if generator is None:
-            from tailormind.generation.pipeline import Roles
-
             generator = Generator(workspace, settings, roles=Roles.load(settings, kinds=kinds))
         for task in plan.todo:
             plan.report.record(task_row(generator, task))
@@ -157,24 +155,39 @@ def finish_generations(workspace: Workspace, plan: GenerationPlan,
     return report
 
 
-def read_bundles(root: Path) -> list[dict[str, Any]]:
-    """Every readable ``post.json`` under ``root/generations`` (newest first per user)."""
+#: What a ``post.json`` must hold to be listed (the gallery and the table read these).
+BUNDLE_KEYS = ("post_id", "user_id", "kind", "platform", "title", "body", "idea", "profile",
+               "reflection")
+
+
+def read_bundles(root: Path, unreadable: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every ``post.json`` under ``root/generations``, by user then creation time (oldest
+    first). One that does not parse or lacks ``BUNDLE_KEYS`` is not listed; its path goes to
+    ``unreadable`` so the caller can say so (bundles are renamed into place whole, so this means
+    a file edited or copied in by hand)."""
     records = []
     for path in sorted((root / GENERATIONS).glob(f"*/*/{POST_JSON}")):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue  # a bundle is renamed into place whole; unreadable means foreign
+            usable = isinstance(record, dict) and all(k in record for k in BUNDLE_KEYS)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            usable = False
+        if not usable:
+            if unreadable is not None:
+                unreadable.append(str(path.relative_to(root)))
+            continue
         record["_dir"] = str(path.parent.relative_to(root))
         records.append(record)
-    records.sort(key=lambda r: (str(r.get("user_id")), r.get("created_at", "")), reverse=False)
+    records.sort(key=lambda r: (str(r["user_id"]), r.get("created_at", "")))
     return records
 
 
-def index_generations(workspace: Workspace) -> pa.Table:
-    """Write the ``generations`` table from the bundles on disk; returns it."""
+def index_generations(workspace: Workspace, unreadable: list[str] | None = None) -> pa.Table:
+    """Write the ``generations`` table from the bundles on disk (the number of unreadable
+    ``post.json`` files is recorded in its manifest entry and their paths in ``unreadable``)."""
     rows = []
-    for r in read_bundles(workspace.root):
+    skipped: list[str] = [] if unreadable is None else unreadable
+    for r in read_bundles(workspace.root, skipped):
         rounds = r.get("reflection", {}).get("rounds", [])
         ideation = r.get("ideation", {})
         rows.append({
@@ -203,5 +216,5 @@ def index_generations(workspace: Workspace) -> pa.Table:
         ("ideas_fallback", pa.bool_()), ("fallbacks", pa.int64()), ("config_hash", pa.string()),
     ])
     table = pa.Table.from_pylist(rows, schema=schema)
-    workspace.write(GENERATIONS_TABLE, table, posts=len(rows))
+    workspace.write(GENERATIONS_TABLE, table, posts=len(rows), unreadable=len(skipped))
     return table

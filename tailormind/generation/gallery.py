@@ -22,9 +22,12 @@ from tailormind.profiling.evidence import load_evidence
 GALLERY = "index.html"
 
 
-def write_gallery(workspace: Workspace, history_items: int = 8) -> Path:
-    """Write ``<workspace>/generations/index.html`` atomically; returns its path."""
-    records = read_bundles(workspace.root)
+def write_gallery(workspace: Workspace, history_items: int = 8,
+                  unreadable: list[str] | None = None) -> Path:
+    """Write ``<workspace>/generations/index.html`` atomically; returns its path. Bundles whose
+    ``post.json`` cannot be read are left out, named on the page and in ``unreadable``."""
+    skipped: list[str] = [] if unreadable is None else unreadable
+    records = read_bundles(workspace.root, skipped)
     users = sorted({str(r["user_id"]) for r in records})
     evidence = load_evidence(workspace, users, use_cf=False) if users else {}
     items = {r["item_id"]: r for r in
@@ -50,7 +53,7 @@ def write_gallery(workspace: Workspace, history_items: int = 8) -> Path:
                          "tags": (items.get(i, {}).get("tags") or [])[:4]} for i in history],
         })
     html = render_html("gallery.html.j2",
-        posts=posts, users=len(users), workspace=workspace.root.name,
+        posts=posts, users=len(users), workspace=workspace.root.name, unreadable=skipped,
         made_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     target = workspace.root / GENERATIONS / GALLERY
     target.parent.mkdir(parents=True, exist_ok=True)

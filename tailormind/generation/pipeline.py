@@ -222,8 +222,7 @@ class Generator:
             fallbacks.append(best.fallback)
         fallbacks += [i.error for i in rendered if i.error]
 
-        post_id = post_id_for(user_id, kind, platform_cfg.name, profile_version,
-                              self.config_hash, seed)  # == planned_post_id(...)
+        post_id = planned_post_id(self.settings, user_id, profile, kind, platform_cfg.name, seed)
         target = bundle_dir(self.workspace.root, user_id, post_id)
         video_record, video_path = None, None
         if kind == "video":

@@ -26,7 +26,10 @@ from tailormind.errors import ConfigError
 ENV_PREFIX = "TAILORMIND_"
 ENV_NESTING = "__"
 #: Environment variables with the prefix that are not config overrides.
-ENV_RESERVED = frozenset({"TAILORMIND_CONFIG", "TAILORMIND_WORKSPACE"})
+ENV_RESERVED = frozenset({"TAILORMIND_CONFIG", "TAILORMIND_WORKSPACE", "TAILORMIND_API_TOKEN",
+                          "TAILORMIND_MODELS_API_KEY"})
+#: The HTTP API's bearer token, when ``api.token`` is not set in the config.
+API_TOKEN_ENV = "TAILORMIND_API_TOKEN"
 
 
 class _Section(BaseModel):
@@ -166,6 +169,50 @@ class GenerationConfig(_Section):
     body_tokens: int = Field(96, ge=16, description="fields: length of the body/introduction.")
 
 
+class ApiConfig(_Section):
+    """The HTTP service (``tailormind/serve/api.py``): auth, input limits and backpressure."""
+
+    token: str | None = Field(
+        None, description="Bearer token of every route but health (or $TAILORMIND_API_TOKEN). "
+        "Without one the service answers loopback clients only."
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies get 413.")
+    max_history_items: int = Field(200, ge=1, description="Items in an ad-hoc profile request.")
+    max_text_chars: int = Field(4000, ge=1, description="Length of one raw item text or title.")
+    max_pending_jobs: int = Field(
+        16, ge=1, description="Generation jobs queued or running per ingress replica; more -> 503."
+    )
+    max_concurrent_profiles: int = Field(
+        4, ge=1, description="Ad-hoc profile requests in flight per ingress replica; more -> 503."
+    )
+    worker_concurrency: int = Field(
+        1, ge=1, description="Profiles or jobs one worker replica runs at once. Keep 1 with "
+        "in-process models; with backend serve/openai their model calls overlap and batch."
+    )
+    retry_after_s: int = Field(10, ge=1, description="Retry-After of a 503 sent under load.")
+    request_timeout_s: float = Field(
+        300.0, gt=0, description="An ad-hoc profile request running longer is cancelled (504)."
+    )
+    job_timeout_s: float = Field(
+        1800.0, gt=0, description="A generation job running longer is cancelled and failed."
+    )
+    stale_job_s: float = Field(
+        600.0, gt=0, description="A running job without progress for this long is reported lost."
+    )
+    platforms: list[Literal["rednote", "hupu", "bilibili"]] = Field(
+        default_factory=lambda: ["rednote", "hupu", "bilibili"],
+        description="Platforms a post request may ask for.",
+    )
+    kinds: list[Literal["post", "video"]] = Field(
+        default_factory=lambda: ["post", "video"], description="Kinds a post request may ask for."
+    )
+
+    def resolved_token(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """``api.token``, else ``$TAILORMIND_API_TOKEN``; empty means none."""
+        environ = os.environ if environ is None else environ
+        return self.token or environ.get(API_TOKEN_ENV) or None
+
+
 #: Role settings that never change a model's output (left out of ``Settings.config_hash``).
 OUTPUT_NEUTRAL = ("timeout_s", "max_retries", "concurrency", "batch_size", "max_memory_gib")
 
@@ -262,9 +309,17 @@ class Settings(_Section):
     profiling: ProfilingConfig = Field(default_factory=ProfilingConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        return yaml.safe_dump(self.public_dump(), sort_keys=False)
+
+    def public_dump(self) -> dict[str, Any]:
+        """The settings as JSON data with secrets masked (``api.token``)."""
+        data = self.model_dump(mode="json")
+        if data["api"].get("token"):
+            data["api"]["token"] = "***"
+        return data
 
     def config_hash(self, *sections: str) -> str:
         """12 hex digits of sha256 over the named sections (all when none): provenance of outputs.
@@ -276,6 +331,7 @@ class Settings(_Section):
         import json
 
         data = self.model_dump(mode="json")
+        data.pop("api", None)  # the HTTP service's knobs never change what a stage computes
         models = data.get("models", {})
         for key in ("cache", "cache_dir"):
             models.pop(key, None)

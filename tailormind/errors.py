@@ -60,3 +60,7 @@ class ModelNotConfiguredError(ModelError):
 
 class ModelInputError(ModelError):
     """An input a model cannot take: an image that does not decode, an empty storyboard."""
+
+
+class NotFoundError(TailorMindError):
+    """An id the workspace does not have: a user, an item, a post, a job."""

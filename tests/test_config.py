@@ -108,3 +108,25 @@ def test_config_hash_ignores_how_results_are_computed_not_what_they_are() -> Non
     sampled = load_config(environ={}, overrides={"models": {"text": {"temperature": 0.7}}})
     assert sampled.config_hash("models") != base.config_hash("models")
     assert sampled.config_hash("seeds") == base.config_hash("seeds")
+
+
+def test_api_token_comes_from_the_environment_and_is_never_shown(cli, tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    env = {"TAILORMIND_API_TOKEN": "from-env", "TAILORMIND_MODELS_API_KEY": "k",
+           "TAILORMIND_API__MAX_PENDING_JOBS": "3"}
+    s = load_config(None, environ=env)  # the two secrets are not config overrides
+    assert s.api.token is None and s.api.resolved_token(env) == "from-env"
+    assert s.api.max_pending_jobs == 3 and s.api.resolved_token({}) is None
+    assert load_config(None, environ={"TAILORMIND_API__TOKEN": "t"}).api.resolved_token({}) == "t"
+    with pytest.raises(ConfigError, match="api.max_pending_jobs"):
+        load_config(None, environ={"TAILORMIND_API__MAX_PENDING_JOBS": "0"})
+    # the token changes no result, so no stage's config hash
+    assert load_config(None, environ={"TAILORMIND_API__TOKEN": "t"}).config_hash() == \
+        load_config(None, environ={}).config_hash()
+    path = tmp_path / "c.yaml"
+    path.write_text("api: {token: s3cret-value}\n")
+    shown = cli("--config", path, "config", "show")
+    as_json = cli("--config", path, "config", "show", "--json")
+    assert shown.code == as_json.code == 0
+    assert "s3cret-value" not in shown.out + as_json.out
+    assert json.loads(as_json.out)["api"]["token"] == "***"

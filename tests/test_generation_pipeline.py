@@ -233,3 +233,36 @@ def test_platform_and_kind_are_checked(generated_ws) -> None:
     with pytest.raises(ConfigError, match="unknown kind 'podcast'"):
         generator.generate(user, kind="podcast")
     assert load_config(environ={}).generation.platform == "rednote"
+
+
+def test_progress_names_every_stage_and_can_stop_a_post(generated_ws, tmp_path) -> None:
+    from tailormind.generation.bundle import GENERATIONS
+    from tailormind.serve.api_jobs import total_steps
+
+    ws, settings = generated_ws
+    ws = fresh((ws.root, settings), tmp_path)
+    user = ws.read("profiles").column("user_id")[0].as_py()
+    generator = Generator(ws, settings, roles=_roles(settings, ScriptedWriter()))
+    stages: list[str] = []
+    post = generator.generate(user, kind="video", progress=stages.append)
+    rounds = len(post.record["reflection"]["rounds"])
+    assert stages[:4] == ["exemplars", "ideation", "writing", "scoring"]
+    assert stages[4:-2] == [s for n in range(1, rounds) for s in (f"revision {n}", "scoring")]
+    assert stages[-2:] == ["video", "bundle"]
+    assert len(stages) <= total_steps("video", settings.generation.reflection_rounds)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at(stage: str):
+        def check(current: str) -> None:
+            if current == stage:
+                raise Stop(stage)
+        return check
+
+    user_dir = ws.root / GENERATIONS / user
+    before = sorted(p.name for p in user_dir.iterdir())
+    for stage in ("ideation", "video", "bundle"):
+        with pytest.raises(Stop):
+            generator.generate(user, kind="video", seed=77, progress=stop_at(stage))
+        assert sorted(p.name for p in user_dir.iterdir()) == before  # no bundle, no stray mp4

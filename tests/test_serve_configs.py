@@ -66,3 +66,52 @@ def test_broken_configs_fail(mutate, message: str) -> None:
 
     with pytest.raises(ConfigError, match=message):
         check_serve_config(_break(mutate))
+
+
+def test_local_api_uses_the_models_app_roles() -> None:
+    spec = yaml.safe_load((REPO / "serve_configs" / "local.yaml").read_text())
+    report = check_serve_config(spec)
+    assert report.applications == ["tailormind-models", "tailormind-api"]
+    assert any("TAILORMIND_WORKSPACE" in n for n in report.notes)
+
+
+def test_rayservice_embeds_the_gpu_config_verbatim() -> None:
+    service = yaml.safe_load((REPO / "k8s" / "rayservice.yaml").read_text())
+    assert service["kind"] == "RayService"
+    embedded = yaml.safe_load(service["spec"]["serveConfigV2"])
+    assert embedded == _gpu()
+    assert "tailormind-api" in check_serve_config(embedded, "rayservice").applications
+    env = [e for group in [service["spec"]["rayClusterConfig"]["headGroupSpec"],
+                           *service["spec"]["rayClusterConfig"]["workerGroupSpecs"]]
+           for c in group["template"]["spec"]["containers"] for e in c.get("env", [])]
+    assert all(e.get("name") != "RAY_AUTH_MODE" for e in env)  # token auth stays on
+    assert all(e["valueFrom"]["secretKeyRef"]["name"] == "tailormind-api"
+               for e in env if e["name"] == "TAILORMIND_API_TOKEN")
+
+
+def _api(spec: dict) -> dict:
+    return next(a for a in spec["applications"] if a["name"] == "tailormind-api")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda s: _api(s)["args"]["settings"]["models"].update(clip={"backend": "serve",
+                                                                     "app": "elsewhere"}),
+         "app 'elsewhere', which this config does not deploy"),
+        (lambda s: (s["applications"][1]["args"].update(roles=["embed", "image", "video"]),
+                    s["applications"][1]["deployments"].pop(1)),
+         "does not host the clip role"),
+        (lambda s: _api(s)["args"]["settings"].update(api={"max_pending_jobs": 0}),
+         "api.max_pending_jobs"),
+        (lambda s: _api(s)["args"]["settings"].update(api={"kinds": ["podcast"]}), "api.kinds"),
+        (lambda s: _api(s)["args"].update(workers=3), "workers"),
+        (lambda s: _api(s)["deployments"].append({"name": "Worker"}),
+         "no deployment named 'Worker'"),
+    ],
+)
+def test_broken_api_configs_fail(mutate, message: str) -> None:
+    from tailormind.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        check_serve_config(_break(mutate))

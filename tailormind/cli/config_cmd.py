@@ -22,6 +22,6 @@ def show(
     """Print the effective config: defaults <- YAML file <- TAILORMIND_* environment."""
     settings = settings_of(ctx)
     if as_json:
-        print(json.dumps(settings.model_dump(mode="json"), indent=2))
+        print(json.dumps(settings.public_dump(), indent=2))
     else:
         out.print(Syntax(settings.to_yaml(), "yaml", background_color="default"))

@@ -15,6 +15,7 @@ import hashlib
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -138,9 +139,15 @@ class Generator:
 
     # -- one post -------------------------------------------------------------------------------
     def generate(self, user_id: str, *, platform: str | None = None, kind: str | None = None,
-                 seed: int | None = None) -> GeneratedPost:
+                 seed: int | None = None,
+                 progress: Callable[[str], None] | None = None) -> GeneratedPost:
+        """Generate and bundle one post. ``progress(stage)`` is called as each stage starts
+        (``exemplars``, ``ideation``, ``writing``, ``scoring``, ``revision N``, ``video``,
+        ``bundle``); an exception it raises stops the post (nothing is bundled)."""
         stages = _Stages()
         started = time.perf_counter()
+        report = progress or (lambda stage: None)
+        report("exemplars")
         platform_cfg = self.catalog.platform(platform or self.config.platform)
         kind = kind or platform_cfg.default_kind
         if kind not in KINDS:
@@ -174,6 +181,7 @@ class Generator:
                              else "no history and no CF items: no exemplars")
         clock = stages.time("exemplars", started)
 
+        report("ideation")
         templates = self.catalog.templates(kind)
         ideas = ideate(profile=profile, profile_vector=profile_vector,
                        exemplar_texts=exemplar_texts, kind=kind, platform=platform_cfg,
@@ -191,6 +199,7 @@ class Generator:
         def write(previous: Draft | None = None, feedback: str | None = None) -> Draft:
             nonlocal clock
             clock = stages.time("reflection" if drafts else "writing", clock)
+            report(f"revision {len(drafts)}" if drafts else "writing")
             draft = write_draft(kind=kind, platform=platform_cfg, template=template,
                                 idea=idea.idea, profile=profile, exemplar_texts=exemplar_texts,
                                 text=self.roles.text, config=self.config, fallback_tags=tags,
@@ -202,6 +211,7 @@ class Generator:
 
         def score(draft: Draft) -> Scored[Draft]:
             nonlocal clock
+            report("scoring")
             images = render_images(draft, self.roles.image, platform_cfg, seed, self.roles.card)
             clock = stages.time("media", clock)
             rel = relevance(self.roles.embed.embed([draft.text()])[0], history_vector)
@@ -227,6 +237,7 @@ class Generator:
         video_record, video_path = None, None
         if kind == "video":
             assert self.roles.video is not None
+            report("video")
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(suffix=".mp4", dir=target.parent, delete=False) as f:
                 video_path = Path(f.name)
@@ -287,6 +298,7 @@ class Generator:
         record["tokens_by_stage"] = dict(stages.tokens)
         record["seconds"] = round(time.perf_counter() - started, 3)
         try:
+            report("bundle")
             path = write_bundle(target, record, platform_cfg,
                                 [(name, r.image) for name, r in image_files], video_path)
         finally:

@@ -102,7 +102,7 @@ class ServeText(TextModel):
 
     def _generate(self, batch: list[Conversation], params: GenerationParams,
                   json_schema: dict | None) -> list[Completion]:
-        answers = self.remote("chat_many", batch, params.key(), json_schema)
+        answers = self.remote("chat_batch", (batch, params.key(), json_schema))
         return [Completion(**{k: v for k, v in a.items() if k != "cached"}) for a in answers]
 
 

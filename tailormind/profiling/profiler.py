@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -114,6 +115,8 @@ class Profiler:
         self.critique_params = replace(base, max_tokens=self.config.critique_tokens)
         self.greedy = base.temperature == 0
         self.max_words = max(30, int(self.config.profile_tokens * 0.6))
+        #: Called before every LLM step; an exception it raises stops the batch (cancellation).
+        self.checkpoint: Callable[[], None] | None = None
 
     # -- one batched LLM step ------------------------------------------------------------------
     def _ask(self, states: list[ProfileState], prompts: list[str], params: GenerationParams,
@@ -121,6 +124,8 @@ class Profiler:
         """One completion per state; a failing model gives None for all, recorded."""
         if not states:
             return []
+        if self.checkpoint is not None:
+            self.checkpoint()
         started = time.perf_counter()
         try:
             system = render("profiling/system.txt")

@@ -1,1 +1,2 @@
-"""Ray Serve: the model deployments (one per role) and, later, the HTTP generation API."""
+"""Ray Serve: the model deployments (one per role), their OpenAI-compatible ingress, and the
+TailorMind HTTP API (``api.py``: ingress, workers, job records, auth guard, offline config check)."""

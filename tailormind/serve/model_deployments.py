@@ -5,7 +5,8 @@ TailorMind config (a YAML path and/or an inline ``models:`` block), so the same 
 in-process and behind Serve. Model calls run in a worker thread, one at a time per replica (an
 ``asyncio.Lock``), so health checks and queued requests stay responsive. ``TextModel.chat`` and
 ``Embedder.embed_one`` use ``@serve.batch`` so concurrent single requests (the OpenAI routes)
-share one forward pass.
+share one forward pass; ``TextModel.chat_batch`` does the same for the ``serve`` backend's
+batches, so the API's concurrent profiles and posts share forward passes.
 
 Default CPU shares are small so the whole app fits a 2-core laptop; GPU configs set ``num_gpus``
 and CPUs per deployment in the Serve config.
@@ -27,6 +28,7 @@ from tailormind.config import Settings, load_config
 from tailormind.models.base import GenerationParams, ImageRequest, Storyboard
 from tailormind.models.registry import load_role
 from tailormind.models.serve_handles import png_bytes
+from tailormind.serve.heap_trim import HeapTrimmer
 
 
 def role_settings(config: str | None, models: dict[str, Any] | None) -> Settings:
@@ -46,10 +48,14 @@ class _RoleHost:
         self.settings = role_settings(config, models)
         self.role = load_role(self.role_name, self.settings)
         self._lock = asyncio.Lock()
+        self._trim = HeapTrimmer()
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         async with self._lock:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            try:
+                return await asyncio.to_thread(fn, *args, **kwargs)
+            finally:
+                self._trim()
 
     async def info(self) -> dict[str, Any]:
         """Provenance and counters of this replica's role."""
@@ -74,15 +80,31 @@ class TextDeployment(_RoleHost):
     async def chat(self, requests: list[tuple[list[dict], dict | None, dict | None]]
                    ) -> list[dict[str, Any]]:
         """Concurrent single conversations, grouped by (params, schema) into batched calls."""
+        answers = await self.chat_groups([([messages], params, schema)
+                                          for messages, params, schema in requests])
+        return [a[0] for a in answers]
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.05)
+    async def chat_batch(self, requests: list[tuple[list[list[dict]], dict | None, dict | None]]
+                         ) -> list[list[dict[str, Any]]]:
+        """Concurrent batches of conversations (the ``serve`` text backend: several profiles or
+        posts in flight), merged by (params, schema) into one forward batch each."""
+        return await self.chat_groups(requests)
+
+    async def chat_groups(self, requests: list[tuple[list[list[dict]], dict | None, dict | None]]
+                          ) -> list[list[dict[str, Any]]]:
         groups: dict[str, list[int]] = defaultdict(list)
         for i, (_, params, schema) in enumerate(requests):
             groups[repr((sorted((params or {}).items()), schema))].append(i)
-        out: list[dict[str, Any]] = [{} for _ in requests]
+        out: list[list[dict[str, Any]]] = [[] for _ in requests]
         for indices in groups.values():
             _, params, schema = requests[indices[0]]
-            answers = await self.chat_many([requests[i][0] for i in indices], params, schema)
-            for i, answer in zip(indices, answers, strict=True):
-                out[i] = answer
+            merged = [c for i in indices for c in requests[i][0]]
+            answers = await self.chat_many(merged, params, schema)
+            start = 0
+            for i in indices:
+                out[i] = answers[start : start + len(requests[i][0])]
+                start += len(requests[i][0])
         return out
 
 

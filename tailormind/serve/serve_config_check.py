@@ -20,6 +20,7 @@ from tailormind.errors import ConfigError
 
 LLM_APP = "ray.serve.llm:build_openai_app"
 MODELS_APP = "tailormind.serve.model_app:build_app"
+API_APP = "tailormind.serve.api:build_app"
 
 
 @dataclass
@@ -45,6 +46,8 @@ def check_serve_config(spec: dict[str, Any], source: str = "serve config") -> Se
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_first_error(exc)}") from None
     report = ServeConfigReport()
+    hosted: dict[str, set[str]] = {}  # models app name -> roles it hosts
+    apis = []
     for app in spec.get("applications", []):
         name = app.get("name", "default")
         report.applications.append(name)
@@ -52,7 +55,13 @@ def check_serve_config(spec: dict[str, Any], source: str = "serve config") -> Se
         if app.get("import_path") == LLM_APP:
             report.llm_models += _check_llm_app(app.get("args") or {}, where)
         elif app.get("import_path") == MODELS_APP:
-            report.notes += _check_models_app(app, where)
+            notes, roles = _check_models_app(app, where)
+            report.notes += notes
+            hosted[name] = set(roles)
+        elif app.get("import_path") == API_APP:
+            apis.append((app, where))
+    for app, where in apis:
+        report.notes += _check_api_app(app, where, hosted)
     return report
 
 
@@ -71,7 +80,7 @@ def _check_llm_app(args: dict[str, Any], where: str) -> list[str]:
     return models
 
 
-def _check_models_app(app: dict[str, Any], where: str) -> list[str]:
+def _check_models_app(app: dict[str, Any], where: str) -> tuple[list[str], list[str]]:
     from tailormind.config import load_config
     from tailormind.models.serve_handles import DEPLOYMENT_NAMES
     from tailormind.serve.model_app import parse_args, resolve_roles
@@ -95,4 +104,43 @@ def _check_models_app(app: dict[str, Any], where: str) -> list[str]:
             raise ConfigError(f"{where}: deployments: no deployment named "
                               f"{deployment.get('name')!r} in this app (it has "
                               f"{', '.join(sorted(known))})")
+    return notes, roles
+
+
+def _check_api_app(app: dict[str, Any], where: str, hosted: dict[str, set[str]]) -> list[str]:
+    """The API's args and settings, its deployment names, and every ``backend: serve`` role of
+    its settings against the models apps of the same config."""
+    from tailormind.config import ROLE_BACKENDS, load_config
+    from tailormind.serve.api_args import API_DEPLOYMENTS, ApiAppArgs, parse_api_args
+
+    notes = []
+    try:
+        parsed = parse_api_args(app.get("args"), check_paths=False)
+    except ConfigError as exc:
+        if "needs a workspace" not in str(exc):
+            raise ConfigError(f"{where}: {exc}") from None
+        # $TAILORMIND_WORKSPACE is read where the app is built; the rest is checked below
+        notes.append(f"{where}: args.workspace is unset; $TAILORMIND_WORKSPACE must name it")
+        parsed = ApiAppArgs.model_validate(app.get("args") or {})
+        try:
+            load_config(None, environ={}, overrides=parsed.settings)
+        except ConfigError as inner:
+            raise ConfigError(f"{where}: {inner}") from None
+    settings = load_config(None, environ={}, overrides=parsed.settings)
+    for role in ROLE_BACKENDS:
+        block = getattr(settings.models, role)
+        if block.backend != "serve":
+            continue
+        if block.app not in hosted:
+            raise ConfigError(f"{where}: settings.models.{role} uses backend 'serve' with app "
+                              f"{block.app!r}, which this config does not deploy")
+        if role not in hosted[block.app]:
+            raise ConfigError(f"{where}: settings.models.{role} uses backend 'serve', but app "
+                              f"{block.app!r} does not host the {role} role "
+                              f"(it hosts {', '.join(sorted(hosted[block.app]))})")
+    for deployment in app.get("deployments", []):
+        if deployment.get("name") not in API_DEPLOYMENTS:
+            raise ConfigError(f"{where}: deployments: no deployment named "
+                              f"{deployment.get('name')!r} in this app (it has "
+                              f"{', '.join(API_DEPLOYMENTS)})")
     return notes

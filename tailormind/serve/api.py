@@ -1,0 +1,404 @@
+"""The TailorMind HTTP API: a FastAPI ingress on Ray Serve over the library's stages.
+
+Routes (every one but ``/healthz``, ``/readyz`` and the docs needs the bearer token, see
+:mod:`tailormind.serve.api_guard`):
+
+- ``GET  /v1/users/{user_id}/profile``  the stored profile and every refinement iteration;
+- ``POST /v1/profiles``                 an ad-hoc history in, a profile out (same engine as the
+  batch path, on the ``ProfileWorker`` deployment; at most ``api.max_concurrent_profiles`` in
+  flight per ingress replica, more get 503 + Retry-After; cancelled when the client goes away or
+  after ``api.request_timeout_s``, 504);
+- ``POST /v1/users/{user_id}/posts``    a post or video: 200 with the post when it is already
+  bundled, else 202 with a job (at most ``api.max_pending_jobs`` queued or running per ingress
+  replica, more get 503 + Retry-After); the same request while the job runs returns that job;
+- ``GET  /v1/jobs/{id}``, ``DELETE /v1/jobs/{id}``  status and progress; cancel;
+- ``GET  /v1/posts/{post_id}``, ``GET /v1/posts/{post_id}/media/{file}``  a bundled post and
+  its files (paths never leave the bundle);
+- ``GET  /healthz`` (the replica answers), ``GET /readyz`` (both workers have their models).
+
+Errors are ``{"error": {"code", "message"}}``. Serve's own limits sit in front: the ingress
+deployment's ``max_ongoing_requests`` and ``max_queued_requests``, beyond which Serve's proxy
+answers 503 with ``Retry-After`` (``backpressure_config``). Metrics: Serve's request counters and
+latencies plus ``tailormind_api_*`` (rejections, jobs, active work) on Ray's Prometheus endpoint.
+
+No ``from __future__ import annotations``: FastAPI must see the real types of the route methods.
+"""
+
+import asyncio
+import logging
+import mimetypes
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from ray import serve
+from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tailormind.errors import ConfigError, NotFoundError, TailorMindError, WorkspaceError
+from tailormind.serve import api_guard
+from tailormind.serve.api_jobs import ACTIVE, JOB_ID, JobStore, total_steps
+from tailormind.serve.api_lookup import WorkspaceView
+from tailormind.serve.api_protocol import (
+    AdhocProfile,
+    AdhocProfileRequest,
+    ErrorResponse,
+    Health,
+    Job,
+    MediaFile,
+    Post,
+    PostAccepted,
+    PostRequest,
+    StoredProfile,
+)
+
+logger = logging.getLogger("ray.serve")
+APP_NAME = "tailormind-api"
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 503, 504)}
+
+app = FastAPI(
+    title="TailorMind API",
+    description="Personalized multimodal content generation: user profiles and generated posts "
+                "from a TailorMind workspace. Send `Authorization: Bearer <token>`.",
+    version="1",
+)
+app.add_middleware(api_guard.Guard)
+
+
+class APIError(Exception):
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def _error(status: int, code: str, message: str,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
+                        headers=headers)
+
+
+@app.exception_handler(APIError)
+async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+    return _error(exc.status, exc.code, exc.message, exc.headers)
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"] if p != "body")
+    return _error(422, "invalid_request", f"{where}: {first['msg']}" if where else first["msg"])
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return _error(exc.status_code, code, str(exc.detail))
+
+
+@app.exception_handler(Exception)
+async def _internal(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error in the TailorMind API")
+    return _error(500, "internal", f"internal error ({type(exc).__name__}); see the replica log")
+
+
+# Helpers come before the ingress class: `serve.ingress` serialises the app when the class is
+# decorated, so names defined after it are missing in the replica.
+
+
+def _overloaded(what: str, limit: int, retry_after_s: int) -> APIError:
+    return APIError(503, "overloaded", f"{what}: {limit} already in flight on this replica; "
+                    f"retry after {retry_after_s} s", {"Retry-After": str(retry_after_s)})
+
+
+def _post_of(record: dict[str, Any], base: str) -> Post:
+    files = [MediaFile(file=i["file"], url=f"{base}/media/{i['file']}", kind=i.get("kind", ""),
+                       caption=i.get("caption", "")) for i in record.get("images", [])]
+    if record.get("video"):
+        files.append(MediaFile(file=record["video"]["file"],
+                               url=f"{base}/media/{record['video']['file']}",
+                               kind=record["video"].get("kind", "")))
+    return Post(post_id=record["post_id"], user_id=record["user_id"], kind=record["kind"],
+                platform=record["platform"], title=record.get("title", ""),
+                body=record.get("body", ""), hashtags=record.get("hashtags", []), media=files,
+                preview_url=f"{base}/media/preview.html", fallbacks=record.get("fallbacks", []),
+                reflection=record.get("reflection", {}), seconds=record.get("seconds", 0.0),
+                record=record)
+
+
+def _job_view(job: dict[str, Any], prefix: str) -> Job:
+    post_url = f"{prefix}/v1/posts/{job['post_id']}" if job["status"] == "done" else None
+    return Job(**{k: v for k, v in job.items() if k in Job.model_fields}, post_url=post_url)
+
+
+def _prefix(request: Request) -> str:
+    return request.scope.get("root_path", "").rstrip("/")
+
+
+class _Metrics:
+    """``tailormind_api_*`` on Ray's metrics endpoint (absent outside a Ray worker)."""
+
+    def __init__(self) -> None:
+        try:
+            from ray.util.metrics import Counter, Gauge
+
+            self.rejected = Counter("tailormind_api_rejected_total",
+                                    description="Requests refused with 503 by the API's limits.",
+                                    tag_keys=("reason",))
+            self.jobs = Counter("tailormind_api_jobs_total", description="Jobs by final status.",
+                                tag_keys=("status",))
+            self.active = Gauge("tailormind_api_active", description="Work in flight.",
+                                tag_keys=("what",))
+        except Exception:  # pragma: no cover - metrics are optional
+            self.rejected = self.jobs = self.active = None
+
+    def reject(self, reason: str) -> None:
+        if self.rejected is not None:
+            self.rejected.inc(tags={"reason": reason})
+
+    def job(self, status: str) -> None:
+        if self.jobs is not None:
+            self.jobs.inc(tags={"status": status})
+
+    def gauge(self, what: str, value: int) -> None:
+        if self.active is not None:
+            self.active.set(value, tags={"what": what})
+
+
+@serve.deployment(name="TailorMindAPI", max_ongoing_requests=64, max_queued_requests=64,
+                  backpressure_config={"status_code": 503, "retry_after_s": 5},
+                  ray_actor_options={"num_cpus": 0.1})
+@serve.ingress(app)
+class TailorMindAPI:
+    def __init__(self, profile_worker: DeploymentHandle, generation_worker: DeploymentHandle,
+                 workspace: str, config: str | None = None,
+                 overrides: dict[str, Any] | None = None) -> None:
+        from tailormind.generation.catalog import packaged_catalog
+        from tailormind.serve.api_workers import api_settings
+
+        self.settings = api_settings(config, overrides)
+        self.limits = self.settings.api
+        token = self.limits.resolved_token()
+        api_guard.configure(token, self.limits.max_body_bytes)
+        if token is None:
+            logger.warning("TailorMind API: no token configured (api.token / "
+                           "TAILORMIND_API_TOKEN): answering loopback clients only")
+        self.view = WorkspaceView(workspace, self.settings)
+        self.jobs = JobStore(self.view.root)
+        self.profile_worker, self.generation_worker = profile_worker, generation_worker
+        self.catalog = packaged_catalog()
+        self.watchers: dict[str, asyncio.Task] = {}
+        self.profiles_in_flight = 0
+        self.metrics = _Metrics()
+
+    # -- health ---------------------------------------------------------------------------------
+    @app.get("/healthz", response_model=Health)
+    async def healthz(self) -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+    async def readyz(self) -> Any:
+        detail: dict[str, Any] = {}
+        for name, handle in (("profile_worker", self.profile_worker),
+                             ("generation_worker", self.generation_worker)):
+            try:
+                detail[name] = await asyncio.wait_for(handle.ready.remote(), timeout=30)
+            except Exception as exc:  # a worker that does not answer is not ready
+                detail[name] = {"ready": False, "error": f"{type(exc).__name__}: {exc}"}
+        ready = all(d.get("ready") for d in detail.values())
+        detail["jobs_in_flight"] = len(self.watchers)
+        detail["profiles_in_flight"] = self.profiles_in_flight
+        body = Health(status="ready" if ready else "not_ready", detail=detail)
+        return body if ready else JSONResponse(body.model_dump(), status_code=503)
+
+    # -- profiles -------------------------------------------------------------------------------
+    @app.get("/v1/users/{user_id}/profile", response_model=StoredProfile, responses=ERRORS)
+    async def stored_profile(self, user_id: str) -> StoredProfile:
+        import json
+
+        row = self._profile_row(user_id)
+        return StoredProfile(**{**{k: v for k, v in row.items() if k in StoredProfile.model_fields},
+                                "iterations": json.loads(row["iterations"] or "[]")})
+
+    @app.post("/v1/profiles", response_model=AdhocProfile, responses=ERRORS)
+    async def adhoc_profile(self, body: AdhocProfileRequest) -> AdhocProfile:
+        limits = self.limits
+        if not body.history:
+            raise APIError(422, "invalid_request", "history: give at least one item")
+        if len(body.history) > limits.max_history_items:
+            raise APIError(413, "too_large", f"history: {len(body.history)} items, at most "
+                           f"{limits.max_history_items} (api.max_history_items)")
+        for n, entry in enumerate(body.history):
+            for field in ("title", "text"):
+                if len(getattr(entry, field)) > limits.max_text_chars:
+                    raise APIError(413, "too_large", f"history.{n}.{field}: longer than "
+                                   f"{limits.max_text_chars} characters (api.max_text_chars)")
+        if self.profiles_in_flight >= limits.max_concurrent_profiles:
+            self.metrics.reject("profiles")
+            raise _overloaded("ad-hoc profiles", limits.max_concurrent_profiles,
+                              limits.retry_after_s)
+        self.profiles_in_flight += 1
+        self.metrics.gauge("profiles", self.profiles_in_flight)
+        try:
+            history = [e.model_dump() for e in body.history]
+            result = await asyncio.wait_for(
+                self.profile_worker.profile.remote(history, body.refine, body.seed),
+                timeout=limits.request_timeout_s)
+        except TimeoutError:
+            raise APIError(504, "timeout", f"the profile took longer than "
+                           f"{limits.request_timeout_s:g} s (api.request_timeout_s) and was "
+                           f"cancelled") from None
+        except NotFoundError as exc:
+            raise APIError(422, "unknown_item", str(exc)) from None
+        except TailorMindError as exc:
+            raise APIError(503, "model_unavailable", str(exc)) from None
+        finally:
+            self.profiles_in_flight -= 1
+            self.metrics.gauge("profiles", self.profiles_in_flight)
+        if not body.include_embedding:
+            result["embedding"] = None
+        return AdhocProfile(**result)
+
+    def _profile_row(self, user_id: str) -> dict[str, Any]:
+        try:
+            return self.view.profile(user_id)
+        except NotFoundError as exc:
+            raise APIError(404, "unknown_user", str(exc)) from None
+        except WorkspaceError as exc:
+            raise APIError(404, "no_profile", str(exc)) from None
+
+    # -- posts and jobs -------------------------------------------------------------------------
+    @app.post("/v1/users/{user_id}/posts", response_model=PostAccepted, status_code=202,
+              responses={200: {"model": PostAccepted}, **ERRORS})
+    async def request_post(self, user_id: str, request: Request,
+                           body: PostRequest | None = None) -> Any:
+        body = body or PostRequest()
+        limits = self.limits
+        if body.kind not in limits.kinds:
+            raise APIError(422, "invalid_request", f"kind: {body.kind!r} is not offered here; "
+                           f"choose one of {', '.join(limits.kinds)}")
+        platform = body.platform or self.settings.generation.platform
+        if platform not in limits.platforms:
+            raise APIError(422, "invalid_request", f"platform: {platform!r} is not offered here;"
+                           f" choose one of {', '.join(limits.platforms)}")
+        try:
+            self.catalog.platform(platform)
+        except ConfigError as exc:
+            raise APIError(422, "invalid_request", f"platform: {exc}") from None
+        self._profile_row(user_id)
+        seed = self.settings.seeds.generation if body.seed is None else body.seed
+        post_id = self.view.post_id(user_id, body.kind, platform, seed)
+        prefix = _prefix(request)
+        bundle = self.view.bundle_of(user_id, post_id)
+        if bundle is not None:
+            post = _post_of(self.view.record(bundle), f"{prefix}/v1/posts/{post_id}")
+            return JSONResponse(PostAccepted(status="done", post=post).model_dump(),
+                                status_code=200)
+        existing = self.jobs.read(post_id)
+        if post_id in self.watchers and existing is not None:
+            return self._accepted(existing, prefix)
+        if existing is not None and existing["status"] in ACTIVE:
+            live = self.jobs.effective(existing, limits.stale_job_s, limits.job_timeout_s)
+            if live["status"] in ACTIVE:  # started by another ingress replica and still moving
+                return self._accepted(live, prefix)
+        if len(self.watchers) >= limits.max_pending_jobs:
+            self.metrics.reject("jobs")
+            raise _overloaded("generation jobs", limits.max_pending_jobs, limits.retry_after_s)
+        job = self.jobs.new(job_id=post_id, user_id=user_id, kind=body.kind, platform=platform,
+                            seed=seed, steps=total_steps(body.kind,
+                                                         self.settings.generation.reflection_rounds))
+        self.watchers[post_id] = asyncio.get_running_loop().create_task(self._watch(post_id))
+        self.metrics.gauge("jobs", len(self.watchers))
+        return self._accepted(job, prefix)
+
+    def _accepted(self, job: dict[str, Any], prefix: str) -> JSONResponse:
+        url = f"{prefix}/v1/jobs/{job['job_id']}"
+        body = PostAccepted(status="accepted", job=_job_view(job, prefix), job_url=url)
+        return JSONResponse(body.model_dump(), status_code=202, headers={"Location": url})
+
+    async def _watch(self, job_id: str) -> None:
+        """Run the job on a worker; record a failure the worker could not (it died, Serve
+        refused the call). The job's own outcomes are recorded by the worker."""
+        try:
+            final = await self.generation_worker.run.remote(job_id)
+            self.metrics.job(final["status"])
+        except asyncio.CancelledError:
+            self._mark_failed(job_id, "the API replica stopped while the job was queued")
+            raise
+        except Exception as exc:
+            self.metrics.job("failed")
+            self._mark_failed(job_id, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.watchers.pop(job_id, None)
+            self.metrics.gauge("jobs", len(self.watchers))
+
+    def _mark_failed(self, job_id: str, error: str) -> None:
+        job = self.jobs.read(job_id)
+        if job is not None and job["status"] in ACTIVE:
+            self.jobs.write({**job, "status": "failed", "error": error})
+
+    def _job(self, job_id: str) -> dict[str, Any]:
+        job = self.jobs.read(job_id) if JOB_ID.match(job_id) else None
+        if job is None:
+            raise APIError(404, "unknown_job", f"no job {job_id!r}")
+        if job_id in self.watchers:  # this replica is running it: it is alive
+            return job
+        return self.jobs.effective(job, self.limits.stale_job_s, self.limits.job_timeout_s)
+
+    @app.get("/v1/jobs/{job_id}", response_model=Job, responses=ERRORS)
+    async def job_status(self, job_id: str, request: Request) -> Job:
+        return _job_view(self._job(job_id), _prefix(request))
+
+    @app.delete("/v1/jobs/{job_id}", response_model=Job, responses=ERRORS)
+    async def cancel_job(self, job_id: str, request: Request) -> Job:
+        """Ask the job to stop at its next stage; a queued job never starts."""
+        job = self._job(job_id)
+        if job["status"] in ACTIVE:
+            self.jobs.request_cancel(job_id)
+        return _job_view(job, _prefix(request))
+
+    def _bundle(self, post_id: str) -> Any:
+        """The post's bundle: through its job record (the user, so no directory scan) when the
+        API made it, else found among every user's bundles."""
+        job = self.jobs.read(post_id) if JOB_ID.match(post_id) else None
+        bundle = self.view.bundle_of(job["user_id"], post_id) if job else None
+        bundle = bundle or self.view.bundle(post_id)
+        if bundle is None:
+            raise APIError(404, "unknown_post", f"no post {post_id!r}")
+        return bundle
+
+    @app.get("/v1/posts/{post_id}", response_model=Post, responses=ERRORS)
+    async def get_post(self, post_id: str, request: Request) -> Post:
+        bundle = self._bundle(post_id)
+        try:
+            record = self.view.record(bundle)
+        except (OSError, ValueError) as exc:
+            raise APIError(500, "unreadable_post", f"post {post_id}: post.json does not read "
+                           f"({exc})") from None
+        return _post_of(record, f"{_prefix(request)}/v1/posts/{post_id}")
+
+    @app.get("/v1/posts/{post_id}/media/{name:path}", response_class=FileResponse,
+             responses=ERRORS)
+    async def get_media(self, post_id: str, name: str) -> FileResponse:
+        bundle = self._bundle(post_id)
+        try:
+            path = self.view.media_file(bundle, name)
+        except ValueError as exc:
+            raise APIError(400, "bad_path", str(exc)) from None
+        except FileNotFoundError:
+            raise APIError(404, "unknown_file", f"post {post_id} has no file {name!r}") from None
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return FileResponse(path, media_type=media_type)
+
+
+def build_app(args: dict[str, Any] | None = None) -> Application:
+    """Bind the API for ``serve run`` / ``serve deploy``; see :class:`ApiAppArgs`."""
+    from tailormind.serve.api_args import parse_api_args
+    from tailormind.serve.api_workers import GenerationWorker, ProfileWorker
+
+    parsed = parse_api_args(args)
+    common = (parsed.workspace, parsed.config, parsed.settings or None)
+    return TailorMindAPI.bind(ProfileWorker.bind(*common), GenerationWorker.bind(*common),
+                              *common)

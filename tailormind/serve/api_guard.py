@@ -1,0 +1,126 @@
+"""ASGI middleware in front of every API route: bearer-token auth and the request-body limit.
+
+- With a token (``api.token`` or ``$TAILORMIND_API_TOKEN``), every route but the health routes
+  and the OpenAPI docs needs ``Authorization: Bearer <token>`` (compared in constant time): 401.
+- Without one, only loopback clients are answered (403 for others); ``tailormind serve`` also
+  binds 127.0.0.1 and says so at start-up.
+- A body over ``api.max_body_bytes`` gets 413, whether it announces its length or is chunked
+  (the body is read, at most one byte over the limit, then replayed to the route).
+
+The settings live in a process-wide :data:`GUARD`, set by the ingress replica's ``__init__``:
+Serve ships the FastAPI app to the replica as a copy, so state set on ``app`` would not be seen.
+Until the replica has set them, requests get 503.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from dataclasses import dataclass
+from typing import Any
+
+#: Paths answered without a token (the health checks and the API's own description).
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc",
+                          "/openapi.json"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+@dataclass
+class GuardSettings:
+    token: str | None = None
+    max_body_bytes: int = 1_048_576
+    configured: bool = False
+
+
+GUARD = GuardSettings()
+
+
+def configure(token: str | None, max_body_bytes: int) -> None:
+    GUARD.token, GUARD.max_body_bytes, GUARD.configured = token, max_body_bytes, True
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def token_matches(header: str, token: str) -> bool:
+    supplied = header[7:] if header[:7].lower() == "bearer " else ""
+    return hmac.compare_digest(supplied.encode(), token.encode())
+
+
+async def _reply(send: Any, status: int, code: str, message: str,
+                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _route_path(scope: dict[str, Any]) -> str:
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return path or "/"
+
+
+class Guard:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not GUARD.configured:
+            await _reply(send, 503, "starting", "the API replica is starting",
+                         [(b"retry-after", b"1")])
+            return
+        path = _route_path(scope)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if path not in PUBLIC_PATHS:
+            client = (scope.get("client") or ("", 0))[0]
+            if GUARD.token is None and not is_loopback(client):
+                await _reply(send, 403, "loopback_only",
+                             "no API token is configured, so this server answers local clients "
+                             "only; set api.token or TAILORMIND_API_TOKEN")
+                return
+            if GUARD.token is not None and not token_matches(headers.get("authorization", ""),
+                                                             GUARD.token):
+                await _reply(send, 401, "unauthorized", "missing or wrong bearer token",
+                             [(b"www-authenticate", b"Bearer")])
+                return
+        if scope.get("method") in BODY_METHODS:
+            limit = GUARD.max_body_bytes
+            declared = headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                await _reply(send, 413, "too_large", f"request body is over {limit} bytes")
+                return
+            body, more = bytearray(), True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > limit:
+                    await _reply(send, 413, "too_large", f"request body is over {limit} bytes")
+                    return
+            replayed = False
+
+            async def replay() -> dict[str, Any]:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": bytes(body), "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)

@@ -21,6 +21,7 @@ from tests.conftest import REPO, fresh
 from tests.test_generation_pipeline import generated_ws  # noqa: F401
 
 TOKEN = "api-test-token"
+METRICS: dict[str, int] = {}  # the Prometheus port of the test cluster
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -44,7 +45,9 @@ def api(generated_ws, profiled_ws, models_cache: Path, tmp_path_factory):  # noq
     llm = tiny_llama(tmp_path_factory.mktemp("tiny-llm"))
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a throw-away local cluster for this test only
     port = _free_port()
+    METRICS["port"] = _free_port()
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+             _metrics_export_port=METRICS["port"],
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_models({"models": {"cache_dir": str(models_cache),
@@ -308,6 +311,23 @@ def test_job_queue_is_bounded_and_a_queued_job_can_be_cancelled(api) -> None:
     retry = client.post(f"/api/v1/users/{user}/posts", headers=AUTH, json={"seed": 103})
     assert retry.status_code == 202
     assert _wait_job(client, retry.json()["job_url"])["status"] == "done"
+
+
+def test_metrics_reach_rays_prometheus_endpoint(api) -> None:
+    """The API's own metrics beside Serve's request counters (Ray exports every few seconds,
+    hence the polling)."""
+    client, ws = api
+    item = ws.read("items", columns=["item_id"]).column("item_id")[0].as_py()
+    answer = client.post("/api/v1/profiles", headers=AUTH, json={"history": [{"item_id": item}]})
+    assert answer.status_code == 200, answer.text
+    wanted = ['ray_tailormind_api_active', 'what="profiles"', 'ray_serve_num_http_requests_total']
+    deadline, text = time.monotonic() + 90, ""
+    while time.monotonic() < deadline:
+        text = httpx.get(f"http://127.0.0.1:{METRICS['port']}/metrics", timeout=30).text
+        if all(w in text for w in wanted):
+            break
+        time.sleep(2)
+    assert [w for w in wanted if w not in text] == []
 
 
 def test_profile_requests_beyond_the_limit_get_503(api) -> None:

@@ -19,7 +19,8 @@ Routes (every one but ``/healthz``, ``/readyz`` and the docs needs the bearer to
 Errors are ``{"error": {"code", "message"}}``. Serve's own limits sit in front: the ingress
 deployment's ``max_ongoing_requests`` and ``max_queued_requests``, beyond which Serve's proxy
 answers 503 with ``Retry-After`` (``backpressure_config``). Metrics: Serve's request counters and
-latencies plus ``tailormind_api_*`` (rejections, jobs, active work) on Ray's Prometheus endpoint.
+latencies plus ``ray_tailormind_api_*`` (rejections, jobs, active work) on Ray's Prometheus
+endpoint (Ray prefixes application metrics with ``ray_``).
 
 No ``from __future__ import annotations``: FastAPI must see the real types of the route methods.
 """

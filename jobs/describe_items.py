@@ -16,6 +16,7 @@ from dataclasses import asdict
 
 from tailormind.config import load_config
 from tailormind.data.workspace import Workspace
+from tailormind.data.workspace_location import WorkspaceLocation, open_location
 from tailormind.job_entry import data_job_parser, run_job
 from tailormind.progress import ProgressLog
 
@@ -23,16 +24,21 @@ from tailormind.progress import ProgressLog
 def main(argv: list[str] | None = None) -> int:
     args = data_job_parser(__doc__.splitlines()[0], "items").parse_args(argv)
 
-    def body() -> dict:
+    def work(where: WorkspaceLocation) -> dict:
         from tailormind.profiling.ray_items import describe_items_ray
 
-        settings = load_config()
-        ws = Workspace.open(args.workspace)
+        settings = load_config(args.config)
+        ws = Workspace.open(where.path)
         progress = ProgressLog("describe", "items")
         report = describe_items_ray(ws, settings, workers=args.workers,
                                     cpus_per_worker=args.cpus_per_worker, limit=args.limit,
-                                    force=args.force, progress=progress, on_plan=progress.plan)
+                                    force=args.force, progress=progress, on_plan=progress.plan,
+                                    resources=where.actor_resources())
         return {**asdict(report), "counts": dict(report.counts)}
+
+    def body() -> dict:
+        with open_location(args.workspace) as where:
+            return work(where)
 
     return run_job(body)
 

@@ -18,6 +18,7 @@ from dataclasses import asdict
 
 from tailormind.config import load_config
 from tailormind.data.workspace import Workspace
+from tailormind.data.workspace_location import WorkspaceLocation, open_location
 from tailormind.errors import TailorMindError
 from tailormind.job_entry import data_job_parser, run_job
 from tailormind.progress import ProgressLog
@@ -36,20 +37,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--platform", default=None, help="rednote | hupu | bilibili")
     args = parser.parse_args(argv)
 
-    def body() -> dict:
+    def work(where: WorkspaceLocation) -> dict:
         from tailormind.generation.batch import plan_generations
         from tailormind.generation.gallery import write_gallery
         from tailormind.generation.ray_generate import generate_users_ray
 
-        settings = load_config()
-        ws = Workspace.open(args.workspace)
+        settings = load_config(args.config)
+        ws = Workspace.open(where.path)
         plan = plan_generations(ws, settings, users=args.user, sample=args.users,
                                 kinds=args.kind, platform=args.platform, limit=args.limit,
                                 force=args.force)
         progress = ProgressLog("generate", "posts")
         progress.plan(len(plan.todo))
         report = generate_users_ray(ws, settings, plan, workers=args.workers,
-                                    cpus_per_worker=args.cpus_per_worker, progress=progress)
+                                    cpus_per_worker=args.cpus_per_worker, progress=progress,
+                                    resources=where.actor_resources())
         gallery = write_gallery(ws)
         result = {"generation": {**asdict(report), "fallbacks": dict(report.fallbacks)},
                   "gallery": str(gallery)}
@@ -60,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             raise PostsFailed(f"{len(report.failed)} of {report.wanted} posts failed (listed "
                               f"above); the rest are bundled — run again after fixing the cause")
         return result
+
+    def body() -> dict:
+        with open_location(args.workspace) as where:
+            return work(where)
 
     return run_job(body)
 

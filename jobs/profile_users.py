@@ -16,6 +16,7 @@ from dataclasses import asdict
 
 from tailormind.config import load_config
 from tailormind.data.workspace import Workspace
+from tailormind.data.workspace_location import WorkspaceLocation, open_location
 from tailormind.job_entry import data_job_parser, run_job
 from tailormind.progress import ProgressLog
 
@@ -27,23 +28,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval", action="store_true", help="evaluate every method afterwards")
     args = parser.parse_args(argv)
 
-    def body() -> dict:
+    def work(where: WorkspaceLocation) -> dict:
         from tailormind.profiling.ray_profiles import profile_users_ray
 
-        settings = load_config()
-        ws = Workspace.open(args.workspace)
+        settings = load_config(args.config)
+        ws = Workspace.open(where.path)
         progress = ProgressLog("profile", "users")
         report = profile_users_ray(ws, settings, workers=args.workers,
                                    cpus_per_worker=args.cpus_per_worker, sample=args.users,
                                    variant=args.variant, limit=args.limit, force=args.force,
-                                   progress=progress, on_plan=progress.plan)
+                                   progress=progress, on_plan=progress.plan,
+                                   resources=where.actor_resources())
         result = {"profiles": {**asdict(report), "fallbacks": dict(report.fallbacks)}}
         if args.eval and report.complete:
             from tailormind.profiling.evaluate import evaluate_profiles, variant_tables
 
-            ws = Workspace.open(args.workspace)
+            ws = Workspace.open(where.path)
             result["evaluation"] = asdict(evaluate_profiles(ws, settings, variant_tables(ws)))
         return result
+
+    def body() -> dict:
+        with open_location(args.workspace) as where:
+            return work(where)
 
     return run_job(body)
 

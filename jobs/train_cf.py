@@ -9,7 +9,6 @@ Configuration comes from ``TAILORMIND_CONFIG`` / ``TAILORMIND_*`` as for the CLI
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -20,12 +19,13 @@ from tailormind.cf.evaluate import evaluate_workspace
 from tailormind.cf.recommend import recommend_workspace
 from tailormind.config import load_config
 from tailormind.data.workspace import Workspace
+from tailormind.data.workspace_location import open_location
 from tailormind.errors import TailorMindError
+from tailormind.job_entry import job_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workspace", required=True)
+    parser = job_parser(__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="hypergraph or lightgcn (config cf.model)")
     parser.add_argument("--workers", type=int, default=None, help="Ray Train workers (config cf.workers)")
     parser.add_argument("--epochs", type=int, default=None)
@@ -34,17 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="checkpoint name (default: the model)")
     args = parser.parse_args(argv)
     try:
-        settings = load_config()
+        settings = load_config(args.config)
         cfg = settings.cf
         model = args.model or cfg.model
-        ws = Workspace.open(args.workspace)
-        data = load_cf_data(ws)
-        result = train_distributed(ws, cfg, model, workers=args.workers or cfg.workers,
-                                   seed=settings.seeds.cf, epochs=args.epochs, use_gpu=args.gpu)
-        name = args.name or model
-        save_checkpoint(ws, result, data, cfg, name=name)
-        recommend_workspace(ws, name, args.k or cfg.top_k)
-        rows = evaluate_workspace(ws, [name])
+        with open_location(args.workspace) as where:
+            ws = Workspace.open(where.path)
+            data = load_cf_data(ws)
+            result = train_distributed(ws, cfg, model, workers=args.workers or cfg.workers,
+                                       seed=settings.seeds.cf, epochs=args.epochs,
+                                       use_gpu=args.gpu, resources=where.actor_resources())
+            name = args.name or model
+            save_checkpoint(ws, result, data, cfg, name=name)
+            recommend_workspace(ws, name, args.k or cfg.top_k)
+            rows = evaluate_workspace(ws, [name])
     except TailorMindError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

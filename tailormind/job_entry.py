@@ -15,13 +15,23 @@ from typing import Any
 from tailormind.errors import TailorMindError
 
 
-def data_job_parser(description: str, unit: str) -> argparse.ArgumentParser:
-    """--workspace, --workers, --cpus-per-worker, --limit, --force."""
+def job_parser(description: str) -> argparse.ArgumentParser:
+    """--workspace (path or URI) and --config (else ``$TAILORMIND_CONFIG``, else defaults)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--workspace", required=True,
+                        help="a path, a file:// URI or an object-store URI (s3://, gs://...)")
+    parser.add_argument("--config", default=None,
+                        help="TailorMind YAML config (default: $TAILORMIND_CONFIG, else defaults)")
+    return parser
+
+
+def data_job_parser(description: str, unit: str, *, limit: bool = True) -> argparse.ArgumentParser:
+    """:func:`job_parser` + --workers, --cpus-per-worker, [--limit], --force."""
+    parser = job_parser(description)
     parser.add_argument("--workers", type=int, default=1, help="Ray Data actors")
     parser.add_argument("--cpus-per-worker", type=float, default=1.0)
-    parser.add_argument("--limit", type=int, default=None, help=f"at most N more {unit}")
+    if limit:
+        parser.add_argument("--limit", type=int, default=None, help=f"at most N more {unit}")
     parser.add_argument("--force", action="store_true", help=f"redo every chosen {unit[:-1]}")
     return parser
 

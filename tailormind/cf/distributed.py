@@ -74,6 +74,7 @@ def train_distributed(
     use_gpu: bool = False,
     threads_per_worker: int | None = None,
     storage_path: str | Path | None = None,
+    resources: dict[str, float] | None = None,
 ) -> TrainResult:
     """Train with ``workers`` Ray Train workers; connects to (or starts) Ray as ``ray.init`` does."""
     import ray
@@ -92,7 +93,10 @@ def train_distributed(
                 "seed": seed, "epochs": epochs, "use_tags": use_tags, "result_dir": result_dir,
                 "threads_per_worker": threads_per_worker,
             },
-            scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
+            scaling_config=ScalingConfig(
+                num_workers=workers, use_gpu=use_gpu,
+                resources_per_worker=({"CPU": 1.0, **({"GPU": 1.0} if use_gpu else {}),
+                                       **resources} if resources else None)),
             torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
             run_config=RunConfig(
                 name=f"cf-{model}",

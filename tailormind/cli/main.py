@@ -24,6 +24,17 @@ from tailormind.cli.serve_cmd import serve
 from tailormind.config import load_config
 from tailormind.errors import TailorMindError
 
+try:  # typer >= 0.20 vendors click as typer._click: its exceptions are not click's
+    from typer import exceptions as _typer_exc
+    from typer._click import exceptions as _vendored
+
+    _CLICK_EXIT = (click.exceptions.Exit, _typer_exc.Exit)
+    _CLICK_ERROR = (click.ClickException, _vendored.ClickException)
+    _CLICK_ABORT = (click.exceptions.Abort, _typer_exc.Abort)
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _CLICK_EXIT, _CLICK_ERROR, _CLICK_ABORT = (click.exceptions.Exit, click.ClickException,
+                                               click.exceptions.Abort)
+
 # torch_geometric imports still call torch.jit.script; the warning is noise for CLI users.
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
 
@@ -73,12 +84,12 @@ def run(argv: list[str] | None = None) -> int:
     except TailorMindError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except _CLICK_EXIT as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    except _CLICK_ERROR as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except _CLICK_ABORT:
         err.print("aborted")
         return 130
     return result if isinstance(result, int) else 0

@@ -45,7 +45,8 @@ class GenerateActor:
 
 def generate_users_ray(workspace: Workspace, settings: Settings, plan: GenerationPlan, *,
                        workers: int = 1, cpus_per_worker: float = 1.0,
-                       progress: Callable[[int], None] | None = None) -> GenerationReport:
+                       progress: Callable[[int], None] | None = None,
+                       resources: dict[str, float] | None = None) -> GenerationReport:
     import ray
 
     started = time.perf_counter()
@@ -57,6 +58,7 @@ def generate_users_ray(workspace: Workspace, settings: Settings, plan: Generatio
             GenerateActor,
             fn_constructor_args=(str(workspace.root), settings.model_dump(mode="json"), kinds),
             batch_size=1, batch_format="pyarrow", concurrency=workers, num_cpus=cpus_per_worker,
+            **({"resources": resources} if resources else {}),
         )
         for batch in made.iter_batches(batch_size=None, batch_format="pyarrow"):
             for row in batch.to_pylist():

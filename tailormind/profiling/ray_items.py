@@ -43,6 +43,7 @@ def describe_items_ray(
     limit: int | None = None,
     force: bool = False,
     progress: Callable[[int], None] | None = None,
+    resources: dict[str, float] | None = None,
     on_plan: Callable[[int], None] | None = None,
 ) -> DescribeReport:
     import ray
@@ -65,6 +66,7 @@ def describe_items_ray(
         batch_format="pyarrow",
         concurrency=workers,
         num_cpus=cpus_per_worker,
+        **({"resources": resources} if resources else {}),
     )
     models: dict[str, str] = {}
     for batch in described.iter_batches(batch_size=None, batch_format="pyarrow"):

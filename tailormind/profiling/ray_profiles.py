@@ -58,6 +58,7 @@ def profile_users_ray(
     limit: int | None = None,
     force: bool = False,
     progress: Callable[[int], None] | None = None,
+    resources: dict[str, float] | None = None,
     on_plan: Callable[[int], None] | None = None,
 ) -> ProfileReport:
     import ray
@@ -76,6 +77,7 @@ def profile_users_ray(
         ProfileActor,
         fn_constructor_args=(str(workspace.root), settings.model_dump(mode="json")),
         batch_size=size, batch_format="pyarrow", concurrency=workers, num_cpus=cpus_per_worker,
+        **({"resources": resources} if resources else {}),
     )
     for batch in profiled.iter_batches(batch_size=None, batch_format="pyarrow"):
         if batch.num_rows:

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         with open_location(args.workspace) as where:
             return work(where)
 
-    return run_job(body)
+    return run_job(body, args)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         with open_location(args.workspace) as where:
             return evaluate_workspace_all(Workspace.open(where.path), settings)
 
-    return run_job(body)
+    return run_job(body, args)
 
 
 if __name__ == "__main__":

@@ -36,9 +36,23 @@ def data_job_parser(description: str, unit: str, *, limit: bool = True) -> argpa
     return parser
 
 
-def run_job(body: Callable[[], dict[str, Any]]) -> int:
-    """Connect to (or start) Ray, run ``body``, print its JSON report; map errors to exit codes."""
+def check_inputs(args: argparse.Namespace) -> None:
+    """What can fail before Ray starts: the config loads, a local ``--workspace`` is a workspace."""
+    from tailormind.config import load_config
+    from tailormind.data.workspace import Workspace
+    from tailormind.data.workspace_location import is_in_place, local_path
+
+    load_config(getattr(args, "config", None))
+    if is_in_place(args.workspace):
+        Workspace.open(local_path(args.workspace))
+
+
+def run_job(body: Callable[[], dict[str, Any]], args: argparse.Namespace | None = None) -> int:
+    """Check ``args`` (:func:`check_inputs`), connect to (or start) Ray, run ``body``, print its
+    JSON report; map errors to exit codes."""
     try:
+        if args is not None:
+            check_inputs(args)
         import ray
 
         if not ray.is_initialized():

@@ -165,3 +165,10 @@ def test_error_text_with_brackets_is_printed_verbatim(tmp_path: Path, cli) -> No
     (tmp_path / "log.csv").write_text("user_id,item_id,[x],[x]\nu,a,1,2\n")
     assert_one_line_error(cli("data", "import", "-f", "table", tmp_path / "log.csv", "-w", tmp_path / "ws"),
                           "duplicate header name(s) ['[x]']")
+
+
+def test_unknown_option_is_a_usage_error_not_a_traceback(cli) -> None:
+    # typer vendors click; its usage errors used to escape the CLI's handler as a traceback
+    result = cli("config", "show", "--no-such-flag")
+    assert result.code == 2
+    assert "No such option: --no-such-flag" in result.err and "Traceback" not in result.err

@@ -92,3 +92,16 @@ def test_a_failing_stage_is_recorded(tmp_path: Path, capsys, local_ray) -> None:
     record = json.loads((root / "pipeline" / "last_run.json").read_text())
     assert record["stages"][0]["stage"] == "profile"
     assert record["stages"][0]["status"] == "failed" and record["stages"][0]["detail"]["error"]
+
+
+@pytest.mark.parametrize("job", ["describe_items", "profile_users", "generate_posts", "evaluate"])
+def test_stage_jobs_check_their_inputs_before_ray_starts(job, tmp_path, capsys) -> None:
+    import ray
+
+    assert job_module(job).main(["--workspace", str(tmp_path / "none")]) == 2
+    assert "is not a workspace (no such directory)" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text("cf: {epochs: -1}\n")
+    assert job_module(job).main(["--workspace", str(tmp_path), "--config",
+                                 str(tmp_path / "bad.yaml")]) == 2
+    assert "epochs" in capsys.readouterr().err
+    assert not ray.is_initialized()

@@ -44,6 +44,7 @@ class SeedsConfig(_Section):
     cf: int = 2026
     profiling: int = 2026
     generation: int = 2026
+    bench: int = 2026
 
 
 class DataConfig(_Section):
@@ -143,6 +144,10 @@ class GenerationConfig(_Section):
     idea_templates: int = Field(10, ge=1, le=10, description="R, idea templates offered (paper: 10).")
     reflection_rounds: int = Field(3, ge=0, description="Cohesion reflection rounds (paper: 3).")
     exemplar_top_k: int = Field(3, ge=1, description="Style exemplars; paper does not state k.")
+    use_exemplars: bool = Field(
+        True, description="Retrieval-augmented style (Eq. 15); false: no exemplars (w/o RAG).")
+    use_cf: bool = Field(
+        True, description="CF(D_u) items join the exemplar pool; false: history only (w/o CF).")
     top_preferences: int = Field(1, ge=1, description="Preferences used per post (paper: top-1).")
     platform: Literal["rednote", "hupu", "bilibili"] = Field(
         "rednote", description="Default platform style (a file in tailormind/generation/catalog)."
@@ -300,6 +305,31 @@ class ModelsConfig(_Section):
         return self
 
 
+#: TailorBench's methods, in report order: the system, the ground truth, the ablations.
+BENCH_METHODS = ("tailormind", "ground_truth", "profile_free", "no_rag", "no_reflection", "no_cf")
+
+
+class BenchConfig(_Section):
+    """TailorBench (DESIGN.md "TailorBench"): users, methods, judge, intervals."""
+
+    users: int = Field(20, ge=1, description="Users scored (a seeded sample; profiled users first).")
+    methods: list[Literal["tailormind", "ground_truth", "profile_free", "no_rag", "no_reflection",
+                          "no_cf"]] = Field(
+        default_factory=lambda: list(BENCH_METHODS),
+        description="Methods scored on the same users, seeds and judge.")
+    kind: Literal["post", "video"] = Field("post", description="What each method generates.")
+    judge: ModelBackendConfig | None = Field(
+        None, description="The judge's text backend (any text backend: an OpenAI-compatible "
+        "server in production); null: the models.text role judges.")
+    vision_judge: bool = Field(
+        True, description="Score image aesthetics with the describe role when one is configured.")
+    judge_history_items: int = Field(
+        8, ge=1, description="Most recent history items shown to the judge (novelty, sources).")
+    bootstrap_resamples: int = Field(1000, ge=100, description="B of the percentile bootstrap.")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Interval coverage (95%).")
+    example_posts: int = Field(3, ge=0, description="Example users shown side by side in the report.")
+
+
 class Settings(_Section):
     """Effective configuration of every stage."""
 
@@ -309,10 +339,15 @@ class Settings(_Section):
     profiling: ProfilingConfig = Field(default_factory=ProfilingConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
+    bench: BenchConfig = Field(default_factory=BenchConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.public_dump(), sort_keys=False)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        """A copy with the nested ``overrides`` merged in (validated like a config file)."""
+        return Settings.model_validate(_merge(self.model_dump(mode="json"), overrides))
 
     def public_dump(self) -> dict[str, Any]:
         """The settings as JSON data with secrets masked (``api.token``)."""

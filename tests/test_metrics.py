@@ -99,3 +99,18 @@ def test_single_positive_full_ranking_agrees_with_candidate_sets(rows: list[list
         assert full[name] == pytest.approx(value)
     ranks = candidate_ranks(scores)
     assert metrics_from_ranks(ranks, ks=(1, 5, 10)) == cand
+
+
+def test_per_set_metrics_by_hand() -> None:
+    from tailormind.bench.metrics import per_set_metrics
+
+    ranks = np.array([0, 9, 10, 19, 50])
+    values = per_set_metrics(ranks)
+    assert values["recall@10"].tolist() == [1, 1, 0, 0, 0]
+    assert values["recall@20"].tolist() == [1, 1, 1, 1, 0]
+    assert values["ndcg@10"] == pytest.approx([1, 1 / np.log2(11), 0, 0, 0])
+    assert values["ndcg@20"] == pytest.approx([1, 1 / np.log2(11), 1 / np.log2(12),
+                                               1 / np.log2(21), 0])
+    means = metrics_from_ranks(ranks)
+    for key, per_set in values.items():
+        assert per_set.mean() == pytest.approx(means[key])

@@ -79,6 +79,8 @@ def test_pipeline_imports_a_slice_trains_cf_and_evaluates_then_skips(tmp_path: P
     assert job_module("evaluate").main(["--workspace", f"file://{root}"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["cf"] == evaluation["cf"]
+    assert printed["bench"] == {"skipped": "no profiles: run profiling (jobs/profile_users.py) "
+                                           "first"}
 
 
 def test_a_failing_stage_is_recorded(tmp_path: Path, capsys, local_ray) -> None:

@@ -58,6 +58,17 @@ def metrics_from_ranks(ranks: np.ndarray, ks: Iterable[int] = DEFAULT_KS) -> dic
     return out
 
 
+def per_set_metrics(ranks: np.ndarray, ks: Iterable[int] = DEFAULT_KS) -> dict[str, np.ndarray]:
+    """Recall@K and NDCG@K of each candidate set (one value per row), for intervals over users."""
+    ranks = np.asarray(ranks, dtype=np.int64)
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        hit = ranks < k
+        out[f"recall@{k}"] = hit.astype(np.float64)
+        out[f"ndcg@{k}"] = np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)
+    return out
+
+
 def candidate_metrics(scores: np.ndarray, ks: Iterable[int] = DEFAULT_KS) -> dict[str, float]:
     """Metrics over candidate sets: ``scores`` is (n_sets x M) with the positive in column 0."""
     return metrics_from_ranks(candidate_ranks(scores), ks)

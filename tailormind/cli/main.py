@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from tailormind import __version__
-from tailormind.cli import cf, config_cmd, data, models_cmd, profile
+from tailormind.cli import bench, cf, config_cmd, data, models_cmd, profile
 from tailormind.cli.console import err
 from tailormind.cli.demo import demo
 from tailormind.cli.generate import gallery, generate
@@ -50,6 +50,7 @@ app.add_typer(cf.app, name="cf")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(profile.app, name="profile")
+app.add_typer(bench.app, name="bench")
 app.command("demo")(demo)
 app.command("generate")(generate)
 app.command("gallery")(gallery)

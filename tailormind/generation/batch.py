@@ -132,8 +132,10 @@ def task_row(generator: Generator, task: GenerationTask) -> dict[str, Any]:
 
 def generate_users(workspace: Workspace, settings: Settings, plan: GenerationPlan, *,
                    generator: Generator | None = None,
-                   progress: Callable[[int], None] | None = None) -> GenerationReport:
-    """Run the plan in this process (roles loaded once), then index the workspace."""
+                   progress: Callable[[int], None] | None = None,
+                   index: bool = True) -> GenerationReport:
+    """Run the plan in this process (roles loaded once), then index the workspace (unless
+    ``index`` is false: the benchmark's ablation posts are not the workspace's posts)."""
     started = time.perf_counter()
     if plan.todo:
         kinds = tuple(sorted({t.kind for t in plan.todo}))
@@ -143,13 +145,14 @@ def generate_users(workspace: Workspace, settings: Settings, plan: GenerationPla
             plan.report.record(task_row(generator, task))
             if progress:
                 progress(1)
-    return finish_generations(workspace, plan, started)
+    return finish_generations(workspace, plan, started, index=index)
 
 
-def finish_generations(workspace: Workspace, plan: GenerationPlan,
-                       started: float) -> GenerationReport:
+def finish_generations(workspace: Workspace, plan: GenerationPlan, started: float, *,
+                       index: bool = True) -> GenerationReport:
     report = plan.report
-    index_generations(workspace)
+    if index:
+        index_generations(workspace)
     report.complete = report.generated + report.skipped_done >= report.wanted
     report.seconds = time.perf_counter() - started
     return report

@@ -101,33 +101,56 @@ class _Stages:
 
 
 class Generator:
-    """Generates posts for users of one profiled workspace (roles loaded once)."""
+    """Generates posts for users of one profiled workspace (roles loaded once).
+
+    The benchmark's ablations use the same generator: ``profiles_table`` reads another profiles
+    table (``profiles__nocf``), ``fixed_profile`` gives every user the same profile text (the
+    profile-free baseline), ``output_root`` bundles under another directory than the workspace
+    (``generations/`` below it), so ablation posts never mix with the product's posts.
+    """
 
     def __init__(self, workspace: Workspace, settings: Settings, roles: Roles | None = None,
-                 catalog: Catalog | None = None) -> None:
-        if not workspace.has(PROFILES_TABLE):
-            raise WorkspaceError(f"workspace {workspace.root} has no profiles; run `tailormind "
-                                 f"profile run --workspace {workspace.root}` first")
+                 catalog: Catalog | None = None, *, profiles_table: str = PROFILES_TABLE,
+                 fixed_profile: str | None = None, output_root: Path | None = None) -> None:
+        if fixed_profile is None and not workspace.has(profiles_table):
+            raise WorkspaceError(f"workspace {workspace.root} has no {profiles_table} table; run "
+                                 f"`tailormind profile run --workspace {workspace.root}` first")
         self.workspace, self.settings = workspace, settings
         self.config = settings.generation
         self.catalog = catalog or packaged_catalog()
         self.roles = roles or Roles.load(settings)
         self.features = ItemFeatures.load(workspace)
-        self.profiles = {r["user_id"]: r for r in workspace.read(PROFILES_TABLE).to_pylist()}
+        self.output_root = Path(output_root) if output_root is not None else workspace.root
+        self.fixed_profile = fixed_profile
+        if fixed_profile is not None:
+            vector = self.roles.embed.embed([fixed_profile])[0]
+            self._fixed_row = {"profile": fixed_profile, "embedding": vector,
+                               "config_hash": "", "text_model": "", "fallback": ""}
+            self.profiles = {}
+        else:
+            self.profiles = {r["user_id"]: r for r in workspace.read(profiles_table).to_pylist()}
+        self.profiles_table = profiles_table
         items = workspace.read("items", columns=["item_id", "title", "text", "tags"]).to_pylist()
         self.items = {r["item_id"]: r for r in items}
         self.config_hash = generation_config_hash(settings)
 
     # -- inputs ---------------------------------------------------------------------------------
     def _profile(self, user_id: str) -> dict[str, Any]:
+        if self.fixed_profile is not None:
+            self._known_user(user_id)
+            return self._fixed_row
         row = self.profiles.get(user_id)
         if row is not None:
             return row
+        self._known_user(user_id)
+        raise WorkspaceError(f"user {user_id!r} has no profile in {self.profiles_table}; run "
+                             f"`tailormind profile run --workspace {self.workspace.root} --user "
+                             f"{user_id}` first")
+
+    def _known_user(self, user_id: str) -> None:
         users = self.workspace.read("users", columns=["user_id"])
         if not pc.any(pc.equal(users.column("user_id"), user_id)).as_py():
             raise WorkspaceError(f"unknown user {user_id!r} in workspace {self.workspace.root}")
-        raise WorkspaceError(f"user {user_id!r} has no profile; run `tailormind profile run "
-                             f"--workspace {self.workspace.root} --user {user_id}` first")
 
     def _item_text(self, item_id: str) -> str:
         item = self.items.get(item_id, {})
@@ -158,14 +181,15 @@ class Generator:
         row = self._profile(user_id)
         profile, profile_vector = row["profile"], np.asarray(row["embedding"], dtype=np.float32)
         profile_version = profile_version_of(profile)
-        evidence = load_evidence(self.workspace, [user_id],
-                                 use_cf=self.workspace.has("cf_topk"))[user_id]
+        evidence = load_evidence(self.workspace, [user_id], use_cf=(
+            self.config.use_cf and self.workspace.has("cf_topk")))[user_id]
         fallbacks: list[str] = []
         if row.get("fallback"):
             fallbacks.append(f"profile: {row['fallback']}")
 
-        exemplars = select_exemplars(profile_vector, evidence.history, evidence.cf,
-                                     self.features, self.config.exemplar_top_k)
+        exemplars = (select_exemplars(profile_vector, evidence.history, evidence.cf,
+                                      self.features, self.config.exemplar_top_k)
+                     if self.config.use_exemplars else [])
         exemplar_texts = [(f"item {e.item_id}", self._item_text(e.item_id)) for e in exemplars]
         tags = [t for e in exemplars for t in (self.items.get(e.item_id, {}).get("tags") or [])]
         tags += [t for i in evidence.history[::-1] for t in (self.items.get(i, {}).get("tags")
@@ -176,7 +200,7 @@ class Generator:
         else:
             history_vector = profile_vector
             fallbacks.append("no usable history: relevance is measured against the profile")
-        if not evidence.history:
+        if not evidence.history and self.config.use_exemplars:
             fallbacks.append("no train history: exemplars come from CF only" if evidence.cf
                              else "no history and no CF items: no exemplars")
         clock = stages.time("exemplars", started)
@@ -233,7 +257,7 @@ class Generator:
         fallbacks += [i.error for i in rendered if i.error]
 
         post_id = planned_post_id(self.settings, user_id, profile, kind, platform_cfg.name, seed)
-        target = bundle_dir(self.workspace.root, user_id, post_id)
+        target = bundle_dir(self.output_root, user_id, post_id)
         video_record, video_path = None, None
         if kind == "video":
             assert self.roles.video is not None
@@ -272,7 +296,9 @@ class Generator:
                          "type_coerced": ideas.type_coerced, "fallback": ideas.fallback},
             "exemplars": [asdict(e) for e in exemplars],
             "profile": {"text": profile, "version": profile_version,
-                        "config_hash": row["config_hash"], "text_model": row["text_model"]},
+                        "config_hash": row["config_hash"], "text_model": row["text_model"],
+                        "source": ("fixed" if self.fixed_profile is not None
+                                   else self.profiles_table)},
             "reflection": {
                 "objective": ("relevance" if self.roles.clip is None else
                               f"(relevance + {self.config.clip_weight:g}·CLIPScore/2.5)"

@@ -63,12 +63,12 @@ def variant_tables(workspace: Workspace) -> list[str]:
     return sorted(names)
 
 
-def _subset(sets: CandidateIndex, users: np.ndarray) -> CandidateIndex:
+def subset_sets(sets: CandidateIndex, users: np.ndarray) -> CandidateIndex:
     keep = np.isin(sets.users, users)
     return CandidateIndex(sets.users[keep], sets.items[keep])
 
 
-class _Scorer:
+class CandidateScorer:
     """Per-method candidate scores for any CandidateIndex (user and item indices of CFData)."""
 
     def __init__(self, signals: Signals) -> None:
@@ -90,10 +90,10 @@ class _Scorer:
         return out
 
     def profile(self, vectors: dict[int, np.ndarray], sets: CandidateIndex) -> np.ndarray:
-        return np.einsum("nmd,nd->nm", self.vectors[sets.items], _rows(vectors, sets))
+        return np.einsum("nmd,nd->nm", self.vectors[sets.items], profile_rows(vectors, sets))
 
 
-def _rows(vectors: dict[int, np.ndarray], sets: CandidateIndex) -> np.ndarray:
+def profile_rows(vectors: dict[int, np.ndarray], sets: CandidateIndex) -> np.ndarray:
     return np.stack([vectors[u] for u in sets.users.tolist()]) if len(sets) else np.zeros((0, 1))
 
 
@@ -113,15 +113,15 @@ def evaluate_profiles(workspace: Workspace, settings: Settings,
                              f"`tailormind profile run --workspace {workspace.root}` first")
     features = ItemFeatures.load(workspace)
     signals = Signals(workspace, settings, features)
-    data, scorer = signals.data, _Scorer(signals)
+    data, scorer = signals.data, CandidateScorer(signals)
     user_index = signals.user_index
     profiles = workspace.read(PROFILES_TABLE).to_pylist()
     profiled = np.array(sorted(user_index[p["user_id"]] for p in profiles))
     refined = {user_index[p["user_id"]]: np.asarray(p["embedding"]) for p in profiles}
     initial = {user_index[p["user_id"]]: np.asarray(p["initial_embedding"]) for p in profiles}
     cost = _cost(profiles)
-    test_all, test_sample = data.test, _subset(data.test, profiled)
-    valid_all, valid_sample = data.valid, _subset(data.valid, profiled)
+    test_all, test_sample = data.test, subset_sets(data.test, profiled)
+    valid_all, valid_sample = data.valid, subset_sets(data.valid, profiled)
     report = EvalReport(users_all=len(test_all), users_profiled=len(test_sample))
 
     def add(method: str, scores_of: Callable[[CandidateIndex], np.ndarray],
@@ -147,12 +147,12 @@ def evaluate_profiles(workspace: Workspace, settings: Settings,
         lambda s: plain_all.score(signals.stack(s.users, s.items)), **NO_LLM)
 
     fusion = Fusion.fit(signals, valid_sample.users, valid_sample.items,
-                        _rows(initial, valid_sample), settings)
+                        profile_rows(initial, valid_sample), settings)
     fusion.save(workspace)
     report.fusion_weights = fusion.as_dict()
 
     def hybrid(vectors: dict[int, np.ndarray]) -> Callable[[CandidateIndex], np.ndarray]:
-        return lambda s: fusion.score(signals.stack(s.users, s.items, _rows(vectors, s)))
+        return lambda s: fusion.score(signals.stack(s.users, s.items, profile_rows(vectors, s)))
 
     add("hybrid (init profile)", hybrid(initial), **cost)
     add("hybrid", hybrid(refined), **cost)
@@ -165,11 +165,11 @@ def evaluate_profiles(workspace: Workspace, settings: Settings,
             continue
         rows = data_table.to_pylist()
         vectors = {user_index[r["user_id"]]: np.asarray(r["embedding"]) for r in rows}
-        subset = _subset(data.test, np.array(sorted(vectors)))
+        subset = subset_sets(data.test, np.array(sorted(vectors)))
         name = table.split("__", 1)[1]
         # the main table's rows on the same users, so a variant run on fewer users compares
         main = {u: v for u, v in refined.items() if u in vectors}
-        same = _subset(subset, np.array(sorted(main))) if main else None
+        same = subset_sets(subset, np.array(sorted(main))) if main else None
         for method, main_method, scores, main_scores in (
                 (f"profile (refined, {name})", "profile (refined)", scorer.profile(vectors, subset),
                  scorer.profile(main, same) if same is not None else None),
@@ -183,12 +183,12 @@ def evaluate_profiles(workspace: Workspace, settings: Settings,
 
     if llm_ranker_users:
         row = _llm_ranker_row(data, settings, features, profiles, llm_ranker_users)
-        same = _subset(data.test, np.array(sorted(user_index[u] for u in row.pop("user_ids"))))
+        same = subset_sets(data.test, np.array(sorted(user_index[u] for u in row.pop("user_ids"))))
         # the same profiles ranked by embedding on the same users: what the LLM ranker changes
         row["main_on_same_users"] = (candidate_metrics(scorer.profile(refined, same))
                                      | {"users": len(same), "method": "profile (refined)"})
         report.rows.append(row)
-    report.curve = _curve(profiles, user_index, scorer, data, settings)
+    report.curve = refinement_curve(profiles, user_index, scorer, data, settings)
     return report
 
 
@@ -216,8 +216,8 @@ def _llm_ranker_row(data: CFData, settings: Settings, features: ItemFeatures,
             "seconds_per_user": seconds / len(queries), "ranker_stats": dict(ranker.stats)}
 
 
-def _curve(profiles: list[dict], user_index: dict[str, int], scorer: _Scorer, data: CFData,
-           settings: Settings) -> list[dict[str, Any]]:
+def refinement_curve(profiles: list[dict], user_index: dict[str, int], scorer: CandidateScorer,
+                     data: CFData, settings: Settings) -> list[dict[str, Any]]:
     """Validation rank and test metrics of the accepted profile after each iteration."""
     embed = load_role("embed", settings)
     n_max = settings.profiling.n_max
@@ -240,7 +240,7 @@ def _curve(profiles: list[dict], user_index: dict[str, int], scorer: _Scorer, da
         matrix = embed.embed(texts)
         matrix[np.array([not t for t in texts], dtype=bool)] = 0.0  # no profile: no vector
         vectors = dict(zip(users, matrix, strict=True))
-        sets = _subset(data.test, np.array(users))
+        sets = subset_sets(data.test, np.array(users))
         out.append({"iteration": n, "mean_valid_rank": float(np.mean(ranks[n])),
                     "test": candidate_metrics(scorer.profile(vectors, sets))})
     return out

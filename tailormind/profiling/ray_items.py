@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from tailormind.config import Settings
+from tailormind.data.ray_blocks import blocks_dataset
 from tailormind.data.workspace import Workspace
 from tailormind.profiling.items import (
     DescribeReport,
@@ -58,7 +59,7 @@ def describe_items_ray(
         return finish_describe(plan, {}, started)
     batch_size = settings.profiling.describe_batch_size
     blocks = max(workers, -(-len(plan.rows) // batch_size))  # enough blocks to feed every actor
-    dataset = ray.data.from_arrow(pa.Table.from_pylist(plan.rows)).repartition(blocks)
+    dataset = blocks_dataset(pa.Table.from_pylist(plan.rows), blocks)
     described = dataset.map_batches(
         DescribeActor,
         fn_constructor_args=(str(workspace.root), settings.model_dump(mode="json")),

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from tailormind.config import Settings
+from tailormind.data.ray_blocks import blocks_dataset
 from tailormind.data.workspace import Workspace
 from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures, load_evidence
@@ -72,7 +73,7 @@ def profile_users_ray(
         return finish_profiles(plan, started) if not plan.report.complete else plan.report
     size = settings.profiling.batch_users
     blocks = max(workers, -(-len(plan.todo) // size))
-    dataset = ray.data.from_arrow(pa.table({"user_id": plan.todo})).repartition(blocks)
+    dataset = blocks_dataset(pa.table({"user_id": plan.todo}), blocks)
     profiled = dataset.map_batches(
         ProfileActor,
         fn_constructor_args=(str(workspace.root), settings.model_dump(mode="json")),

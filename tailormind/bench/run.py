@@ -1,0 +1,136 @@
+"""``tailormind bench run`` / ``jobs/evaluate.py``: TailorBench end to end.
+
+users (seeded) -> profiles each method needs -> each method's posts (missing ones made) ->
+content scores (embeddings, CLIP when configured, the judge) -> profiling dimension and
+refinement curve -> ``bench/report.json`` + ``report.md`` + ``report.html`` + ``plots/``.
+
+Every step reuses what exists: bundles by their deterministic ids, profiles by user, model calls
+through the call cache. So a run that was stopped resumes, and a second run with nothing new only
+re-scores (seconds to minutes) and rewrites the report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tailormind.bench.judge import Judge
+from tailormind.bench.methods import BENCH_DIR, Method, resolve_methods
+from tailormind.bench.posts import (
+    ensure_profiles,
+    generate_method,
+    plan_method,
+    read_posts,
+)
+from tailormind.bench.profiling_dimension import profiling_dimension
+from tailormind.bench.report import build_report, write_report
+from tailormind.bench.scoring import PostScorer
+from tailormind.bench.users import select_users
+from tailormind.config import Settings
+from tailormind.data.workspace import Workspace
+from tailormind.generation.pipeline import Roles
+from tailormind.models.base import TextModel
+from tailormind.models.registry import load_role
+from tailormind.profiling.evidence import ItemFeatures
+from tailormind.progress import ProgressLog
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class BenchRun:
+    report: dict[str, Any]
+    paths: dict[str, Path]  # json, md, html
+
+
+def judge_settings(settings: Settings) -> Settings:
+    """Settings whose ``models.text`` is the judge (``bench.judge``, else the text role)."""
+    if settings.bench.judge is None:
+        return settings
+    return settings.with_overrides({"models": {"text": settings.bench.judge.model_dump(
+        mode="json")}})
+
+
+def load_judge(settings: Settings) -> TextModel:
+    return load_role("text", judge_settings(settings))
+
+
+def run_bench(workspace: Workspace, settings: Settings, *, users: int | None = None,
+              user_ids: list[str] | None = None, methods: list[str] | None = None,
+              workers: int = 1, log: Log = print, roles: Roles | None = None,
+              judge_model: TextModel | None = None) -> BenchRun:
+    """Run the benchmark on ``users`` users (default ``bench.users``) or the given ids.
+    ``roles`` / ``judge_model`` replace the configured models (tests, notebooks)."""
+    started = time.perf_counter()
+    chosen_methods = resolve_methods(methods, settings)
+    cfg = settings.bench
+    bench_users = select_users(workspace, users or cfg.users, settings.seeds.bench, user_ids)
+    log(f"bench: {len(bench_users)} users, methods: {', '.join(m.name for m in chosen_methods)}")
+    profiling = ensure_profiles(workspace, settings, chosen_methods, bench_users, log)
+
+    generation: dict[str, dict[str, Any]] = {}
+    paths_by_method: dict[str, dict[str, Path]] = {}
+    for method in chosen_methods:
+        if not method.generates:
+            continue
+        todo, paths = plan_method(workspace, settings, method, bench_users, cfg.kind)
+        paths_by_method[method.name] = paths
+        entry: dict[str, Any] = {"planned": len(paths), "made_now": 0, "failed": {},
+                                 "seconds": 0.0, "llm_tokens": 0}
+        if todo:
+            if roles is None and workers <= 1:
+                roles = Roles.load(settings, kinds=(cfg.kind,))
+            progress = ProgressLog(f"bench {method.name}", "posts")
+            progress.plan(len(todo))
+            made = generate_method(workspace, settings, method, todo, roles=roles,
+                                   workers=workers, progress=progress)
+            entry.update(made_now=made.generated, failed=dict(made.failed),
+                         seconds=round(made.seconds, 1), llm_tokens=made.llm_tokens)
+            for key, error in made.failed.items():
+                log(f"bench {method.name}: {key} failed: {error}")
+        generation[method.name] = entry
+
+    log("bench: scoring posts")
+    features = ItemFeatures.load(workspace)
+    items = {r["item_id"]: r for r in workspace.read(
+        "items", columns=["item_id", "title", "text", "tags", "image_paths"]).to_pylist()}
+    judge = Judge(judge_model or load_judge(settings))
+    clip = None if settings.models.clip.backend == "none" else load_role("clip", settings)
+    vision = (load_role("describe", settings)
+              if cfg.vision_judge and settings.models.describe.backend != "none" else None)
+    embed = roles.embed if roles is not None else load_role("embed", settings)
+    scorer = PostScorer(features, items, bench_users, embed=embed, judge=judge, clip=clip,
+                        vision=vision, history_items=cfg.judge_history_items)
+    rows: list[dict[str, Any]] = []
+    posts_by_method: dict[str, dict[str, Any]] = {}
+    for method in chosen_methods:
+        posts = read_posts(workspace, method, bench_users, paths_by_method.get(method.name, {}),
+                           items, cfg.judge_history_items)
+        posts_by_method[method.name] = posts
+        rows += scorer.score(method.name, list(posts.values()))
+        log(f"bench: scored {method.name} ({len(posts)} posts)")
+
+    log("bench: profiling dimension")
+    profile_rows, curve = profiling_dimension(workspace, settings, features,
+                                              [u.user_id for u in bench_users])
+    models = {"embed": embed.provenance, "judge": judge.text.provenance,
+              **({"clip": clip.provenance} if clip is not None else {}),
+              **({"vision_judge": vision.provenance} if vision is not None else {})}
+    if roles is not None:
+        models = {**roles.provenance(), **models}
+    report = build_report(
+        workspace=workspace, settings=settings, methods=chosen_methods, users=bench_users,
+        rows=rows, profile_rows=profile_rows, curve=curve, generation=generation,
+        profiling=profiling, posts=posts_by_method, items=items, models=models,
+        judge_stats=dict(judge.stats), seconds=time.perf_counter() - started,
+        created=datetime.now(UTC).isoformat(timespec="seconds"))
+    paths = write_report(workspace.root / BENCH_DIR, report)
+    log(f"bench: report written to {paths['md']} and {paths['html']}")
+    return BenchRun(report, paths)
+
+
+__all__ = ["BenchRun", "Method", "judge_settings", "load_judge", "run_bench"]

@@ -1,0 +1,37 @@
+"""Report helpers: a table cell, a (method, metric) estimate and the flat-judge flag, by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from tailormind.bench.report import FLAT_SHARE, _flat, cell, estimate
+from tailormind.config import load_config
+
+
+def test_cell_formats_mean_interval_and_n() -> None:
+    assert cell({"mean": 0.51234, "low": 0.4, "high": 0.6251, "n": 20}) == \
+        "0.512 [0.400, 0.625] n=20"
+    assert cell({"mean": None, "low": None, "high": None, "n": 0}) == "–"
+    assert cell(None) == "–"
+
+
+def test_estimate_counts_missing_values_and_brackets_the_mean() -> None:
+    settings = load_config(environ={})
+    found = estimate([0.0, 1.0, 1.0, 0.0], settings, expected=6)
+    assert found["mean"] == 0.5 and found["n"] == 4 and found["missing"] == 2
+    assert 0.0 <= found["low"] <= 0.5 <= found["high"] <= 1.0
+    assert estimate([0.7], settings, expected=1) == {"mean": 0.7, "low": 0.7, "high": 0.7,
+                                                     "n": 1, "missing": 0}
+    assert estimate([], settings, expected=3) == {"mean": None, "low": None, "high": None,
+                                                  "n": 0, "missing": 3}
+    narrow = load_config(environ={}, overrides={"bench": {"confidence": 0.6}})
+    values = [0.1, 0.9, 0.4, 0.6, 0.2, 0.8]
+    assert (estimate(values, narrow, 6)["high"] - estimate(values, narrow, 6)["low"]
+            < estimate(values, settings, 6)["high"] - estimate(values, settings, 6)["low"])
+
+
+@pytest.mark.parametrize("values, share", [([1.0] * 9 + [0.5], 0.9), ([0.2, 0.4], 0.5),
+                                           ([], 0.0)])
+def test_flat_share(values, share) -> None:
+    assert _flat(values) == pytest.approx(share)
+    assert (share >= FLAT_SHARE) == (values == [1.0] * 9 + [0.5])

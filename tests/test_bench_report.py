@@ -35,3 +35,12 @@ def test_estimate_counts_missing_values_and_brackets_the_mean() -> None:
 def test_flat_share(values, share) -> None:
     assert _flat(values) == pytest.approx(share)
     assert (share >= FLAT_SHARE) == (values == [1.0] * 9 + [0.5])
+
+
+def test_kept_relevance_follows_the_best_objective_so_far() -> None:
+    from tailormind.bench.scoring import kept_relevance
+
+    rounds = [{"relevance": 0.3, "objective": 0.3}, {"relevance": 0.5, "objective": 0.5},
+              {"relevance": 0.45, "objective": 0.4}, {"relevance": 0.6, "objective": 0.5}]
+    assert kept_relevance(rounds) == [0.3, 0.5, 0.5, 0.5]  # a tie keeps the earlier version
+    assert kept_relevance([]) == []

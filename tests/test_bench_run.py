@@ -141,6 +141,16 @@ def test_embedding_metrics_match_a_hand_computation(bench) -> None:
         record = json.loads((ws.root / post["path"] / "post.json").read_text())
         assert post["relevance_rounds"] == [r["relevance"] for r in
                                             record["reflection"]["rounds"]]
+    # relevance per round: the kept version's, carried forward for posts that stopped early
+    kept = [r["kept_relevance_rounds"] for r in result.report["per_post"]
+            if r["method"] == "tailormind"]
+    curve = result.report["curves"]["relevance_by_round"]["tailormind"]["kept"]
+    longest = max(len(k) for k in kept)
+    assert len(curve) == longest
+    for i in range(longest):
+        assert curve[i] == pytest.approx(np.mean([k[min(i, len(k) - 1)] for k in kept]), abs=1e-6)
+    assert result.report["curves"]["relevance_by_round"]["no_reflection"]["posts_reaching_round"] \
+        == [USERS]
 
 
 def test_means_and_intervals_agree_with_the_per_post_rows(bench) -> None:

@@ -2,8 +2,8 @@
 
 * ``refinement_curve``: mean validation rank of the positive (left axis, lower is better) and
   test Recall@K (right axis) of the accepted profile after each textual-gradient iteration.
-* ``relevance_by_round``: mean cosine relevance of the draft to the user's history after each
-  cohesion-reflection round, one line per method that reflects.
+* ``relevance_by_round``: mean cosine relevance to the user's history of the version kept after
+  each cohesion-reflection round (a post that stopped early keeps its value), one line per method.
 * ``dimension_bars``: one panel per metric, a bar per method with its bootstrap interval.
 """
 
@@ -56,7 +56,7 @@ def relevance_by_round(series: dict[str, list[float | None]]) -> bytes | None:
         ax.plot(range(len(values)), [math.nan if v is None else v for v in values], "o-",
                 label=label)
     ax.set_xlabel("reflection round (0 = first draft)")
-    ax.set_ylabel("mean relevance to history (cos)")
+    ax.set_ylabel("mean relevance of the kept version (cos)")
     ax.set_xticks(range(max(len(v) for v in drawn.values())))
     ax.legend(fontsize=8)
     ax.set_title("Relevance per cohesion-reflection round")

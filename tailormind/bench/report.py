@@ -207,15 +207,20 @@ def build_report(*, workspace: Workspace, settings: Settings, methods: list[Meth
         "rows": {r["method"]: {"label": r["label"], "users": r["users"],
                                **{k: estimate(r["values"][k], settings, expected)
                                   for k in PROFILING_METRICS}} for r in profile_rows}}
-    relevance: dict[str, list[float | None]] = {}
+    relevance: dict[str, dict[str, Any]] = {}
     for method in methods:
-        series = [r["relevance_rounds"] for r in rows if r["method"] == method.name
+        kept = [r["kept_relevance_rounds"] for r in rows if r["method"] == method.name
+                and r["kept_relevance_rounds"]]
+        drafts = [r["relevance_rounds"] for r in rows if r["method"] == method.name
                   and r["relevance_rounds"]]
-        if series:
-            longest = max(len(s) for s in series)
-            relevance[method.name] = [
-                _finite(sum(s[i] for s in series if len(s) > i)
-                        / max(1, sum(1 for s in series if len(s) > i))) for i in range(longest)]
+        if kept:
+            longest = max(len(s) for s in kept)
+            # a post that stopped early keeps its version: carried forward, every post counts
+            relevance[method.name] = {
+                "kept": [_finite(sum(s[min(i, len(s) - 1)] for s in kept) / len(kept))
+                         for i in range(longest)],
+                "posts_reaching_round": [sum(1 for s in drafts if len(s) > i)
+                                         for i in range(longest)]}
     public = settings.public_dump()
     return {
         "title": "TailorBench report", "created": created, "tailormind_version": __version__,
@@ -288,7 +293,8 @@ def _bar_panels(report: dict[str, Any]) -> list[dict[str, Any]]:
             bars = [{"label": (v.get("label", method) if name == "profiling"
                                else labels.get(method, method)), **v[metric["key"]]}
                     for method, v in dim["rows"].items()]
-            panels.append({"title": f"{name}: {metric['label'][:48]}", "bars": bars})
+            panels.append({"title": f"{metric['label'][:46]}\n({metric['source'][:46]})",
+                           "bars": bars})
     return panels
 
 
@@ -315,7 +321,7 @@ def render_markdown(report: dict[str, Any], plot_files: dict[str, str]) -> str:
     lines.append("")
     for table in tables(report):
         lines += [f"## {table['dimension'].capitalize()}", ""]
-        lines += [f"- **{label}** — {source}" + (f" ({note})" if note else "")
+        lines += [f"- **{label}** — {source}" + (f"; {note}" if note else "")
                   for label, source, note in table["columns"]]
         lines += ["", "| method | " + " | ".join(c[0] for c in table["columns"]) + " |",
                   "|---|" + "---|" * len(table["columns"])]
@@ -333,7 +339,7 @@ def render_markdown(report: dict[str, Any], plot_files: dict[str, str]) -> str:
             for post in example["posts"]:
                 text = post["text"].replace("\n", " ")
                 image = f" ![cover](../{post['image']})" if post["image"] else ""
-                lines += [f"- **{post['label']}** — {post['title']}: {text[:400]}{image}"]
+                lines += [f"- **{post['label']}** — {text[:400]}{image}"]
             lines.append("")
     lines += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
     return "\n".join(lines)
@@ -352,7 +358,7 @@ def write_report(bench_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
     plot_dir.mkdir(parents=True, exist_ok=True)
     figures = {"refinement_curve": plots.refinement_curve(report["curves"]["refinement"]),
                "relevance_by_round": plots.relevance_by_round(
-                   {m["label"]: report["curves"]["relevance_by_round"][m["name"]]
+                   {m["label"]: report["curves"]["relevance_by_round"][m["name"]]["kept"]
                     for m in report["methods"]
                     if m["name"] in report["curves"]["relevance_by_round"]}),
                "dimension_bars": plots.dimension_bars(

@@ -122,6 +122,10 @@ def run_bench(workspace: Workspace, settings: Settings, *, users: int | None = N
               **({"vision_judge": vision.provenance} if vision is not None else {})}
     if roles is not None:
         models = {**roles.provenance(), **models}
+    else:  # nothing generated in this run: the models that made the posts, from a bundle
+        made = next((p.record for posts in posts_by_method.values() for p in posts.values()
+                     if p.record), None)
+        models = {**((made or {}).get("models") or {}), **models}
     report = build_report(
         workspace=workspace, settings=settings, methods=chosen_methods, users=bench_users,
         rows=rows, profile_rows=profile_rows, curve=curve, generation=generation,

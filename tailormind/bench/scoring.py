@@ -15,7 +15,8 @@ in the row, and left out of the means (the report counts it):
   from the vision judge (the ``describe`` role) when one is configured.
 * ``hallucination``: 1/0 from the grounded check against the post's source items (exemplars and
   recent history; the ground truth: its own catalogue entry); ``None`` when undecided.
-* ``relevance_rounds``: the reflection's relevance after each round (generated posts).
+* ``relevance_rounds``: each reflection round's draft relevance; ``kept_relevance_rounds``: the
+  relevance of the version kept after each round (generated posts).
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ from tailormind.prompts import render
 CONTENT_COLUMNS = ("text_coherence", "clip_score", "objective_novelty", "judge_novelty",
                    "judge_aesthetic", "judge_image_aesthetic", "hallucination")
 SOURCE_CHARS = 300
+
+
+def kept_relevance(rounds: list[dict[str, Any]]) -> list[float]:
+    """Relevance of the version reflection keeps after each round: the round with the best
+    objective so far (the first on ties), so the series never reflects a discarded draft."""
+    out: list[float] = []
+    best: dict[str, Any] | None = None
+    for r in rounds:
+        if best is None or float(r["objective"]) > float(best["objective"]):
+            best = r
+        out.append(float(best["relevance"]))
+    return out
 
 
 class PostScorer:
@@ -132,5 +145,6 @@ class PostScorer:
                 "hallucination": verdict.hallucinated, "hallucination_claims": verdict.claims,
                 "hallucination_uncited": verdict.uncited,
                 "relevance_rounds": [float(r["relevance"]) for r in rounds],
+                "kept_relevance_rounds": kept_relevance(rounds),
             })
         return rows

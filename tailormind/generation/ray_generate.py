@@ -55,7 +55,6 @@ def generate_users_ray(workspace: Workspace, settings: Settings, plan: Generatio
     """``generator_options``: keyword arguments of each actor's
     :class:`~tailormind.generation.pipeline.Generator` (JSON-able: the benchmark's ablations);
     ``index``: rewrite the workspace's ``generations`` table at the end."""
-    import ray
 
     started = time.perf_counter()
     if plan.todo:

@@ -47,7 +47,6 @@ def describe_items_ray(
     resources: dict[str, float] | None = None,
     on_plan: Callable[[int], None] | None = None,
 ) -> DescribeReport:
-    import ray
 
     started = time.perf_counter()
     plan = plan_describe(workspace, settings, limit=limit, force=force)

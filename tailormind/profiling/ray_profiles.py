@@ -62,7 +62,6 @@ def profile_users_ray(
     resources: dict[str, float] | None = None,
     on_plan: Callable[[int], None] | None = None,
 ) -> ProfileReport:
-    import ray
 
     started = time.perf_counter()
     plan = plan_profiles(workspace, settings, sample=sample, variant=variant, limit=limit,

@@ -17,7 +17,7 @@ from tailormind.bench.report import REPORT_HTML, REPORT_JSON, REPORT_MD, cell, t
 from tailormind.bench.run import run_bench
 from tailormind.bench.users import select_users
 from tailormind.config import BENCH_METHODS
-from tailormind.errors import ConfigError, WorkspaceError
+from tailormind.errors import ConfigError, ModelError, WorkspaceError
 from tailormind.generation.pipeline import Roles
 from tailormind.models.base import Completion, TextModel
 from tailormind.profiling.evaluate import evaluate_profiles
@@ -291,3 +291,37 @@ def test_bad_choices_are_clear_errors(bench) -> None:
         run_bench(ws, settings, methods=["gpt4"], log=lambda m: None)
     with pytest.raises(WorkspaceError, match="'nobody' is not in the workspace"):
         select_users(ws, 2, 1, ["nobody"])
+
+
+class BrokenWriter(TextModel):
+    """A text backend that is down."""
+
+    def __init__(self) -> None:
+        super().__init__(backend="broken", model_id="broken", json_retries=0)
+
+    def _generate(self, batch, params, json_schema):
+        raise ModelError("models.text: connection refused")
+
+
+def test_a_failed_post_is_counted_not_hidden(bench, tmp_path) -> None:
+    import dataclasses
+    import shutil
+
+    from tailormind.data.workspace import Workspace
+
+    ws, settings, result, roles, judge = bench
+    copy = Workspace.open(shutil.copytree(ws.root, tmp_path / "ws"))
+    user = result.report["users"][0]
+    shutil.rmtree(copy.root / "bench" / "methods" / "no_rag" / "generations" / user)
+    logs: list[str] = []
+    again = run_bench(copy, settings, users=USERS, methods=["ground_truth", "no_rag"],
+                      roles=dataclasses.replace(roles, text=BrokenWriter()), judge_model=judge,
+                      log=logs.append)
+    no_rag = next(m for m in again.report["methods"] if m["name"] == "no_rag")
+    assert no_rag["posts"] == USERS - 1 and no_rag["missing"] == 1
+    assert "connection refused" in no_rag["generation"]["failed"][f"{user}/post"]
+    assert any(f"{user}/post failed" in line for line in logs)
+    cell_ = again.report["dimensions"]["coherence"]["rows"]["no_rag"]["text_coherence"]
+    assert cell_["n"] == USERS - 1 and cell_["missing"] == 1
+    assert again.report["dimensions"]["coherence"]["rows"]["ground_truth"]["text_coherence"][
+        "n"] == USERS

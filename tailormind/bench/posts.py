@@ -91,8 +91,10 @@ def ensure_profiles(workspace: Workspace, settings: Settings, methods: list[Meth
 
 
 def plan_method(workspace: Workspace, settings: Settings, method: Method,
-                users: list[BenchUser], kind: str) -> tuple[list[GenerationTask], dict[str, Path]]:
-    """Every user's planned bundle (post.json path) and the tasks whose bundle is missing."""
+                users: list[BenchUser], kind: str
+                ) -> tuple[list[GenerationTask], dict[str, Path], dict[str, str]]:
+    """Every user's planned bundle (post.json path), the tasks whose bundle is missing, and the
+    users that cannot have a post (no row in the method's profiles table), with the reason."""
     msettings = method.settings(settings)
     platform = msettings.generation.platform
     if method.fixed_profile:
@@ -102,14 +104,17 @@ def plan_method(workspace: Workspace, settings: Settings, method: Method,
         profiles = dict(zip(table.column("user_id").to_pylist(),
                             table.column("profile").to_pylist(), strict=True))
     root = method.output_root(workspace.root)
-    todo, paths = [], {}
+    todo, paths, unplanned = [], {}, {}
     for user in users:
+        if user.user_id not in profiles:
+            unplanned[f"{user.user_id}/{kind}"] = f"no profile in {method.profiles_table}"
+            continue
         post_id = planned_post_id(msettings, user.user_id, profiles[user.user_id], kind, platform)
         path = bundle_dir(root, user.user_id, post_id) / POST_JSON
         paths[user.user_id] = path
         if not path.is_file():
             todo.append(GenerationTask(user.user_id, kind, platform, post_id))
-    return todo, paths
+    return todo, paths, unplanned
 
 
 def generate_method(workspace: Workspace, settings: Settings, method: Method,

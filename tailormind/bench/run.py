@@ -77,10 +77,12 @@ def run_bench(workspace: Workspace, settings: Settings, *, users: int | None = N
     for method in chosen_methods:
         if not method.generates:
             continue
-        todo, paths = plan_method(workspace, settings, method, bench_users, cfg.kind)
+        todo, paths, unplanned = plan_method(workspace, settings, method, bench_users, cfg.kind)
         paths_by_method[method.name] = paths
-        entry: dict[str, Any] = {"planned": len(paths), "made_now": 0, "failed": {},
+        entry: dict[str, Any] = {"planned": len(paths), "made_now": 0, "failed": dict(unplanned),
                                  "seconds": 0.0, "llm_tokens": 0}
+        for key, error in unplanned.items():
+            log(f"bench {method.name}: {key} failed: {error}")
         if todo:
             if roles is None and workers <= 1:
                 roles = Roles.load(settings, kinds=(cfg.kind,))
@@ -88,7 +90,7 @@ def run_bench(workspace: Workspace, settings: Settings, *, users: int | None = N
             progress.plan(len(todo))
             made = generate_method(workspace, settings, method, todo, roles=roles,
                                    workers=workers, progress=progress)
-            entry.update(made_now=made.generated, failed=dict(made.failed),
+            entry.update(made_now=made.generated, failed={**unplanned, **made.failed},
                          seconds=round(made.seconds, 1), llm_tokens=made.llm_tokens)
             for key, error in made.failed.items():
                 log(f"bench {method.name}: {key} failed: {error}")

@@ -6,7 +6,11 @@
 
 Every method is trained by the project's one loop, in this run, on the same split and candidate
 sets (leave-two-out, 1:99, seed 2026). Each model trains in its own subprocess so that its peak
-RSS is its own. Ray is never imported.
+RSS is its own. Ray is never imported. Below the table, every comparison (each model against
+popularity, each two models: first named minus second) is a paired difference over the same
+test users with a paired-bootstrap interval (per-user values averaged over the training seeds;
+B, coverage and seed from config ``bench.bootstrap_resamples``, ``bench.confidence``,
+``seeds.bench``).
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ def run_one(args: argparse.Namespace) -> None:
     """Child process: train one method, print one JSON line."""
     import torch
 
-    from tailormind.bench.metrics import candidate_metrics
+    from tailormind.bench.metrics import candidate_ranks, metrics_from_ranks
     from tailormind.cf.data import load_cf_data
     from tailormind.cf.train import score_candidates, train_model
     from tailormind.config import CFConfig
@@ -66,9 +70,10 @@ def run_one(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     result = train_model(data, cfg, model, seed=args.seed, device=args.device)
     wall = time.perf_counter() - start
-    test = candidate_metrics(score_candidates(result.user_embeddings, result.item_embeddings, data.test))
+    ranks = candidate_ranks(score_candidates(result.user_embeddings, result.item_embeddings, data.test))
     print(json.dumps({
-        "method": args.single, "test": test, "valid": result.best_valid,
+        "method": args.single, "test": metrics_from_ranks(ranks), "test_ranks": ranks.tolist(),
+        "valid": result.best_valid,
         "epochs": len(result.history), "best_epoch": result.best_epoch,
         "s_per_epoch": result.seconds_per_epoch, "train_s": wall, "graph": result.graph,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
@@ -77,13 +82,14 @@ def run_one(args: argparse.Namespace) -> None:
 
 
 def popularity_row(ws_dir: Path) -> dict:
-    from tailormind.bench.metrics import candidate_metrics
+    from tailormind.bench.metrics import candidate_metrics, candidate_ranks, metrics_from_ranks
     from tailormind.cf.data import load_cf_data
     from tailormind.cf.popularity import popularity_scores
     from tailormind.data.workspace import Workspace
 
     data = load_cf_data(Workspace.open(ws_dir))
-    return {"method": "popularity", "test": candidate_metrics(popularity_scores(data, data.test)),
+    ranks = candidate_ranks(popularity_scores(data, data.test))
+    return {"method": "popularity", "test": metrics_from_ranks(ranks), "test_ranks": ranks.tolist(),
             "valid": candidate_metrics(popularity_scores(data, data.valid))}
 
 
@@ -139,8 +145,14 @@ def main() -> None:
             print(f"  {method} seed {seed}: done in {runs[-1]['train_s']:.0f} s", file=sys.stderr)
         rows.append(average(runs))
     print_table(rows, args, epochs, seeds)
+    paired = paired_rows(rows, ws_dir)
+    print_paired(paired)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        for row in rows:  # per-user ranks stay out of the file: the paired list summarises them
+            row.pop("test_ranks", None)
+            for run in row.get("runs", []):
+                run.pop("test_ranks", None)
+        args.json.write_text(json.dumps({"rows": rows, "paired": paired}, indent=2))
 
 
 def average(runs: list[dict]) -> dict:
@@ -155,6 +167,48 @@ def average(runs: list[dict]) -> dict:
     row["peak_rss_gib"] = max(r["peak_rss_gib"] for r in runs)
     row["runs"] = runs
     return row
+
+
+def paired_rows(rows: list[dict], ws_dir: Path) -> list[dict]:
+    """Each model against popularity and each two models (first named minus second), paired over
+    the same test users; a model's per-user value is its mean over the training seeds."""
+    import numpy as np
+
+    from tailormind.bench.metrics import per_set_metrics
+    from tailormind.cf.data import load_cf_data
+    from tailormind.cf.evaluate import Bootstrap, PerUser, model_pairs, paired_differences
+    from tailormind.config import load_config
+    from tailormind.data.workspace import Workspace
+
+    users = load_cf_data(Workspace.open(ws_dir)).test.users
+    per_user = {}
+    for row in rows:
+        runs = row.get("runs") or [row]
+        values = [per_set_metrics(np.asarray(r["test_ranks"])) for r in runs]
+        per_user[row["method"]] = PerUser(users, {k: np.mean([v[k] for v in values], axis=0)
+                                                  for k in values[0]})
+    models = [r["method"] for r in rows if r["method"] != "popularity"]
+    pairs = model_pairs(models) if "popularity" in per_user else [
+        (a, b) for i, a in enumerate(models) for b in models[i + 1:]]
+    bootstrap = Bootstrap.of(load_config(None))
+    return [entry for a, b in pairs
+            for entry in paired_differences(a, per_user[a], b, per_user[b], bootstrap=bootstrap,
+                                            split="test")]
+
+
+def print_paired(paired: list[dict]) -> None:
+    if not paired:
+        return
+    print(f"\npaired differences (test, 1:99): a − b over the same {paired[0]['n']} users, "
+          f"{paired[0]['confidence']:.0%} paired-bootstrap interval")
+    header = f"{'a − b':<34} {'metric':<10} {'diff':>8} {'interval':>20} {'n':>6} {'W/L':>11} {'≠0':>4}"
+    print(header)
+    print("-" * len(header))
+    for p in paired:
+        print(f"{p['a'] + ' − ' + p['b']:<34} {p['metric']:<10} {p['difference']:+8.4f} "
+              f"{'[' + format(p['low'], '+.4f') + ', ' + format(p['high'], '+.4f') + ']':>20} "
+              f"{p['n']:>6} {str(p['wins']) + '/' + str(p['losses']):>11} "
+              f"{'yes' if p['excludes_zero'] else 'no':>4}")
 
 
 def print_table(rows: list[dict], args: argparse.Namespace, epochs: int, seeds: list[int]) -> None:

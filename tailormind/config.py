@@ -328,6 +328,9 @@ class BenchConfig(_Section):
     bootstrap_resamples: int = Field(1000, ge=100, description="B of the percentile bootstrap.")
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Interval coverage (95%).")
     example_posts: int = Field(3, ge=0, description="Example users shown side by side in the report.")
+    calibration_pairs: int = Field(
+        100, ge=10, description="Judge calibration: pairs per dimension whose better member is "
+        "known (built from the workspace's posts and catalogue; `bench calibrate`).")
 
 
 class Settings(_Section):

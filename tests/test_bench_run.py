@@ -99,8 +99,11 @@ def test_every_method_and_dimension_is_reported(bench) -> None:
 def test_judge_numbers_are_the_judges_answers_over_ten(bench) -> None:
     report = bench[2].report
     rows = report["dimensions"]["novelty"]["rows"]
-    assert rows["tailormind"]["judge_novelty"] == {"mean": 0.8, "low": 0.8, "high": 0.8,
-                                                  "n": USERS, "missing": 0}
+    found = dict(rows["tailormind"]["judge_novelty"])
+    # a judge column carries its calibration's verdict beside the numbers
+    assert found.pop("signal") is report["calibration"]["dimensions"]["novelty"]["scorers"][
+        "judge_novelty"]["signal"]
+    assert found == {"mean": 0.8, "low": 0.8, "high": 0.8, "n": USERS, "missing": 0}
     assert rows["ground_truth"]["judge_novelty"]["mean"] == 0.3
     aesthetic = report["dimensions"]["aesthetic"]["rows"]
     assert aesthetic["no_rag"]["judge_aesthetic"]["mean"] == 0.6
@@ -262,6 +265,9 @@ def test_report_files_show_exactly_the_json_numbers(bench) -> None:
                     assert text == "not measured"
                     continue
                 assert text == cell(values[metric["key"]])
+                if values[metric["key"]].get("signal") is False:  # an uncalibrated judge
+                    assert text == "no signal" and metric["judge"]
+                    continue
                 if values[metric["key"]]["mean"] is not None:
                     mean, low, high = map(float, re.findall(r"-?\d+\.\d+", text)[:3])
                     assert mean == pytest.approx(values[metric["key"]]["mean"], abs=5e-4)

@@ -130,8 +130,12 @@ def test_cli_train_recommend_eval(tmp_path: Path, cli, monkeypatch) -> None:
     assert cli("cf", "train", "-w", ws, "--model", "hypergraph", "--no-tags", "--name", "hypergraph-notags").code == 0
     assert cli("cf", "recommend", "-w", ws, "--k", "5").code == 0
     assert Workspace.open(ws).read("cf_topk").num_rows == 80 * 5
-    rows = json.loads(cli("cf", "eval", "-w", ws, "--json").out)
+    evaluation = json.loads(cli("cf", "eval", "-w", ws, "--json").out)
+    rows = evaluation["rows"]
     assert [r["method"] for r in rows] == ["popularity", "hypergraph", "hypergraph-notags"]
+    assert {(p["a"], p["b"]) for p in evaluation["paired"]} == {
+        ("hypergraph", "popularity"), ("hypergraph-notags", "popularity"),
+        ("hypergraph", "hypergraph-notags")}
     assert rows[1]["use_tags"] is True and rows[2]["use_tags"] is False
     table = cli("cf", "eval", "-w", ws)
     assert table.code == 0 and "hypergraph-notags" in table.out

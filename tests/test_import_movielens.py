@@ -18,12 +18,20 @@ def test_counts_and_item_content(movielens_ws: Workspace) -> None:
     assert interactions.num_rows == 100836
     assert movielens_ws.read("users").num_rows == 610
     toy_story = items.filter(pc.equal(items.column("item_id"), "1")).to_pylist()[0]
-    # genres first, then the users' free-text tags (lower-cased): tags.csv has "pixar" and "fun" for it
-    assert toy_story["tags"][:5] == ["adventure", "animation", "children", "comedy", "fantasy"]
-    assert {"pixar", "fun"} <= set(toy_story["tags"])
+    # the genres only: the users' free-text tags are tag events with their user and time
+    assert toy_story["tags"] == ["adventure", "animation", "children", "comedy", "fantasy"]
+    events = movielens_ws.read("tag_events")
+    assert events.num_rows == 3683 and movielens_ws.manifest["import"]["tag_events"] == 3683
+    toy_events = events.filter(pc.equal(events.column("item_id"), "1")).to_pylist()
+    assert {"pixar", "fun"} <= {e["tag"] for e in toy_events}
+    pixar = next(e for e in toy_events if e["tag"] == "pixar")
+    assert pixar["user_id"] == "336" and pixar["timestamp"].year == 2006  # its first "pixar" row in tags.csv
     assert toy_story["title"] == "Toy Story (1995)"
     assert toy_story["created_at"].year == 1995
-    assert toy_story["text"].startswith("Toy Story (1995). Genres: adventure, animation")
+    casablanca = items.filter(pc.equal(items.column("item_id"), "912")).to_pylist()[0]
+    assert casablanca["created_at"].year == 1942  # before 1970 is a time, not "missing"
+    assert toy_story["text"] == ("Toy Story (1995). Genres: adventure, animation, children, "
+                                 "comedy, fantasy.")
     first = interactions.slice(0, 1).to_pylist()[0]
     assert first["user_id"] == "1" and first["weight"] in {0.5 * k for k in range(1, 11)}
     # "(no genres listed)" is not a tag

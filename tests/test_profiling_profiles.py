@@ -95,7 +95,8 @@ def test_refinement_moves_the_profile_and_never_sees_the_test_item(profiled_ws, 
     for row in test:
         user = evidence[row["user_id"]]
         assert row["positive"] not in user.history
-        assert row["positive"] not in user.valid_candidates
+        assert row["positive"] != user.valid_positive
+        assert row["positive"] not in user.valid_negatives
 
 
 def test_worse_updates_are_rejected_unless_configured(profiled_ws, tmp_path) -> None:
@@ -183,6 +184,10 @@ def test_evaluation_rows_and_curve(profiled_ws, tmp_path) -> None:
     assert list(report.fusion_weights_no_profile) == signals
     assert list(report.fusion_weights) == [*signals, "profile"]
     assert ws.has_artifact("fusion")  # the hybrid ranker's weights, fit on validation
+    # every user is profiled here: the paired differences are on the profiled users only
+    assert {(p["a"], p["b"]) for p in report.paired} >= {("hybrid", "hybrid w/o profile"),
+                                                         ("profile (refined)", "profile (init)")}
+    assert all(p["users"] == "profiled" and p["n"] == report.users_profiled for p in report.paired)
 
 
 def test_cli_run_and_eval(cli, profiled_ws, tmp_path, monkeypatch) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 
 from tailormind.models.base import Completion, Embedder, TextModel
 from tailormind.profiling.evidence import ItemFeatures
-from tailormind.profiling.rankers import EmbeddingRanker, LLMRanker, RankQuery
+from tailormind.profiling.rankers import EmbeddingRanker, LLMRanker, RankQuery, presentation_order
 
 
 def features(n: int) -> ItemFeatures:
@@ -65,16 +65,21 @@ class ReverseRanker(TextModel):
 
 def test_llm_ranker_windows_final_round_and_counts() -> None:
     text = ReverseRanker()
-    ranker = LLMRanker(features(40), text, window=10)
+    ranker = LLMRanker(features(40), text, window=10, seed=5)
     candidates = [f"m{i}" for i in range(40)]
-    [scores] = ranker.score([RankQuery("u1", "a profile", candidates)])
+    query = RankQuery("u1", "a profile", candidates)
+    shown = presentation_order(query, 5)  # what the model sees: the seeded order, not ours
+    assert shown != candidates and sorted(shown) == sorted(candidates)
+    [scores] = ranker.score([query])
     assert text.windows == 5  # 4 windows of 10, then one final window of their tops
     assert ranker.stats["unknown_ids"] == 5 and ranker.stats["unranked"] == 5
     assert ranker.stats["windows"] == 5
     order = [candidates[i] for i in np.argsort(-scores, kind="stable")]
     assert len(set(order)) == 40 and np.all(np.isfinite(scores))
-    # windows rank m8, m7, ... (m9, the dropped best, last); their top 2 meet in the final
-    # window [m8, m7, m18, m17, m28, m27, m38, m37], ranked 7..1 with label 8 dropped
-    assert order[:8] == ["m38", "m27", "m28", "m17", "m18", "m7", "m8", "m37"]
-    assert order[8:12] == ["m6", "m16", "m26", "m36"]  # then round-robin by window rank
-    assert order[-4:] == ["m9", "m19", "m29", "m39"]  # the unranked, last
+    windows = [shown[w * 10:(w + 1) * 10] for w in range(4)]
+    # each window is ranked by descending number with its best (number 10) dropped to the end;
+    # the top 2 of each meet in the final window, ranked 7..1 with label 8 dropped
+    tops = [w[8 - r] for w in windows for r in range(2)]
+    assert order[:8] == [tops[i] for i in (6, 5, 4, 3, 2, 1, 0)] + [tops[7]]
+    assert order[8:12] == [w[6] for w in windows]  # then round-robin by window rank
+    assert order[-4:] == [w[9] for w in windows]  # the unranked, last

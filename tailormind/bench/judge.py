@@ -1,5 +1,6 @@
 """The LLM judge of TailorBench: novelty/interestingness and aesthetic scores in [0, 1], and a
-grounded 0/1 hallucination check. Any ``text`` role can judge (an OpenAI-compatible server in
+grounded 0/1 hallucination check (and a taste-fit score the calibration asks, to test the judge
+on coherence pairs too). Any ``text`` role can judge (an OpenAI-compatible server in
 production; the embedded 135M model here, whose numbers the report labels as such).
 
 * Scores: the judge answers 0-10 (a JSON object from models that follow JSON, else one number
@@ -120,6 +121,13 @@ class Judge:
         """Novelty/interestingness of each post for the user whose liked items are given."""
         return self._scores([render("bench/judge_novelty.txt", post=post, history=list(history),
                                     json_answer=self.text.follows_json)
+                             for post, history in zip(posts, histories, strict=True)])
+
+    def coherence(self, posts: Sequence[str], histories: Sequence[Sequence[str]]) -> list[Score]:
+        """How well each post fits the taste of the user whose liked items are given (used by
+        the calibration only: the bench's coherence columns are embedding metrics)."""
+        return self._scores([render("bench/judge_coherence.txt", post=post,
+                                    history=list(history), json_answer=self.text.follows_json)
                              for post, history in zip(posts, histories, strict=True)])
 
     def aesthetic(self, posts: Sequence[str]) -> list[Score]:

@@ -4,8 +4,9 @@ bootstrap intervals; and the refinement curve on the same users.
 
 Rows (those the workspace can compute): TailorMind's refined profile ranking by cosine, and the
 hybrid reranker with it (weights fit on the same users' VALIDATION sets with the initial profile,
-as :func:`~tailormind.profiling.evaluate.evaluate_profiles` does); the initial profile (w/o
-textual-gradient refinement); the refined ``profiles__nocf`` (w/o CF); profile-free: the mean
+as :func:`~tailormind.profiling.evaluate.evaluate_profiles` does) and without the profile signal
+(refit on the same validation sets: the difference is what the profile adds); the initial
+profile (w/o textual-gradient refinement); the refined ``profiles__nocf`` (w/o CF); profile-free: the mean
 description embedding of the train history ("history-content"); popularity; every trained CF
 model. w/o RAG and w/o reflection change generation only: their profiles are TailorMind's.
 """
@@ -35,8 +36,9 @@ from tailormind.profiling.profiles import PROFILES_TABLE
 def profiling_dimension(workspace: Workspace, settings: Settings, features: ItemFeatures,
                         user_ids: list[str], ks: tuple[int, ...] = DEFAULT_KS
                         ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``(rows, curve)``: each row ``{"method", "label", "users", "values": {metric: [...]}}``
-    with per-user values; ``curve`` per refinement iteration on these users."""
+    """``(rows, curve)``: each row ``{"method", "label", "users", "user_ids", "values":
+    {metric: [...]}}`` with per-user values (``user_ids[k]`` is whose ``values[metric][k]``);
+    ``curve`` per refinement iteration on these users."""
     signals = Signals(workspace, settings, features)
     data, scorer, index = signals.data, CandidateScorer(signals), signals.user_index
     profiles = [r for r in workspace.read(PROFILES_TABLE).to_pylist() if r["user_id"] in
@@ -51,6 +53,7 @@ def profiling_dimension(workspace: Workspace, settings: Settings, features: Item
             return
         values = per_set_metrics(candidate_ranks(scores_of(sets)), ks)
         rows.append({"method": method, "label": label, "users": len(sets),
+                     "user_ids": [data.user_ids[int(u)] for u in sets.users],
                      "values": {k: v.tolist() for k, v in values.items()}})
 
     if profiles:
@@ -64,6 +67,9 @@ def profiling_dimension(workspace: Workspace, settings: Settings, features: Item
                             settings)
         add("tailormind_hybrid", "TailorMind (hybrid reranker, refined profile)", profiled,
             lambda s: fusion.score(signals.stack(s.users, s.items, profile_rows(refined, s))))
+        plain = Fusion.fit(signals, valid.users, valid.items, None, settings)
+        add("hybrid_no_profile", "Hybrid reranker without the profile signal", profiled,
+            lambda s: plain.score(signals.stack(s.users, s.items)))
         add("no_refinement", "w/o refinement (initial profile, cosine)", profiled,
             lambda s: scorer.profile(initial, s))
     nocf_table = f"{PROFILES_TABLE}__nocf"

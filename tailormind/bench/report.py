@@ -6,6 +6,13 @@ Every mean comes with its percentile-bootstrap interval over users (``bench.conf
 ``missing`` counts the benchmark users without one (failed post, nothing to measure, an
 unparsable or undecided judge answer). Every column names what produced it: the embedding
 model, the CLIP model, or the judge — and a judge whose answers do not vary is flagged.
+
+The judge's calibration (:mod:`tailormind.bench.calibrate`) has its own section; a judge column
+whose calibration has no signal shows "no signal" instead of its mean (the JSON keeps the
+numbers, with ``"signal": false``), and when the judge is the generator's own model every judge
+column and heading says "(self-judged)" (``"judge_self": true``). Every comparison of TailorMind
+with another method is also given as a paired difference over the same users
+(:mod:`tailormind.bench.paired`).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import json
 import math
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,7 +34,9 @@ from PIL import Image
 from tailormind import __version__
 from tailormind.bench import plots
 from tailormind.bench.bootstrap import bootstrap_mean
+from tailormind.bench.calibrate import SELF_JUDGED, calibration_table, column_signal, judge_source
 from tailormind.bench.methods import Method
+from tailormind.bench.paired import paired_content, paired_profiling, paired_tables
 from tailormind.bench.posts import BenchPost
 from tailormind.bench.users import BenchUser
 from tailormind.config import Settings
@@ -49,6 +58,8 @@ class Metric:
     measured: bool = True
     note: str = ""
     lower_is_better: bool = False
+    judge: bool = False  # produced by the (text) judge, so calibrated
+    calibration: dict[str, Any] | None = None  # calibrate.column_signal of this column
 
 
 def _model(models: dict[str, dict[str, str]], role: str) -> str:
@@ -56,19 +67,32 @@ def _model(models: dict[str, dict[str, str]], role: str) -> str:
     return found.get("model") or found.get("backend") or "?"
 
 
-def judge_label(models: dict[str, dict[str, str]]) -> str:
-    judge = models.get("judge") or {}
-    label = f"judge: {_model(models, 'judge')}"
-    if judge.get("backend") == "smollm2":
-        label += " (embedded 135M model)"
-    return label
+def judge_label(models: dict[str, dict[str, str]], self_judged: bool = False) -> str:
+    """``judge: MODEL``, ``(embedded 135M model)`` for SmolLM2, ``(self-judged)`` when the judge
+    is the generator's own model."""
+    return judge_source(models.get("judge") or {}, self_judged)
 
 
-def content_metrics(models: dict[str, dict[str, str]]) -> dict[str, list[Metric]]:
-    """The content dimensions' columns, labelled by what produced them."""
-    embed, judge = f"embedding: {_model(models, 'embed')}", judge_label(models)
+def content_metrics(models: dict[str, dict[str, str]], self_judged: bool = False,
+                    calibration: dict[str, Any] | None = None) -> dict[str, list[Metric]]:
+    """The content dimensions' columns, labelled by what produced them; judge and embedding
+    columns carry their calibration (:func:`~tailormind.bench.calibrate.column_signal`)."""
+    embed, judge = f"embedding: {_model(models, 'embed')}", judge_label(models, self_judged)
     clip = "clip" in models
     vision = "vision_judge" in models
+
+    def calibrated(metric: Metric) -> Metric:
+        if metric.judge and self_judged:
+            metric = replace(metric, label=metric.label + SELF_JUDGED)
+        found = column_signal(calibration, metric.key)
+        return metric if found is None else replace(metric, calibration=found)
+
+    table = _columns(embed, judge, clip, vision, models)
+    return {name: [calibrated(m) for m in columns] for name, columns in table.items()}
+
+
+def _columns(embed: str, judge: str, clip: bool, vision: bool,
+             models: dict[str, dict[str, str]]) -> dict[str, list[Metric]]:
     return {
         "coherence": [
             Metric("text_coherence", "Text coherence: cos(post text, history + target)", embed),
@@ -78,12 +102,12 @@ def content_metrics(models: dict[str, dict[str, str]]) -> dict[str, list[Metric]
                    "configured (models.clip)"),
         ],
         "novelty": [
-            Metric("judge_novelty", "Judge novelty/interestingness [0, 1]", judge),
+            Metric("judge_novelty", "Judge novelty/interestingness [0, 1]", judge, judge=True),
             Metric("objective_novelty", "Objective novelty: 1 − max cos(post, catalogue item)",
                    embed),
         ],
         "aesthetic": [
-            Metric("judge_aesthetic", "Judge aesthetic, text [0, 1]", judge),
+            Metric("judge_aesthetic", "Judge aesthetic, text [0, 1]", judge, judge=True),
             Metric("judge_image_aesthetic", "Judge aesthetic, images [0, 1]",
                    f"vision judge: {_model(models, 'vision_judge')}" if vision
                    else "vision judge: not configured", measured=vision,
@@ -92,7 +116,7 @@ def content_metrics(models: dict[str, dict[str, str]]) -> dict[str, list[Metric]
         ],
         "hallucination": [
             Metric("hallucination", "Hallucination rate (0/1 per post, grounded in the source "
-                   "items, not the web)", judge, lower_is_better=True),
+                   "items, not the web)", judge, lower_is_better=True, judge=True),
         ],
     }
 
@@ -169,25 +193,44 @@ def _examples(methods: list[Method], users: list[BenchUser], posts: dict[str, di
     return out
 
 
-def build_report(*, workspace: Workspace, settings: Settings, methods: list[Method],
-                 users: list[BenchUser], rows: list[dict[str, Any]],
-                 profile_rows: list[dict[str, Any]], curve: list[dict[str, Any]],
-                 generation: dict[str, dict[str, Any]], profiling: dict[str, Any],
-                 posts: dict[str, dict[str, BenchPost]], items: dict[str, dict[str, Any]],
-                 models: dict[str, dict[str, str]], judge_stats: dict[str, int], seconds: float,
-                 created: str) -> dict[str, Any]:
-    """Everything the report shows, as JSON data."""
-    expected = len(users)
+def _content_dimensions(columns: dict[str, list[Metric]], methods: list[Method],
+                        rows: list[dict[str, Any]], settings: Settings,
+                        expected: int) -> dict[str, Any]:
+    """Per content dimension: its columns and one estimate per (method, column); a calibrated
+    judge column's cells carry ``"signal"`` (False: shown as "no signal")."""
     dimensions: dict[str, Any] = {}
-    flags: list[str] = []
-    for name, metrics in content_metrics(models).items():
+    for name, metrics in columns.items():
         table: dict[str, Any] = {}
         for method in methods:
             mine = [r for r in rows if r["method"] == method.name]
-            table[method.name] = {m.key: estimate([r[m.key] for r in mine
-                                                   if r[m.key] is not None], settings, expected)
-                                  for m in metrics}
+            table[method.name] = {}
+            for m in metrics:
+                found = estimate([r[m.key] for r in mine if r[m.key] is not None], settings,
+                                 expected)
+                if m.judge and m.calibration is not None:
+                    found["signal"] = m.calibration["signal"]
+                table[method.name][m.key] = found
         dimensions[name] = {"metrics": [asdict(m) for m in metrics], "rows": table}
+    return dimensions
+
+
+def _flags(rows: list[dict[str, Any]], columns: dict[str, list[Metric]], judge_self: bool,
+           calibration: dict[str, Any] | None) -> list[str]:
+    """What to read with care: self-judging, judge columns without calibrated signal, a flat
+    judge, undecided hallucination checks."""
+    flags: list[str] = []
+    if judge_self:
+        flags.append("the judge is the generator's own model (self-judged): its columns say "
+                     "so; configure bench.judge with another model for an independent judge")
+    if calibration is None:
+        flags.append("no judge calibration: run `tailormind bench calibrate`")
+    for metric in (m for found in columns.values() for m in found):
+        if metric.judge and metric.calibration and not metric.calibration["signal"]:
+            found = metric.calibration
+            flags.append(f"{metric.key}: no signal in the judge's calibration (pairwise accuracy "
+                         f"{found['accuracy']:.3f} [{found['low']:.3f}, {found['high']:.3f}], "
+                         f"n={found['n']}, includes or lies below 0.5); the column shows "
+                         "\"no signal\", report.json keeps the numbers")
     for key in ("judge_novelty", "judge_aesthetic"):
         values = [r[key] for r in rows if r[key] is not None]
         share = _flat(values)
@@ -199,14 +242,11 @@ def build_report(*, workspace: Workspace, settings: Settings, methods: list[Meth
     if undecided:
         flags.append(f"hallucination: {undecided} of {len(rows)} checks undecided (the judge "
                      "named claims it could not quote from the post); they are left out")
-    profile_metrics = [asdict(Metric(k, k.replace("recall", "Recall").replace("ndcg", "NDCG"),
-                                     "ranking of the 1:99 test candidate sets"))
-                       for k in PROFILING_METRICS]
-    dimensions["profiling"] = {
-        "metrics": profile_metrics,
-        "rows": {r["method"]: {"label": r["label"], "users": r["users"],
-                               **{k: estimate(r["values"][k], settings, expected)
-                                  for k in PROFILING_METRICS}} for r in profile_rows}}
+    return flags
+
+
+def _relevance_curve(methods: list[Method], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per method: mean relevance of the kept version after each reflection round."""
     relevance: dict[str, dict[str, Any]] = {}
     for method in methods:
         kept = [r["kept_relevance_rounds"] for r in rows if r["method"] == method.name
@@ -221,6 +261,31 @@ def build_report(*, workspace: Workspace, settings: Settings, methods: list[Meth
                          for i in range(longest)],
                 "posts_reaching_round": [sum(1 for s in drafts if len(s) > i)
                                          for i in range(longest)]}
+    return relevance
+
+
+def build_report(*, workspace: Workspace, settings: Settings, methods: list[Method],
+                 users: list[BenchUser], rows: list[dict[str, Any]],
+                 profile_rows: list[dict[str, Any]], curve: list[dict[str, Any]],
+                 generation: dict[str, dict[str, Any]], profiling: dict[str, Any],
+                 posts: dict[str, dict[str, BenchPost]], items: dict[str, dict[str, Any]],
+                 models: dict[str, dict[str, str]], judge_stats: dict[str, int], seconds: float,
+                 created: str, calibration: dict[str, Any] | None = None,
+                 judge_self: bool = False) -> dict[str, Any]:
+    """Everything the report shows, as JSON data."""
+    expected = len(users)
+    columns = content_metrics(models, judge_self, calibration)
+    dimensions = _content_dimensions(columns, methods, rows, settings, expected)
+    flags = _flags(rows, columns, judge_self, calibration)
+    profile_metrics = [asdict(Metric(k, k.replace("recall", "Recall").replace("ndcg", "NDCG"),
+                                     "ranking of the 1:99 test candidate sets"))
+                       for k in PROFILING_METRICS]
+    dimensions["profiling"] = {
+        "metrics": profile_metrics,
+        "rows": {r["method"]: {"label": r["label"], "users": r["users"],
+                               **{k: estimate(r["values"][k], settings, expected)
+                                  for k in PROFILING_METRICS}} for r in profile_rows}}
+    relevance = _relevance_curve(methods, rows)
     public = settings.public_dump()
     return {
         "title": "TailorBench report", "created": created, "tailormind_version": __version__,
@@ -233,13 +298,17 @@ def build_report(*, workspace: Workspace, settings: Settings, methods: list[Meth
                    "models": {role: {"backend": block["backend"], "model": block.get("model")}
                               for role, block in public["models"].items()
                               if isinstance(block, dict)}},
-        "models": models, "judge": judge_label(models), "versions": package_versions(),
+        "models": models, "judge": judge_label(models, judge_self), "judge_self": judge_self,
+        "versions": package_versions(),
         "methods": [{"name": m.name, "label": m.label, "what": m.what,
                      "posts": len(posts.get(m.name, {})),
                      "missing": expected - len(posts.get(m.name, {})),
                      "generation": generation.get(m.name)} for m in methods],
         "profiles_made": profiling,
+        "calibration": calibration,
         "dimensions": dimensions,
+        "paired": {"content": paired_content(rows, methods, columns, settings),
+                   "profiling": paired_profiling(profile_rows, PROFILING_METRICS, settings)},
         "curves": {"refinement": curve, "relevance_by_round": relevance},
         "judge_stats": judge_stats, "flags": flags,
         "notes": [
@@ -252,18 +321,40 @@ def build_report(*, workspace: Workspace, settings: Settings, methods: list[Meth
             "embeddings of the user's history (train + validation) and the target (test) item.",
             "w/o RAG and w/o reflection change generation only: in the profiling table they share "
             "TailorMind's profiles.",
+            "Paired differences: mean over the users that have both values of (TailorMind − "
+            "other), with the paired-bootstrap interval (users resampled together).",
+            "Calibration: pairwise accuracy on pairs whose better member is known by "
+            "construction; ties and unusable answers count 0.5, so a judge that always says the "
+            "same thing gets 0.5; an interval that includes 0.5 is \"no signal\".",
         ],
         "examples": _examples(methods, users, posts, items, workspace,
                               settings.bench.example_posts),
         "per_post": rows,
+        "per_user_profiling": [{"method": r["method"], "user_id": user,
+                                **{k: r["values"][k][i] for k in PROFILING_METRICS}}
+                               for r in profile_rows for i, user in enumerate(r["user_ids"])],
     }
 
 
 def cell(entry: dict[str, Any] | None) -> str:
-    """``mean [low, high] n=N`` (3 decimals), or ``–`` without a value."""
+    """``mean [low, high] n=N`` (3 decimals), ``–`` without a value, ``no signal`` for a judge
+    column whose calibration has no signal (the entry keeps the numbers)."""
     if not entry or entry.get("mean") is None:
         return "–"
+    if entry.get("signal") is False:
+        return "no signal"
     return f"{entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}] n={entry['n']}"
+
+
+def _column_note(metric: dict[str, Any]) -> str:
+    """The column's note, plus what its calibration found."""
+    found = metric.get("calibration")
+    if not found or found.get("accuracy") is None:
+        return metric["note"]
+    verdict = "signal" if found["signal"] else "no signal"
+    text = (f"calibration ({found['dimension']}): {verdict}, pairwise accuracy "
+            f"{found['accuracy']:.3f} [{found['low']:.3f}, {found['high']:.3f}] n={found['n']}")
+    return f"{metric['note']}; {text}" if metric["note"] else text
 
 
 def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -273,7 +364,7 @@ def tables(report: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for name, dim in report["dimensions"].items():
         metrics = dim["metrics"]
-        columns = [(m["label"], m["source"], m["note"]) for m in metrics]
+        columns = [(m["label"], m["source"], _column_note(m)) for m in metrics]
         body = []
         for method, values in dim["rows"].items():
             label = values.get("label") if name == "profiling" else labels.get(method, method)
@@ -288,7 +379,9 @@ def _bar_panels(report: dict[str, Any]) -> list[dict[str, Any]]:
     panels = []
     for name, dim in report["dimensions"].items():
         for metric in dim["metrics"]:
-            if not metric["measured"]:
+            hidden = metric.get("judge") and (metric.get("calibration") or {}).get("signal") \
+                is False  # a judge column without calibrated signal is not plotted
+            if not metric["measured"] or hidden:
                 continue
             bars = [{"label": (v.get("label", method) if name == "profiling"
                                else labels.get(method, method)), **v[metric["key"]]}
@@ -296,6 +389,50 @@ def _bar_panels(report: dict[str, Any]) -> list[dict[str, Any]]:
             panels.append({"title": f"{metric['label'][:46]}\n({metric['source'][:46]})",
                            "bars": bars})
     return panels
+
+
+def calibration_heading(report: dict[str, Any]) -> str:
+    """``Calibration of the judge`` (+ ``(self-judged)``)."""
+    return "Calibration of the judge" + (SELF_JUDGED if report.get("judge_self") else "")
+
+
+def _md_calibration(report: dict[str, Any]) -> list[str]:
+    calibration = report.get("calibration")
+    lines = [f"## {calibration_heading(report)}", ""]
+    if not calibration:
+        return lines + ["Not calibrated: run `tailormind bench calibrate`.", ""]
+    lines += [f"Pairs whose better member is known by construction, "
+              f"{calibration['pairs_per_dimension']} per dimension, from this workspace's "
+              f"posts ({calibration['units']['posts']}) and catalogue; "
+              f"{calibration['rules']['outcome']}. Signal: {calibration['rules']['signal']}. "
+              f"{calibration['confidence']:.0%} bootstrap intervals, B = "
+              f"{calibration['resamples']}, seed {calibration['seed']}.", ""]
+    lines += [f"- **{name}**: {entry['what']} ({entry['pairs']} pairs"
+              + (", fewer than asked: the workspace has too few texts" if entry["short"]
+                 else "") + ")" for name, entry in calibration["dimensions"].items()]
+    lines += ["", "| dimension | scorer | source | pairwise accuracy | n | ties | failed |",
+              "|---|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(f"**{c}**" if c.startswith("no signal") else c for c in row)
+              + " |" for row in calibration_table(calibration)]
+    return lines + [""]
+
+
+def _md_paired(report: dict[str, Any]) -> list[str]:
+    found = paired_tables(report)
+    if not found:
+        return []
+    confidence = report["config"]["bench"]["confidence"]
+    lines = ["## Paired differences (TailorMind − other)", "",
+             f"Mean over the users that have both values of (TailorMind − other) with its "
+             f"{confidence:.0%} paired-bootstrap interval (users resampled together); wins/"
+             "losses/ties count users.", ""]
+    for table in found:
+        lines += [f"### Paired: {table['dimension']}", "",
+                  "| metric | source | comparison | difference | n | wins/losses/ties | "
+                  "excludes 0 |", "|---|---|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(row) + " |" for row in table["rows"]]
+        lines.append("")
+    return lines
 
 
 def render_markdown(report: dict[str, Any], plot_files: dict[str, str]) -> str:
@@ -319,6 +456,7 @@ def render_markdown(report: dict[str, Any], plot_files: dict[str, str]) -> str:
     lines += [f"| {m['label']} | {m['what']} | {m['posts']} | {m['missing']} |"
               for m in report["methods"]]
     lines.append("")
+    lines += _md_calibration(report)
     for table in tables(report):
         lines += [f"## {table['dimension'].capitalize()}", ""]
         lines += [f"- **{label}** — {source}" + (f"; {note}" if note else "")
@@ -327,6 +465,7 @@ def render_markdown(report: dict[str, Any], plot_files: dict[str, str]) -> str:
                   "|---|" + "---|" * len(table["columns"])]
         lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in table["rows"]]
         lines.append("")
+    lines += _md_paired(report)
     if plot_files:
         lines += ["## Plots", ""] + [f"![{name}]({path})" for name, path in plot_files.items()]
         lines.append("")
@@ -379,6 +518,9 @@ def write_report(bench_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
     _atomic(paths["json"], (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode())
     _atomic(paths["md"], render_markdown(report, plot_files).encode())
     html = _html_template().render(report=report, tables=tables(report), plots=data_uris,
+                                   calibration=calibration_table(report.get("calibration")),
+                                   calibration_heading=calibration_heading(report),
+                                   paired=paired_tables(report),
                                    examples=examples)
     _atomic(paths["html"], html.encode())
     return paths

@@ -2,7 +2,8 @@
 
 users (seeded) -> profiles each method needs -> each method's posts (missing ones made) ->
 content scores (embeddings, CLIP when configured, the judge) -> profiling dimension and
-refinement curve -> ``bench/report.json`` + ``report.md`` + ``report.html`` + ``plots/``.
+refinement curve -> the judge's calibration (``bench/calibration.json``, reused while its inputs
+are unchanged) -> ``bench/report.json`` + ``report.md`` + ``report.html`` + ``plots/``.
 
 Every step reuses what exists: bundles by their deterministic ids, profiles by user, model calls
 through the call cache. So a run that was stopped resumes, and a second run with nothing new only
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tailormind.bench.calibrate import calibrate_workspace
 from tailormind.bench.judge import Judge
 from tailormind.bench.methods import BENCH_DIR, Method, resolve_methods
 from tailormind.bench.posts import (
@@ -31,6 +33,7 @@ from tailormind.bench.report import build_report, write_report
 from tailormind.bench.scoring import PostScorer
 from tailormind.bench.users import select_users
 from tailormind.config import Settings
+from tailormind.data.item_tags import model_items
 from tailormind.data.workspace import Workspace
 from tailormind.generation.pipeline import Roles
 from tailormind.models.base import TextModel
@@ -57,6 +60,19 @@ def judge_settings(settings: Settings) -> Settings:
 
 def load_judge(settings: Settings) -> TextModel:
     return load_role("text", judge_settings(settings))
+
+
+def _provenance(roles: Roles | None, posts: dict[str, dict[str, Any]], *, embed: Any,
+                judge: TextModel, clip: Any, vision: Any) -> dict[str, dict[str, str]]:
+    """Every model behind the numbers: the scorers, and the roles that made the posts (this
+    run's, or — when nothing was generated now — those recorded in a bundle)."""
+    models = {"embed": embed.provenance, "judge": judge.provenance,
+              **({"clip": clip.provenance} if clip is not None else {}),
+              **({"vision_judge": vision.provenance} if vision is not None else {})}
+    if roles is not None:
+        return {**roles.provenance(), **models}
+    made = next((p.record for found in posts.values() for p in found.values() if p.record), None)
+    return {**((made or {}).get("models") or {}), **models}
 
 
 def run_bench(workspace: Workspace, settings: Settings, *, users: int | None = None,
@@ -98,8 +114,8 @@ def run_bench(workspace: Workspace, settings: Settings, *, users: int | None = N
 
     log("bench: scoring posts")
     features = ItemFeatures.load(workspace)
-    items = {r["item_id"]: r for r in workspace.read(
-        "items", columns=["item_id", "title", "text", "tags", "image_paths"]).to_pylist()}
+    items = {r["item_id"]: r for r in model_items(
+        workspace, columns=["item_id", "title", "text", "tags", "image_paths"]).to_pylist()}
     judge = Judge(judge_model or load_judge(settings))
     clip = None if settings.models.clip.backend == "none" else load_role("clip", settings)
     vision = (load_role("describe", settings)
@@ -119,21 +135,19 @@ def run_bench(workspace: Workspace, settings: Settings, *, users: int | None = N
     log("bench: profiling dimension")
     profile_rows, curve = profiling_dimension(workspace, settings, features,
                                               [u.user_id for u in bench_users])
-    models = {"embed": embed.provenance, "judge": judge.text.provenance,
-              **({"clip": clip.provenance} if clip is not None else {}),
-              **({"vision_judge": vision.provenance} if vision is not None else {})}
-    if roles is not None:
-        models = {**roles.provenance(), **models}
-    else:  # nothing generated in this run: the models that made the posts, from a bundle
-        made = next((p.record for posts in posts_by_method.values() for p in posts.values()
-                     if p.record), None)
-        models = {**((made or {}).get("models") or {}), **models}
+    models = _provenance(roles, posts_by_method, embed=embed, judge=judge.text, clip=clip,
+                         vision=vision)
+    log("bench: judge calibration")
+    calibration = calibrate_workspace(workspace, settings, judge_model=judge.text, embed=embed,
+                                      features=features, items=items, writer=models.get("text"),
+                                      log=log)
     report = build_report(
         workspace=workspace, settings=settings, methods=chosen_methods, users=bench_users,
         rows=rows, profile_rows=profile_rows, curve=curve, generation=generation,
         profiling=profiling, posts=posts_by_method, items=items, models=models,
         judge_stats=dict(judge.stats), seconds=time.perf_counter() - started,
-        created=datetime.now(UTC).isoformat(timespec="seconds"))
+        created=datetime.now(UTC).isoformat(timespec="seconds"), calibration=calibration,
+        judge_self=calibration["judge_self"])
     paths = write_report(workspace.root / BENCH_DIR, report)
     log(f"bench: report written to {paths['md']} and {paths['html']}")
     return BenchRun(report, paths)

@@ -45,6 +45,24 @@ CONTENT_COLUMNS = ("text_coherence", "clip_score", "objective_novelty", "judge_n
 SOURCE_CHARS = 300
 
 
+def describe_item(features: ItemFeatures, items: dict[str, dict[str, Any]], item_id: str) -> str:
+    """An item's description (its title, or ``item ID``, when it has none)."""
+    if item_id in features.index:
+        return features.describe(item_id)
+    return (items.get(item_id) or {}).get("title") or f"item {item_id}"
+
+
+def item_title(features: ItemFeatures, items: dict[str, dict[str, Any]], item_id: str) -> str:
+    """What the judge is shown of a liked item: its title (else its description's start)."""
+    return (items.get(item_id) or {}).get("title") or describe_item(features, items, item_id)[:80]
+
+
+def source_line(features: ItemFeatures, items: dict[str, dict[str, Any]], item_id: str) -> str:
+    """One source item as the hallucination check sees it: ``title: description[:300]``."""
+    return (f"{item_title(features, items, item_id)}: "
+            f"{describe_item(features, items, item_id)[:SOURCE_CHARS]}")
+
+
 def kept_relevance(rounds: list[dict[str, Any]]) -> list[float]:
     """Relevance of the version reflection keeps after each round: the round with the best
     objective so far (the first on ties), so the series never reflects a discarded draft."""
@@ -82,15 +100,13 @@ class PostScorer:
                     texts, clip.text_features([self._describe(user.target)]))
 
     def _describe(self, item_id: str) -> str:
-        if item_id in self.features.index:
-            return self.features.describe(item_id)
-        return (self.items.get(item_id) or {}).get("title") or f"item {item_id}"
+        return describe_item(self.features, self.items, item_id)
 
     def _title(self, item_id: str) -> str:
-        return (self.items.get(item_id) or {}).get("title") or self._describe(item_id)[:80]
+        return item_title(self.features, self.items, item_id)
 
     def _source(self, item_id: str) -> str:
-        return f"{self._title(item_id)}: {self._describe(item_id)[:SOURCE_CHARS]}"
+        return source_line(self.features, self.items, item_id)
 
     def _image_aesthetic(self, post: BenchPost) -> float | None:
         if self.vision is None or not post.images:

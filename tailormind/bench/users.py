@@ -34,11 +34,12 @@ def _test_targets(workspace: Workspace) -> dict[str, str]:
                     strict=True))
 
 
-def _histories(workspace: Workspace, users: set[str]) -> dict[str, list[str]]:
+def _histories(workspace: Workspace, users: set[str],
+               parts: tuple[str, ...] = ("train", "valid")) -> dict[str, list[str]]:
     split = workspace.read("split", columns=["user_id", "item_id", "position", "split"])
     wanted = pa.array(sorted(users), split.column("user_id").type)
     keep = pc.and_(pc.is_in(split.column("user_id"), value_set=wanted),
-                   pc.not_equal(split.column("split"), "test"))
+                   pc.is_in(split.column("split"), value_set=pa.array(list(parts))))
     rows = split.filter(keep).sort_by([("user_id", "ascending"), ("position", "ascending")])
     out: dict[str, list[str]] = {u: [] for u in users}
     for user, item in zip(rows.column("user_id").to_pylist(), rows.column("item_id").to_pylist(),
@@ -47,16 +48,33 @@ def _histories(workspace: Workspace, users: set[str]) -> dict[str, list[str]]:
     return out
 
 
-def select_users(workspace: Workspace, n: int, seed: int,
-                 user_ids: list[str] | None = None) -> list[BenchUser]:
-    """``user_ids`` when given (each must have a test set), else ``n`` users as the module doc
-    says; sorted by id. Fewer than ``n`` eligible users: all of them."""
+def _targets_or_error(workspace: Workspace) -> dict[str, str]:
     if not workspace.has("candidates"):
         raise WorkspaceError(f"workspace {workspace.root} has no candidate sets; run `tailormind "
                              f"data split --workspace {workspace.root}` first")
     targets = _test_targets(workspace)
     if not targets:
         raise WorkspaceError(f"workspace {workspace.root} has no user with a test item to score")
+    return targets
+
+
+def train_histories(workspace: Workspace, users: set[str]) -> dict[str, list[str]]:
+    """Each user's TRAIN items, oldest first (what reflection's relevance centroid averages)."""
+    return _histories(workspace, users, ("train",))
+
+
+def all_users(workspace: Workspace) -> list[BenchUser]:
+    """Every user with a test item, sorted by id (the calibration's users)."""
+    targets = _targets_or_error(workspace)
+    histories = _histories(workspace, set(targets))
+    return [BenchUser(u, histories[u], targets[u]) for u in sorted(targets)]
+
+
+def select_users(workspace: Workspace, n: int, seed: int,
+                 user_ids: list[str] | None = None) -> list[BenchUser]:
+    """``user_ids`` when given (each must have a test set), else ``n`` users as the module doc
+    says; sorted by id. Fewer than ``n`` eligible users: all of them."""
+    targets = _targets_or_error(workspace)
     if user_ids:
         chosen = list(dict.fromkeys(str(u) for u in user_ids))
         missing = [u for u in chosen if u not in targets]

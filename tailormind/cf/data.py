@@ -12,13 +12,18 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow.compute as pc
 
+from tailormind.data.item_tags import model_items
 from tailormind.data.workspace import Workspace
 from tailormind.errors import DataError
 
 
 @dataclass(frozen=True)
 class CandidateIndex:
-    """Candidate sets as indices: ``users`` (n_sets,), ``items`` (n_sets x M), positive first."""
+    """Candidate sets as indices: ``users`` (n_sets,), ``items`` (n_sets x M), positive first.
+
+    Column 0 is the metrics' layout, for scorers that score each item on its own (CF, content,
+    fusion). No model ever sees a list in this order: a list handed to a :class:`Ranker` goes
+    through ``rankers.presentation_order`` (a seeded order of the set)."""
 
     users: np.ndarray
     items: np.ndarray
@@ -89,7 +94,7 @@ def load_cf_data(workspace: Workspace) -> CFData:
     """Read ``split``, ``candidates``, ``items`` and ``users`` into index form."""
     split = workspace.read("split", columns=["user_id", "item_id", "split"])
     candidates = workspace.read("candidates")
-    items = workspace.read("items", columns=["item_id", "tags"])
+    items = model_items(workspace, columns=["item_id", "tags"])
     user_ids = workspace.read("users", columns=["user_id"]).column("user_id").to_pylist()
     item_ids = items.column("item_id").to_pylist()
     user_index = {u: i for i, u in enumerate(user_ids)}

@@ -1,4 +1,5 @@
-"""``tailormind bench run``: TailorBench on a workspace (DESIGN.md "TailorBench")."""
+"""``tailormind bench run`` and ``bench calibrate``: TailorBench on a workspace (DESIGN.md
+"TailorBench")."""
 
 from __future__ import annotations
 
@@ -20,6 +21,34 @@ from tailormind.errors import TailorMindError
 
 app = typer.Typer(help="TailorBench: score TailorMind, the ground truth and the ablations.",
                   no_args_is_help=True)
+CALIBRATION_COLUMNS = ("dimension", "scorer", "source", "pairwise accuracy", "n", "ties",
+                       "failed")
+
+
+def _calibration_table(calibration: dict, title: str) -> Table:
+    from tailormind.bench.calibrate import calibration_table
+
+    table = Table(title=title)
+    for name in CALIBRATION_COLUMNS:
+        table.add_column(name)
+    for row in calibration_table(calibration):
+        table.add_row(*[f"[bold red]{escape(c)}[/bold red]" if c.startswith("no signal")
+                        else escape(c) for c in row])
+    return table
+
+
+def _paired_tables(report: dict) -> list[Table]:
+    from tailormind.bench.paired import paired_tables
+
+    found = []
+    for group in paired_tables(report):
+        table = Table(title=f"Paired differences: {group['dimension']}")
+        for name in ("metric", "comparison", "difference", "n", "wins/losses/ties"):
+            table.add_column(name)
+        for row in group["rows"]:
+            table.add_row(*(escape(row[i]) for i in (0, 2, 3, 4, 5)))
+        found.append(table)
+    return found
 
 
 @app.command("run")
@@ -64,7 +93,8 @@ def run_command(
                            workers=workers, log=lambda m: err.print(escape(m), highlight=False))
     report = result.report
     if as_json:
-        print(json.dumps({k: v for k, v in report.items() if k not in ("per_post", "examples")},
+        print(json.dumps({k: v for k, v in report.items()
+                          if k not in ("per_post", "per_user_profiling", "examples")},
                          indent=2, ensure_ascii=False))
     else:
         for found in tables(report):
@@ -75,6 +105,12 @@ def run_command(
             for label, cells in found["rows"]:
                 table.add_row(label, *cells)
             out.print(table)
+        from tailormind.bench.report import calibration_heading
+
+        if report.get("calibration"):
+            out.print(_calibration_table(report["calibration"], calibration_heading(report)))
+        for table in _paired_tables(report):
+            out.print(table)
         for flag in report["flags"]:
             out.print(f"[yellow]note:[/yellow] {escape(flag)}")
         out.print(f"report: {result.paths['html']} · {result.paths['md']}")
@@ -82,3 +118,37 @@ def run_command(
     if failed:
         err.print(f"[red]{failed} post(s) failed[/red]; they are counted as missing in the report")
         raise typer.Exit(1)
+
+
+@app.command("calibrate")
+def calibrate_command(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = Path("workspace"),
+    pairs: Annotated[int | None, typer.Option(
+        "--pairs", min=10, help="Pairs per dimension (default: bench.calibration_pairs).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the calibration as JSON.")
+                       ] = False,
+) -> None:
+    """Does the judge measure something? Pairs whose better member is known (a fact swapped, a
+    degraded copy, a near-copy of a catalogue item, another user's text), built from the
+    workspace's posts and catalogue, scored by the bench's judge and embedding metrics ->
+    pairwise accuracy with a bootstrap interval per dimension and scorer ("no signal" when it
+    includes 0.5) -> WORKSPACE/bench/calibration.json (reused while the inputs are unchanged)."""
+    from tailormind.bench.calibrate import calibrate_workspace
+
+    settings = settings_of(ctx)
+    if pairs is not None:
+        settings = settings.with_overrides({"bench": {"calibration_pairs": pairs}})
+    ws = Workspace.open(workspace)
+    with contextlib.redirect_stdout(sys.stderr):  # progress lines: stdout stays the result
+        result = calibrate_workspace(ws, settings,
+                                     log=lambda m: err.print(escape(m), highlight=False))
+    if as_json:
+        print(json.dumps({k: v for k, v in result.items() if k != "examples"}, indent=2,
+                         ensure_ascii=False))
+        return
+    title = "Judge calibration" + (" (self-judged)" if result["judge_self"] else "")
+    out.print(_calibration_table(result, title))
+    out.print(f"judge: {escape(result['judge'])} · {result['pairs_per_dimension']} pairs per "
+              f"dimension · {escape(result['rules']['outcome'])}")
+    out.print(f"calibration: {ws.root / 'bench' / 'calibration.json'}")

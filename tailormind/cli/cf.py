@@ -102,21 +102,31 @@ def recommend_command(
 
 @app.command("eval")
 def eval_command(
+    ctx: typer.Context,
     workspace: WorkspaceOpt = Path("workspace"),
     model: Annotated[list[str] | None, typer.Option(help="Checkpoints to score (default: all).")] = None,
     full: Annotated[bool, typer.Option(help="Also rank the whole catalogue.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Recall/NDCG@10/20, HitRate, MRR on the test candidate sets (1 positive + 99 negatives)."""
-    from tailormind.cf.evaluate import evaluate_workspace
+    """Recall/NDCG@10/20, HitRate, MRR on the test candidate sets (1 positive + 99 negatives), and
+    every comparison (each model vs. popularity, each two models) as a paired difference over the
+    same users with a paired-bootstrap interval (bench.confidence, bench.bootstrap_resamples)."""
+    from tailormind.cf.evaluate import Bootstrap, evaluate_cf
 
-    rows = evaluate_workspace(Workspace.open(workspace), model, full=full)
+    settings = settings_of(ctx)
+    result = evaluate_cf(Workspace.open(workspace), model, full=full,
+                         bootstrap=Bootstrap.of(settings))
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(result.as_dict(), indent=2))
         return
+    rows = result.rows
     print_eval_table(rows, "test (1:99 candidate sets)", "test")
     if full:
         print_eval_table(rows, "test (full ranking)", "test_full")
+    for split, label in (("test", "test, 1:99 candidate sets"), ("test_full", "test, full ranking")):
+        entries = [p for p in result.paired if p["split"] == split]
+        if entries:
+            print_paired_table(entries, f"paired differences ({label})")
 
 
 def print_eval_table(rows: list[dict[str, Any]], title: str, key: str) -> None:
@@ -132,4 +142,30 @@ def print_eval_table(rows: list[dict[str, Any]], title: str, key: str) -> None:
             f"{row['valid']['ndcg@20']:.4f}" if "valid" in row else "-",
             f"{row['seconds_per_epoch']:.2f}" if "seconds_per_epoch" in row else "-",
         )
+    out.print(table)
+
+
+def print_paired_table(entries: list[dict[str, Any]], title: str, users_column: str | None = None) -> None:
+    """One row per (a − b, metric): mean difference over the same users, its paired-bootstrap
+    interval, n, wins/losses (users where a > b / a < b) and whether the interval excludes 0.
+    ``users_column``: an entry key shown as a column (e.g. which users were paired)."""
+    confidence = entries[0].get("confidence", 0.95)
+    table = Table(title=f"{title}: a − b over the same users, "
+                        f"{confidence:.0%} paired-bootstrap interval")
+    table.add_column("a − b", no_wrap=True)
+    if users_column:
+        table.add_column(users_column)
+    for column in ("metric", "difference", "interval", "n", "wins/losses", "excludes 0"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    previous = None
+    for p in entries:
+        pair = f"{p['a']} − {p['b']}"
+        key = (pair, p.get(users_column) if users_column else None)
+        if previous is not None and key != previous:
+            table.add_section()
+        previous = key
+        table.add_row(pair, *([str(p[users_column])] if users_column else []), p["metric"],
+                      f"{p['difference']:+.4f}", f"[{p['low']:+.4f}, {p['high']:+.4f}]",
+                      str(p["n"]), f"{p['wins']}/{p['losses']}",
+                      "yes" if p["excludes_zero"] else "no")
     out.print(table)

@@ -45,7 +45,8 @@ def import_command(
     fmt: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}.")] = "movielens",
     workspace: WorkspaceOpt = Path("workspace"),
     overwrite: Annotated[bool, typer.Option(help="Replace an existing workspace.")] = False,
-    encoding: Annotated[str | None, typer.Option(help="Text encoding of the input files.")] = None,
+    encoding: Annotated[str | None, typer.Option(
+        help="Text encoding of the input files (table: a file's own 'encoding' in the mapping wins).")] = None,
     sep: Annotated[str | None, _opt("Field separator of delimited files.")] = None,
     list_sep: Annotated[str | None, _opt("Separator of list cells (tags, media paths).")] = None,
     items: Annotated[str | None, _opt("table: items file; synthetic: number of items (5000).")] = None,
@@ -64,6 +65,10 @@ def import_command(
     created_col: Annotated[str | None, _opt("Items: creation time column.")] = None,
     tag_item_col: Annotated[str | None, _opt("Item-tag file: item id column.")] = None,
     tag_col: Annotated[str | None, _opt("Item-tag file: tag column.")] = None,
+    tag_user_col: Annotated[str | None, _opt("Item-tag file: tagging user column (rows become tag events).")] = None,
+    tag_timestamp_col: Annotated[str | None, _opt("Item-tag file: tag event time column.")] = None,
+    on_dangling: Annotated[str | None, _opt(
+        "Rows naming unknown items or missing lookup ids: error (default) or drop (counted).")] = None,
     users_id_col: Annotated[str | None, _opt("Users file: user id column.")] = None,
     platform: Annotated[str | None, _opt("Platform name stored on the items.")] = None,
     data_root: Annotated[Path | None, _opt("Media paths are relative to this directory.")] = None,
@@ -77,6 +82,8 @@ def import_command(
         raise TailorMindError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt != "synthetic" and path is None:
         raise TailorMindError(f"--format {fmt} needs a PATH")
+    if on_dangling is not None and fmt != "table":
+        raise TailorMindError("--on-dangling applies to --format table only")
     check_target(workspace, overwrite=overwrite)
     bundle: ImportBundle
     with status(f"importing {fmt} {path or ''}".rstrip()):
@@ -97,7 +104,9 @@ def import_command(
                 weight_col=weight_col, items_id_col=items_id_col, title_col=title_col,
                 text_col=text_col, tags_col=tags_col, image_col=image_col, video_col=video_col,
                 created_col=created_col, tag_item_col=tag_item_col, tag_col=tag_col,
+                tag_user_col=tag_user_col, tag_timestamp_col=tag_timestamp_col,
                 users_id_col=users_id_col, platform=platform, data_root=data_root,
+                on_dangling=on_dangling,
             )
             bundle = import_table(path, **flags)  # type: ignore[arg-type]
     with status(f"writing workspace {workspace}"):
@@ -107,9 +116,12 @@ def import_command(
         f"{bundle.interactions.num_rows:,} interactions into {ws.root}"
     )
     for key in ("duplicate_interactions_merged", "interactions_without_timestamp",
-                "users_without_attributes", "items_without_metadata", "media_files"):
+                "users_without_attributes", "items_without_metadata", "tag_events",
+                "duplicate_tag_events_merged", "media_files"):
         if bundle.report.get(key):
             err.print(f"  {key.replace('_', ' ')}: {bundle.report[key]:,}")
+    for name, n in bundle.report.get("dropped_dangling", {}).items():
+        err.print(f"  dropped (dangling) from {name}: {n:,}")
 
 
 def _count(value: str | None, flag: str, default: int) -> int:
@@ -177,6 +189,7 @@ def print_stats(stats: dict[str, Any]) -> None:
         ("users", f"{stats['users']:,}"),
         ("items", f"{stats['items']:,}"),
         ("tags", f"{stats['tags']:,}"),
+        ("tag events (tags with the user who applied them)", f"{stats.get('tag_events', 0):,}"),
         ("interactions", f"{stats['interactions']:,}"),
         ("density", f"{stats['density']:.4%}"),
         ("interactions / user (min / median / max)",
@@ -185,6 +198,10 @@ def print_stats(stats: dict[str, Any]) -> None:
     ]
     if stats.get("order_note"):
         rows.append(("note", stats["order_note"]))
+    reasons = stats.get("dropped_dangling_reasons", {})
+    for name, n in stats.get("dropped_dangling", {}).items():
+        why = ", ".join(f"{r}: {k:,}" for r, k in reasons.get(name, {}).items())
+        rows.append((f"dropped (dangling) from {name}", f"{n:,}" + (f" ({why})" if why else "")))
     split = stats.get("split")
     if split:
         rows += [
@@ -199,6 +216,10 @@ def print_stats(stats: dict[str, Any]) -> None:
             ("split: candidate sets", f"{split['candidate_sets']:,} x (1 + {split['negatives']})"),
             ("split: seed", str(split["seed"])),
         ]
+        if "tag_events_withheld" in split:
+            rows.append(("split: tag events withheld (a user's own tags on their held-out items)",
+                         f"{split['tag_events_withheld']:,} of {split['tag_events']:,} "
+                         f"({split['users_with_withheld_tags']:,} users)"))
     else:
         rows.append(("split", "not split yet (tailormind data split)"))
     for key, value in rows:

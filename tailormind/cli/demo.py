@@ -21,6 +21,7 @@ from tailormind.cli.data import print_stats
 from tailormind.cli.state import settings_of
 from tailormind.data.importers import import_movielens
 from tailormind.data.ingest import save_import
+from tailormind.data.item_tags import model_items
 from tailormind.data.split import split_workspace
 from tailormind.data.stats import workspace_stats
 from tailormind.errors import TailorMindError
@@ -147,7 +148,7 @@ def show_user(ws, user: str) -> None:
     if not rows:
         err.print(f"note: user {user!r} has no recommendations")
         return
-    items = ws.read("items", columns=["item_id", "title", "tags"])
+    items = model_items(ws, columns=["item_id", "title", "tags"])
     info = {r["item_id"]: r for r in items.to_pylist()}
     table = Table(title=f"CF top-{len(rows)} for user {user} (unseen in train)")
     table.add_column("rank", justify="right")

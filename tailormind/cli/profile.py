@@ -123,8 +123,9 @@ def eval_command(
         help="Also rank the test sets of N profiled users with the listwise LLM ranker "
              "(~6 LLM calls per user).")] = 0,
 ) -> None:
-    """Every method on the same TEST candidate sets: R@10/20, N@10/20, LLM tokens and s per user.
-    Fits the hybrid ranker's weights on the validation sets and saves them in the workspace."""
+    """Every method on the same TEST candidate sets: R@10/20, N@10/20, LLM tokens and s per user,
+    and every comparison as a paired difference over the same users with a paired-bootstrap
+    interval. Fits the hybrid ranker's weights on the validation sets and saves them."""
     from tailormind.profiling.evaluate import evaluate_profiles, variant_tables
 
     settings = settings_of(ctx)
@@ -153,6 +154,10 @@ def eval_command(
             out.print(f"{row['method']} vs. {main['method']} on the same {main['users']} users: "
                       f"R@10 {main['recall@10']:.4f} R@20 {main['recall@20']:.4f} "
                       f"N@10 {main['ndcg@10']:.4f} N@20 {main['ndcg@20']:.4f}")
+    if report.paired:
+        from tailormind.cli.cf import print_paired_table
+
+        print_paired_table(report.paired, "paired differences", users_column="users")
     curve = Table("iteration", "mean valid rank", "test R@20", "test N@10",
                   title="refinement curve (embedding ranker)")
     for point in report.curve:

@@ -46,7 +46,9 @@ def save_import(bundle: ImportBundle, root: str | Path, *, overwrite: bool = Fal
         for dest, src in bundle.media.items():
             _link_or_copy(src, workspace.media_path(dest))
         tables = {"items": bundle.items, "interactions": bundle.interactions, "users": bundle.users}
-        assert set(tables) == set(IMPORTED_TABLES)
+        if bundle.tag_events is not None:
+            tables["tag_events"] = bundle.tag_events
+        assert set(tables) <= set(IMPORTED_TABLES)
         workspace.write_many(tables, manifest_updates={"import": _jsonable(bundle.report)})
         _swap_into_place(staging, root)
     except BaseException:

@@ -23,10 +23,15 @@ from tailormind.errors import DataError
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 
 
+#: Suffixes read as delimited text whose separator is not implied: comma, unless the header line
+#: has a tab and no comma (HetRec ``.dat``, RecBole ``.inter``); :func:`read_file` sniffs them.
+AMBIGUOUS_SUFFIXES = (".txt", ".dat", ".inter", ".item", ".user", "")
+
+
 def detect_format(path: Path) -> str:
-    """File format from the suffix (``.csv .tsv .txt .jsonl .json .parquet .pq``)."""
+    """File format from the suffix (``.csv .tsv .txt .dat .jsonl .json .parquet .pq``)."""
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".txt", ".dat", ".inter", ".item", ".user", ""):
+    if suffix == ".csv" or suffix in AMBIGUOUS_SUFFIXES:
         return "csv"
     if suffix == ".tsv":
         return "tsv"
@@ -99,7 +104,8 @@ def to_text(value: Any) -> str:
     return str(value).strip()
 
 
-def _decode(path: Path, raw: bytes, encoding: str, sep: str | None) -> str:
+def _decode(path: Path, raw: bytes, encoding: str, sep: str | None, hint: str = "pass --encoding") -> str:
+    """``raw`` as text; an undecodable byte is an error naming its line (and column, by ``sep``)."""
     try:
         return raw.decode(encoding)
     except LookupError:
@@ -116,7 +122,7 @@ def _decode(path: Path, raw: bytes, encoding: str, sep: str | None) -> str:
                 column = names[index]
         raise DataError(
             f"byte 0x{raw[exc.start]:02x} at offset {exc.start} cannot be decoded as {encoding} "
-            f"(pass --encoding)",
+            f"({hint})",
             file=path,
             row=line,
             column=column,
@@ -132,11 +138,19 @@ def read_file(
     encoding: str = "utf-8",
     header: bool = True,
     names: Sequence[str] | None = None,
+    encoding_hint: str = "pass --encoding",
 ) -> RawTable:
-    """Read one file. Delimited files are read as strings (no type guessing, no NA guessing)."""
+    """Read one file. Delimited files are read as strings (no type guessing, no NA guessing).
+
+    ``fmt`` (one of :data:`FORMATS`) defaults to the suffix's; ``sep`` to a tab for ``tsv`` and a
+    comma for ``csv``, except that a file of an :data:`AMBIGUOUS_SUFFIXES` suffix read without
+    ``fmt`` or ``sep`` is tab-separated when its first line has a tab and no comma.
+    ``encoding_hint`` ends the message of an undecodable byte (how to set the encoding).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError("file does not exist", file=path)
+    sniff = fmt is None and sep is None and path.suffix.lower() in AMBIGUOUS_SUFFIXES
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", file=path)
@@ -146,9 +160,13 @@ def read_file(
     if not raw.strip():
         raise DataError("file is empty", file=path)
     if fmt == "jsonl":
-        return _read_jsonl(path, _decode(path, raw, encoding, None))
+        return _read_jsonl(path, _decode(path, raw, encoding, None, encoding_hint))
+    if sniff:
+        first_line = raw.split(b"\n", 1)[0]
+        if b"\t" in first_line and b"," not in first_line:
+            fmt = "tsv"
     sep = sep if sep is not None else ("\t" if fmt == "tsv" else ",")
-    text = _decode(path, raw, encoding, sep)
+    text = _decode(path, raw, encoding, sep, encoding_hint)
     try:
         frame = pd.read_csv(
             io.StringIO(text),

@@ -23,6 +23,8 @@ from tailormind.errors import DataError
 
 #: Epoch values above this are taken as milliseconds (year 5138 in seconds).
 _MS_THRESHOLD = 1e11
+#: "No time" in int64 epoch-second arrays (a negative second is a real time before 1970).
+MISSING_TIME = np.iinfo(np.int64).min
 
 
 @dataclass
@@ -35,6 +37,8 @@ class ImportBundle:
     report: dict[str, Any] = field(default_factory=dict)
     #: workspace-relative destination -> source file, copied into the workspace on save
     media: dict[str, Path] = field(default_factory=dict)
+    #: tags with the user who applied them (``schemas.TAG_EVENTS``); None when the source has none
+    tag_events: pa.Table | None = None
 
 
 def unique_ids(ids: Sequence[str], source: RawTable | None, column: str, what: str) -> None:
@@ -70,10 +74,11 @@ def split_list(value: Any, sep: str | None) -> list[str]:
 
 
 def parse_timestamps(values: Sequence[Any], source: RawTable | None, column: str) -> np.ndarray:
-    """Epoch seconds (int64; ``-1`` = missing) from epoch s/ms numbers or ISO-8601 strings."""
+    """Epoch seconds (int64; :data:`MISSING_TIME` = missing) from epoch s/ms numbers or ISO-8601
+    strings; times before 1970 are negative and kept."""
     texts = pd.Series([to_text(v) for v in values], dtype=object)
     numeric = pd.to_numeric(texts, errors="coerce")
-    out = np.full(len(texts), -1, dtype=np.int64)
+    out = np.full(len(texts), MISSING_TIME, dtype=np.int64)
     is_num = numeric.notna().to_numpy()
     nums = numeric.to_numpy(dtype=float)
     nums = np.where(np.abs(nums) > _MS_THRESHOLD, nums / 1000.0, nums)
@@ -114,7 +119,7 @@ def parse_weights(values: Sequence[Any], source: RawTable | None, column: str) -
 
 
 def _timestamp_array(seconds: np.ndarray) -> pa.Array:
-    mask = seconds < 0 if seconds.dtype.kind == "i" else None
+    mask = seconds == MISSING_TIME if seconds.dtype.kind == "i" else None
     return pa.array(seconds, type=pa.int64(), mask=mask).cast(schemas.TIMESTAMP)
 
 
@@ -137,7 +142,7 @@ def items_table(
     empty_lists: list[list[str]] = [[] for _ in range(n)]
     platforms = [platform] * n if platform is None or isinstance(platform, str) else list(platform)
     created = _timestamp_array(
-        created_at if created_at is not None else np.full(n, -1, dtype=np.int64)
+        created_at if created_at is not None else np.full(n, MISSING_TIME, dtype=np.int64)
     )
     columns = {
         "item_id": pa.array(item_ids, pa.string()),
@@ -150,6 +155,29 @@ def items_table(
         "created_at": created,
     }
     return pa.Table.from_pydict(columns, schema=schemas.ITEMS)
+
+
+def tag_events_table(
+    item_ids: Sequence[str],
+    tags: Sequence[str],
+    user_ids: Sequence[str],
+    *,
+    timestamps: np.ndarray | None = None,
+) -> pa.Table:
+    """The ``tag_events`` table: one row per (item, tag, user) application, in source order.
+
+    Repeated applications of the same tag by the same user to the same item keep the first one."""
+    ts = timestamps if timestamps is not None else np.full(len(item_ids), MISSING_TIME, dtype=np.int64)
+    frame = pd.DataFrame({"item_id": pd.Series(item_ids, dtype=object),
+                          "tag": pd.Series(tags, dtype=object),
+                          "user_id": pd.Series(user_ids, dtype=object), "timestamp": ts})
+    frame = frame.drop_duplicates(["item_id", "tag", "user_id"], keep="first")
+    return pa.Table.from_pydict({
+        "item_id": pa.array(frame["item_id"].tolist(), pa.string()),
+        "tag": pa.array(frame["tag"].tolist(), pa.string()),
+        "user_id": pa.array(frame["user_id"].tolist(), pa.string()),
+        "timestamp": _timestamp_array(frame["timestamp"].to_numpy(dtype=np.int64)),
+    }, schema=schemas.TAG_EVENTS)
 
 
 def interactions_table(
@@ -178,7 +206,7 @@ def interactions_table(
                 if source is not None:
                     raise source.error(i, item_column, message)
                 raise DataError(message, column=item_column)
-    ts = timestamps if timestamps is not None else np.full(n, -1, dtype=np.int64)
+    ts = timestamps if timestamps is not None else np.full(n, MISSING_TIME, dtype=np.int64)
     frame = pd.DataFrame(
         {
             "user_id": pd.Series(user_ids, dtype=object),
@@ -192,7 +220,7 @@ def interactions_table(
     deduped = frame.drop_duplicates(["user_id", "item_id"], keep="last")
     if report is not None:
         report["duplicate_interactions_merged"] = int(n - len(deduped))
-        report["interactions_without_timestamp"] = int((deduped["timestamp"] < 0).sum())
+        report["interactions_without_timestamp"] = int((deduped["timestamp"] == MISSING_TIME).sum())
     columns = {
         "user_id": pa.array(deduped["user_id"].tolist(), pa.string()),
         "item_id": pa.array(deduped["item_id"].tolist(), pa.string()),

@@ -13,6 +13,10 @@ table              columns
 ``split``          user_id, item_id, timestamp, weight, position (0 = oldest), split
                    (train | valid | test)
 ``candidates``     user_id, split (valid | test), positive, negatives (list, never seen by the user)
+``tag_events``     item_id, tag, user_id (who applied it), timestamp (nullable): tags with provenance
+``item_tags``      item_id, tags (list): the item-tag relation every model input reads, derived by
+                   the split (``items.tags`` + tag events, without any user's own tags on that
+                   user's held-out items)
 ``cf_topk``        user_id, item_id, score, rank (1 = best): the K unseen-in-train items per user
 ``item_features``  item_id, description (what profiling reads), one description per modality
                    (text/image/video, null when absent), their sources, fallback reasons,
@@ -76,6 +80,25 @@ CANDIDATES = pa.schema(
     ]
 )
 
+#: A tag somebody applied (MovieLens ``tags.csv``; the table importer's ``item_tags`` with a
+#: ``user`` column). ``items.tags`` holds only tags without a known applier (genres, topics).
+TAG_EVENTS = pa.schema(
+    [
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("tag", pa.string(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("timestamp", TIMESTAMP),
+    ]
+)
+
+#: The leak-free item-tag relation of one split, one row per item (see ``data/item_tags.py``).
+ITEM_TAGS = pa.schema(
+    [
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("tags", pa.list_(pa.string())),
+    ]
+)
+
 CF_TOPK = pa.schema(
     [
         pa.field("user_id", pa.string(), nullable=False),
@@ -133,6 +156,8 @@ TABLES: dict[str, pa.Schema] = {
     "users": USERS,
     "split": SPLIT,
     "candidates": CANDIDATES,
+    "tag_events": TAG_EVENTS,
+    "item_tags": ITEM_TAGS,
     "cf_topk": CF_TOPK,
     "item_features": ITEM_FEATURES,
     "profiles": PROFILES,

@@ -11,7 +11,8 @@ from tailormind.errors import DataError
 
 def slice_users(bundle: ImportBundle, users: int, seed: int) -> ImportBundle:
     """Keep a fixed seeded sample of ``users`` users (``sample_users``: the same ones every run),
-    every interaction of theirs and only the items those interactions mention."""
+    every interaction of theirs, only the items those interactions mention and the tag events on
+    those items (by any user: a tag's provenance is kept, whoever applied it)."""
     from tailormind.profiling.profiles import sample_users
 
     if users <= 0:
@@ -24,10 +25,14 @@ def slice_users(bundle: ImportBundle, users: int, seed: int) -> ImportBundle:
                                           "interactions": interactions.num_rows,
                                           "items": len(items)}}
     media = bundle.media  # media keys are workspace paths; unused items' files are harmless
+    events = bundle.tag_events
+    if events is not None:
+        events = events.filter(pc.is_in(events.column("item_id"), items))
     return ImportBundle(
         items=bundle.items.filter(pc.is_in(bundle.items.column("item_id"), items)),
         interactions=interactions,
         users=bundle.users.filter(pc.is_in(bundle.users.column("user_id"), chosen)),
         report=report,
         media=media,
+        tag_events=events,
     )

@@ -8,6 +8,9 @@ For every validation and test positive, ``negatives`` (99) items are drawn unifo
 replacement, from the catalogue items the user never interacted with (in any split). The sets are
 stored so that every method is scored on exactly the same candidates. A user whose unseen items are
 fewer than ``negatives`` cannot get a candidate set and stays train-only; both cases are counted.
+
+The split also derives the item–tag relation models may see: without any user's own tag events
+on that user's held-out items (:mod:`tailormind.data.item_tags`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import pandas as pd
 import pyarrow as pa
 
 from tailormind.data import schemas
-from tailormind.data.workspace import Workspace
+from tailormind.data.item_tags import ITEM_TAGS, TAG_EVENTS, derive_item_tags
+from tailormind.data.workspace import TAG_DEPENDENT, Workspace
 from tailormind.errors import DataError
 
 
@@ -167,21 +171,29 @@ def split_workspace(
     seed: int = 2026,
     progress: Callable[[int], None] | None = None,
 ) -> SplitResult:
-    """Split the workspace's interactions and store ``split`` + ``candidates`` atomically.
+    """Split the workspace's interactions and store ``split`` + ``candidates`` + the leak-free
+    ``item_tags`` (:mod:`tailormind.data.item_tags`) atomically.
 
-    Every derived table and artifact of an earlier split (CF models, profiles...) is removed.
+    Every derived table and artifact of an earlier split (CF models, profiles...) is removed;
+    item descriptions are kept only while the item-tag relation they were made from is the same.
+    The withheld tag events are counted in the split report.
     """
     interactions = workspace.read("interactions")
-    item_ids = workspace.read("items", columns=["item_id"]).column("item_id").to_pylist()
+    items = workspace.read("items", columns=["item_id", "tags"])
+    item_ids = items.column("item_id").to_pylist()
     result = split_interactions(
         interactions, item_ids, negatives=negatives, min_interactions=min_interactions,
         seed=seed, progress=progress,
     )
-    stale = workspace.derived()
+    events = workspace.read(TAG_EVENTS) if workspace.has(TAG_EVENTS) else None
+    item_tags, tag_report = derive_item_tags(items, events, result.split)
+    result.report.update(tag_report)
+    previous = workspace.read(ITEM_TAGS) if workspace.has(ITEM_TAGS) else items
+    keep = TAG_DEPENDENT if previous.column("tags").equals(item_tags.column("tags")) else ()
     workspace.write_many(
-        {"split": result.split, "candidates": result.candidates},
+        {"split": result.split, "candidates": result.candidates, ITEM_TAGS: item_tags},
         manifest_updates={"split": result.report},
-        drop=stale,
+        drop=workspace.derived(keep=keep),
     )
     return result
 

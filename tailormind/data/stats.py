@@ -47,10 +47,16 @@ def workspace_stats(workspace: Workspace) -> dict[str, Any]:
     report = workspace.manifest.get("import", {})
     if "duplicate_interactions_merged" in report:
         stats["duplicate_interactions_merged"] = report["duplicate_interactions_merged"]
+    # rows the table importer dropped under on_dangling: drop, per file name (and by reason)
+    stats["dropped_dangling"] = dict(report.get("dropped_dangling", {}))
+    if report.get("dropped_dangling_reasons"):
+        stats["dropped_dangling_reasons"] = report["dropped_dangling_reasons"]
     if stats["interactions_without_timestamp"]:
         stats["order_note"] = (
             "interactions without timestamp are ordered per user by a seeded random order"
         )
+    stats["tag_events"] = workspace.read("tag_events", columns=["item_id"]).num_rows \
+        if workspace.has("tag_events") else 0
     split = workspace.manifest.get("split")
     if split is not None and workspace.has("split"):
         stats["split"] = {k: v for k, v in split.items() if k != "order"}

@@ -27,9 +27,11 @@ MANIFEST = "workspace.json"
 FORMAT = "tailormind-workspace"
 VERSION = 1
 #: Tables an import writes; anything else is derived and removed when the import is replaced.
-IMPORTED_TABLES = ("items", "interactions", "users")
-#: Derived from the items alone, so a new split keeps them.
-SPLIT_INDEPENDENT = ("item_features",)
+#: ``tag_events`` is written only by sources that say who applied a tag.
+IMPORTED_TABLES = ("items", "interactions", "users", "tag_events")
+#: Derived from the items and the split's item-tag relation: a new split keeps them only while
+#: that relation is unchanged (``data/split.py``).
+TAG_DEPENDENT = ("item_features",)
 
 
 def _now() -> str:
@@ -194,10 +196,10 @@ class Workspace:
             self.manifest.update(manifest_updates)
         write_json_atomic(self.root / MANIFEST, self.manifest)
 
-    def derived(self) -> tuple[str, ...]:
-        """Names of every table and artifact that a new split makes stale."""
+    def derived(self, *, keep: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """Names of every table and artifact that a new split makes stale (but ``keep``)."""
         tables = [n for n in self.manifest.get("tables", {})
-                  if n not in IMPORTED_TABLES and n not in SPLIT_INDEPENDENT]
+                  if n not in IMPORTED_TABLES and n not in keep]
         return (*tables, *self.manifest.get("artifacts", {}))
 
     # -- artifacts (model checkpoints and other non-table outputs) -------------------------

@@ -14,6 +14,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tailormind.data.item_tags import model_items
 from tailormind.data.workspace import Workspace
 from tailormind.generation.batch import read_bundles
 from tailormind.generation.bundle import GENERATIONS, render_html
@@ -31,7 +32,7 @@ def write_gallery(workspace: Workspace, history_items: int = 8,
     users = sorted({str(r["user_id"]) for r in records})
     evidence = load_evidence(workspace, users, use_cf=False) if users else {}
     items = {r["item_id"]: r for r in
-             workspace.read("items", columns=["item_id", "title", "tags"]).to_pylist()}
+             model_items(workspace, columns=["item_id", "title", "tags"]).to_pylist()}
     posts = []
     for r in records:
         user = str(r["user_id"])

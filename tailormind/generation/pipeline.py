@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from tailormind.config import Settings
+from tailormind.data.item_tags import model_items
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ConfigError, WorkspaceError
 from tailormind.generation.bundle import bundle_dir, post_id_for, write_bundle
@@ -130,7 +131,7 @@ class Generator:
         else:
             self.profiles = {r["user_id"]: r for r in workspace.read(profiles_table).to_pylist()}
         self.profiles_table = profiles_table
-        items = workspace.read("items", columns=["item_id", "title", "text", "tags"]).to_pylist()
+        items = model_items(workspace, columns=["item_id", "title", "text", "tags"]).to_pylist()
         self.items = {r["item_id"]: r for r in items}
         self.config_hash = generation_config_hash(settings)
 

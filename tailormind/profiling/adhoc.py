@@ -87,15 +87,14 @@ def profile_history(history: list[HistoryItem], *, settings: Settings, features:
     seed = settings.seeds.profiling if seed is None else seed
     notes = ["no CF evidence: an ad-hoc history has no collaborative-filtering neighbours",
              "ranked by embedding similarity (the hybrid ranker needs a workspace user)"]
-    positive, candidates, train = None, [], ids
+    positive, negatives, train = None, [], ids
     if refine and len(ids) >= 2:
         train, positive = ids[:-1], ids[-1]
         negatives = negatives_for(extended, set(ids), settings.data.negatives, seed)
-        candidates = [positive, *negatives]
     elif refine:
         notes.append("one item: nothing to hold out for validation, so no refinement")
     evidence = UserEvidence(user_id=ADHOC_USER, history=train, cf=[], valid_positive=positive,
-                            valid_candidates=candidates)
+                            valid_negatives=negatives)
     profiler = Profiler(settings, extended, EmbeddingRanker(extended, embed), text)
     profiler.checkpoint = checkpoint
     states = profiler.initialise([evidence])
@@ -110,7 +109,7 @@ def profile_history(history: list[HistoryItem], *, settings: Settings, features:
         "valid_item": positive,
         "valid_rank_initial": state.iterations[0].valid_rank if state.iterations else None,
         "valid_rank_final": state.valid_rank if state.iterations else None,
-        "candidates": len(candidates),
+        "candidates": evidence.valid_set_size,
         "history_items": len(history),
         "raw_items": len(raw),
         "fallbacks": state.fallbacks,

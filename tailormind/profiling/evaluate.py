@@ -16,6 +16,17 @@ difference between the two rows is the profile's contribution.
 Rows are reported on the profiled users (every method, so rows compare) and, for methods without
 LLM calls, also on all users (``hybrid w/o profile`` refit on every user's validation set there).
 ``curve`` gives the mean validation rank and the test metrics after each refinement iteration.
+
+``paired`` states every comparison as a paired difference over the same users (matched by user
+id; :func:`tailormind.cf.evaluate.paired_differences`): per-user Recall@10/20 and NDCG@10/20 of
+a minus b with a paired-bootstrap interval (``bench.bootstrap_resamples``, ``bench.confidence``,
+``seeds.bench``). On the profiled users: the hybrid with against without the profile, the refined
+against the initial profile (alone and in the hybrid), every variant against the main table, the
+LLM ranker against the same profiles ranked by embedding, and the hybrid, its profile-free fit and
+the profiles against the CF models / popularity; on all users (when that is more users than
+the profiled ones), the methods without LLM calls.
+The per-user ranks behind them are kept in ``EvalReport.per_user`` (not a dataclass field, so
+``asdict`` and ``--json`` carry only the paired list).
 """
 
 from __future__ import annotations
@@ -28,18 +39,20 @@ from typing import Any
 
 import numpy as np
 
-from tailormind.bench.metrics import candidate_metrics
+from tailormind.bench.metrics import candidate_metrics, candidate_ranks, metrics_from_ranks
 from tailormind.cf.data import CandidateIndex, CFData
+from tailormind.cf.evaluate import Bootstrap, PerUser, paired_differences
 from tailormind.cf.train import score_candidates
 from tailormind.config import Settings
 from tailormind.data.workspace import Workspace
 from tailormind.errors import WorkspaceError
+from tailormind.models.base import TextModel
 from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.fusion import Fusion, Signals
 from tailormind.profiling.parts import PARTS_DIR, PartWriter
 from tailormind.profiling.profiles import PROFILES_TABLE
-from tailormind.profiling.rankers import LLMRanker, RankQuery
+from tailormind.profiling.rankers import LLMRanker, RankQuery, presentation_order
 
 NO_LLM = {"llm_tokens_per_user": 0.0, "seconds_per_user": 0.0}
 
@@ -52,6 +65,27 @@ class EvalReport:
     curve: list[dict[str, Any]] = field(default_factory=list)
     fusion_weights: dict[str, float] = field(default_factory=dict)
     fusion_weights_no_profile: dict[str, float] = field(default_factory=dict)
+    #: paired differences over the same users (see the module docstring), one per (a, b, users,
+    #: metric): PairedDifference.as_dict() + ``users`` ("profiled" / "all") and ``confidence``
+    paired: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        #: (method, "profiled" | "all") -> that method's per-user test ranks, by user index. Not a
+        #: dataclass field: ``asdict(report)`` (the --json output) stays free of per-user numbers.
+        self.per_user: dict[tuple[str, str], PerUser] = {}
+
+    def record(self, method: str, users: str, sets: CandidateIndex,
+               ranks: np.ndarray) -> dict[str, float]:
+        """Keep ``method``'s per-user ranks on ``sets`` (users: "profiled" / "all"); its metrics."""
+        self.per_user[(method, users)] = PerUser.from_ranks(sets.users, ranks)
+        return metrics_from_ranks(ranks)
+
+    def pair(self, a: str, b: str, users: str, bootstrap: Bootstrap) -> None:
+        """``a − b`` on the users both were scored on (no entry when either is missing)."""
+        if (a, users) in self.per_user and (b, users) in self.per_user:
+            self.paired += paired_differences(a, self.per_user[(a, users)],
+                                              b, self.per_user[(b, users)],
+                                              bootstrap=bootstrap, users=users)
 
 
 def variant_tables(workspace: Workspace) -> list[str]:
@@ -128,9 +162,11 @@ def evaluate_profiles(workspace: Workspace, settings: Settings,
             all_scores_of: Callable[[CandidateIndex], np.ndarray] | None = None,
             **info: Any) -> None:
         row: dict[str, Any] = {"method": method, "users": len(test_sample), **info}
-        row["sample"] = candidate_metrics(scores_of(test_sample))
+        row["sample"] = report.record(method, "profiled", test_sample,
+                                      candidate_ranks(scores_of(test_sample)))
         if all_scores_of is not None:
-            row["all"] = candidate_metrics(all_scores_of(test_all))
+            row["all"] = report.record(method, "all", test_all,
+                                       candidate_ranks(all_scores_of(test_all)))
         report.rows.append(row)
 
     add("popularity", scorer.popularity, scorer.popularity, **NO_LLM)
@@ -157,6 +193,7 @@ def evaluate_profiles(workspace: Workspace, settings: Settings,
     add("hybrid (init profile)", hybrid(initial), **cost)
     add("hybrid", hybrid(refined), **cost)
 
+    variants: list[tuple[str, str]] = []  # (variant row, main row)
     for table in variant_tables or []:
         # a finished variant is a table; one stopped early (``--limit``) is still parts
         data_table = (workspace.read(table) if workspace.has(table)
@@ -175,45 +212,94 @@ def evaluate_profiles(workspace: Workspace, settings: Settings,
                  scorer.profile(main, same) if same is not None else None),
                 (f"hybrid ({name})", "hybrid", hybrid(vectors)(subset),
                  hybrid(main)(same) if same is not None else None)):
+            variants.append((method, main_method))
             report.rows.append({
-                "method": method, "users": len(subset), "sample": candidate_metrics(scores),
+                "method": method, "users": len(subset),
+                "sample": report.record(method, "profiled", subset, candidate_ranks(scores)),
                 "main_on_same_users": (
                     candidate_metrics(main_scores) | {"users": len(same), "method": main_method}
                     if same is not None else None), **_cost(rows)})
 
     if llm_ranker_users:
         row = _llm_ranker_row(data, settings, features, profiles, llm_ranker_users)
-        same = subset_sets(data.test, np.array(sorted(user_index[u] for u in row.pop("user_ids"))))
+        user_ids, ranks = row.pop("user_ids"), row.pop("ranks")
+        report.per_user[(row["method"], "profiled")] = PerUser.from_ranks(
+            np.array([user_index[u] for u in user_ids], dtype=np.int64), ranks)
+        same = subset_sets(data.test, np.array(sorted(user_index[u] for u in user_ids)))
         # the same profiles ranked by embedding on the same users: what the LLM ranker changes
         row["main_on_same_users"] = (candidate_metrics(scorer.profile(refined, same))
                                      | {"users": len(same), "method": "profile (refined)"})
         report.rows.append(row)
+        variants.append((row["method"], "profile (refined)"))
     report.curve = refinement_curve(profiles, user_index, scorer, data, settings)
+    pair_methods(report, list(signals.cf), variants, Bootstrap.of(settings))
     return report
 
 
+def pair_methods(report: EvalReport, cf_names: list[str], variants: list[tuple[str, str]],
+                 bootstrap: Bootstrap) -> None:
+    """Fill ``report.paired`` from ``report.per_user``: every comparison the table invites, as
+    a − b over the same users (a pair whose rows are missing is skipped)."""
+    profiled = [
+        ("hybrid", "hybrid w/o profile"),  # what the profile adds
+        ("profile (refined)", "profile (init)"),  # what refinement does to the profile alone
+        ("hybrid", "hybrid (init profile)"),  # ... and inside the hybrid
+        *variants,  # each variant against the main table; the LLM ranker against the embedding
+        *((hybrid, name) for hybrid in ("hybrid", "hybrid w/o profile") for name in cf_names),
+        *((profile, "popularity") for profile in ("profile (init)", "profile (refined)")),
+    ]
+    baselines = [  # methods without LLM calls: also on all users
+        *((name, "popularity") for name in cf_names),
+        *((a, b) for i, a in enumerate(cf_names) for b in cf_names[i + 1:]),
+        ("history-content", "popularity"),
+    ]
+    for a, b in [*profiled, *baselines]:
+        report.pair(a, b, "profiled", bootstrap)
+    if report.users_all > report.users_profiled:  # every user profiled: "all" is the same users
+        for a, b in [*baselines, *(("hybrid w/o profile", name) for name in cf_names)]:
+            report.pair(a, b, "all", bootstrap)
+
+
 def _llm_ranker_row(data: CFData, settings: Settings, features: ItemFeatures,
-                    profiles: list[dict], n_users: int) -> dict[str, Any]:
+                    profiles: list[dict], n_users: int,
+                    text: TextModel | None = None) -> dict[str, Any]:
     """The listwise LLM ranker with the refined profile on the first ``n_users`` profiled users
-    (sorted by id, so the subset is stable); its cost is its own ranking calls."""
+    (sorted by id, so the subset is stable), each test set in its seeded presentation order; its
+    cost is its own ranking calls. ``ranker_stats`` counts windows, unranked and unknown ids."""
     chosen = sorted(profiles, key=lambda p: p["user_id"])[:n_users]
     index = {u: i for i, u in enumerate(data.user_ids)}
     rows = {int(u): r for r, u in enumerate(data.test.users.tolist())}
-    text = load_role("text", settings)
+    text = text or load_role("text", settings)
     ranker = LLMRanker(features, text, window=settings.profiling.llm_window,
-                       description_chars=settings.profiling.prompt_item_chars)
-    queries = [RankQuery(p["user_id"], p["profile"],
-                         [data.item_ids[i] for i in data.test.items[rows[index[p["user_id"]]]]])
-               for p in chosen]
+                       description_chars=settings.profiling.prompt_item_chars,
+                       seed=settings.seeds.profiling)
+    queries, positives = [], []
+    for p in chosen:
+        row = data.test.items[rows[index[p["user_id"]]]]
+        query = RankQuery(p["user_id"], p["profile"], [data.item_ids[i] for i in row], split="test")
+        positives.append(query.candidates[0])
+        query.candidates = presentation_order(query, settings.seeds.profiling)
+        queries.append(query)
     before = (text.stats["prompt_tokens"], text.stats["completion_tokens"])
     started = time.perf_counter()
-    scores = np.stack(ranker.score(queries))
+    scores = np.stack([positive_first(score, q.candidates, z) for score, q, z
+                       in zip(ranker.score(queries), queries, positives, strict=True)])
     seconds = time.perf_counter() - started
     tokens = (text.stats["prompt_tokens"] - before[0]) + (text.stats["completion_tokens"] - before[1])
     return {"method": "LLM ranker (refined profile)", "users": len(queries),
             "user_ids": [p["user_id"] for p in chosen],
             "sample": candidate_metrics(scores), "llm_tokens_per_user": tokens / len(queries),
-            "seconds_per_user": seconds / len(queries), "ranker_stats": dict(ranker.stats)}
+            "ranks": candidate_ranks(scores),  # per-user, for the paired differences
+            "seconds_per_user": seconds / len(queries), "ranker_stats": dict(ranker.stats),
+            "candidate_order": "seeded shuffle (sorted ids permuted by seeds.profiling, user, "
+                               "split): the positive is in no fixed place"}
+
+
+def positive_first(scores: np.ndarray, candidates: list[str], positive: str) -> np.ndarray:
+    """Scores re-ordered into the metrics' layout (the positive in column 0); the ranker saw the
+    seeded presentation order, never this one."""
+    at = candidates.index(positive)
+    return np.concatenate([scores[at:at + 1], np.delete(scores, at)])
 
 
 def refinement_curve(profiles: list[dict], user_index: dict[str, int], scorer: CandidateScorer,

@@ -59,7 +59,12 @@ class UserEvidence:
     history: list[str]  # train items, oldest first
     cf: list[str]  # CF(D_u), best first (empty when CF is off or not run)
     valid_positive: str | None
-    valid_candidates: list[str]  # positive first, then the negatives
+    valid_negatives: list[str]  # the validation set's negatives (never seen by the user)
+
+    @property
+    def valid_set_size(self) -> int:
+        """M: the positive plus its negatives (0 without a validation item)."""
+        return len(self.valid_negatives) + (self.valid_positive is not None)
 
 
 def load_evidence(workspace: Workspace, users: list[str] | None = None, *,
@@ -92,7 +97,7 @@ def load_evidence(workspace: Workspace, users: list[str] | None = None, *,
             continue
         out[user] = UserEvidence(user_id=user, history=history.get(user, []), cf=cf.get(user, []),
                                  valid_positive=row["positive"],
-                                 valid_candidates=[row["positive"], *row["negatives"]])
+                                 valid_negatives=list(row["negatives"]))
     if wanted is not None:
         missing = sorted(wanted - set(out))
         if missing:

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from tailormind.config import Settings
+from tailormind.data.item_tags import model_items
 from tailormind.data.schemas import ITEM_FEATURES
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ModelError, ModelNotConfiguredError, TailorMindError
@@ -249,7 +250,7 @@ def plan_describe(workspace: Workspace, settings: Settings, *, limit: int | None
                   force: bool = False) -> DescribePlan:
     """The items not described yet (all of them with ``force``), at most ``limit``."""
     writer = PartWriter(workspace, "item_features", "item_id")
-    items = workspace.read("items", columns=ITEM_COLUMNS)
+    items = model_items(workspace, columns=ITEM_COLUMNS)
     report = DescribeReport(items=items.num_rows)
     if force:
         writer.clear()

@@ -29,7 +29,7 @@ from tailormind.config import Settings
 from tailormind.errors import ModelError
 from tailormind.models.base import Completion, GenerationParams, TextModel
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence
-from tailormind.profiling.rankers import RankQuery, Ranker
+from tailormind.profiling.rankers import RankQuery, Ranker, presentation_order
 from tailormind.prompts import render
 
 #: A critique shorter than this many words carries no usable direction.
@@ -114,6 +114,7 @@ class Profiler:
         self.profile_params = replace(base, max_tokens=self.config.profile_tokens)
         self.critique_params = replace(base, max_tokens=self.config.critique_tokens)
         self.greedy = base.temperature == 0
+        self.seed = settings.seeds.profiling
         self.max_words = max(30, int(self.config.profile_tokens * 0.6))
         #: Called before every LLM step; an exception it raises stops the batch (cancellation).
         self.checkpoint: Callable[[], None] | None = None
@@ -182,32 +183,44 @@ class Profiler:
         extra = evidence.history[-self.config.z_train_items:] if self.config.z_train_items else []
         return [evidence.valid_positive, *extra]
 
-    def losses(self, states: list[ProfileState], profiles: list[str]
+    def losses(self, states: list[ProfileState], profiles: list[str], iteration: int = 0
                ) -> list[tuple[float, int, list[str]]]:
-        """(loss, 1-based validation rank, top-ranked wrong items) per state."""
-        queries, owners = [], []
+        """(loss, 1-based validation rank, top-ranked wrong items) per state.
+
+        Each Z_u item is ranked with the validation negatives in a seeded order
+        (:func:`presentation_order`, seeded by the profiling seed, user, split and
+        ``iteration``), so the positive never sits in a fixed place; its 0-based rank counts the
+        negatives scored at least as high (ties against the positive)."""
+        queries, owners, positives = [], [], []
         for si, (state, profile) in enumerate(zip(states, profiles, strict=True)):
-            negatives = state.evidence.valid_candidates[1:]
-            for z in self._z_items(state.evidence):
-                queries.append(RankQuery(state.evidence.user_id, profile, [z, *negatives]))
+            evidence = state.evidence
+            for z in self._z_items(evidence):
+                query = RankQuery(evidence.user_id, profile, [z, *evidence.valid_negatives],
+                                  split="valid", iteration=iteration)
+                query.candidates = presentation_order(query, self.seed)
+                queries.append(query)
                 owners.append(si)
+                positives.append(z)
         scores = self.ranker.score(queries)
         out: list[tuple[float, int, list[str]]] = []
-        for si, state in enumerate(states):
+        for si in range(len(states)):
             ranks, wrong = [], None
-            for query, score in ((q, s) for q, s, o in zip(queries, scores, owners, strict=True)
-                                 if o == si):
-                ranks.append(int((score[1:] >= score[0]).sum()))
+            for query, score, z in ((q, s, z) for q, s, o, z
+                                    in zip(queries, scores, owners, positives, strict=True)
+                                    if o == si):
+                at = query.candidates.index(z)
+                others = np.delete(np.arange(len(score)), at)
+                ranks.append(int((score[others] >= score[at]).sum()))
                 if wrong is None:  # the validation query: its top-ranked negatives
-                    order = np.argsort(-score[1:], kind="stable")[: self.config.rank_top_k]
-                    wrong = [query.candidates[1 + j] for j in order]
+                    order = others[np.argsort(-score[others], kind="stable")][: self.config.rank_top_k]
+                    wrong = [query.candidates[j] for j in order]
             out.append((float(np.mean(ranks)), ranks[0] + 1, wrong or []))
         return out
 
     # -- Eq. 12-14 ------------------------------------------------------------------------------
     def refine(self, states: list[ProfileState]) -> None:
         started = time.perf_counter()
-        current = self.losses(states, [s.profile for s in states])
+        current = self.losses(states, [s.profile for s in states], iteration=0)
         share = (time.perf_counter() - started) / max(1, len(states))
         wrong_items: dict[int, list[str]] = {}
         for i, (state, (loss, rank, wrong)) in enumerate(zip(states, current, strict=True)):
@@ -225,7 +238,7 @@ class Profiler:
             critiques = self._ask(
                 [states[i] for i in active],
                 [render("profiling/critique.txt", rank=states[i].valid_rank,
-                        total=len(states[i].evidence.valid_candidates), profile=states[i].profile,
+                        total=states[i].evidence.valid_set_size, profile=states[i].profile,
                         wrong=self._descriptions(wrong_items[i]),
                         positives=self._descriptions(self._z_items(states[i].evidence)),
                         max_words=max(20, int(self.config.critique_tokens * 0.6)))
@@ -254,7 +267,8 @@ class Profiler:
                     states[i].done = True
             scored = [(i, c, new) for i, c, new in candidates if usable(new)]
             started = time.perf_counter()
-            new_losses = self.losses([states[i] for i, _, _ in scored], [new for _, _, new in scored])
+            new_losses = self.losses([states[i] for i, _, _ in scored],
+                                     [new for _, _, new in scored], iteration=n)
             share = (time.perf_counter() - started) / max(1, len(scored))
             for (i, critique, new), (loss, rank, wrong) in zip(scored, new_losses, strict=True):
                 state = states[i]

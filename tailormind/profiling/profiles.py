@@ -66,7 +66,8 @@ def build_ranker(settings: Settings, features: ItemFeatures, *, text=None, embed
     if settings.profiling.ranker == "llm":
         return LLMRanker(features, text or load_role("text", settings),
                          window=settings.profiling.llm_window,
-                         description_chars=settings.profiling.prompt_item_chars)
+                         description_chars=settings.profiling.prompt_item_chars,
+                         seed=settings.seeds.profiling)
     embedder = embed or load_role("embed", settings)
     if settings.profiling.ranker == "hybrid":
         if workspace is None:

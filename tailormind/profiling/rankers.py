@@ -4,18 +4,24 @@
 - ``hybrid``: the fused signals of :mod:`tailormind.profiling.fusion` (CF scores, content and
   item-kNN similarity to the history, popularity, and the profile's cosine), with weights fit on
   the validation sets by ``tailormind profile eval``.
-- ``llm``: listwise by the ``text`` role. The M candidates are split into windows of
-  ``llm_window``; each window is ranked by item id (the item's number in the window, JSON,
-  repaired/re-asked by the role); the
-  first ``window / n_windows`` of every window meet in a final window. Ids the model leaves out go to the bottom of
-  their window in their original order — counted in ``stats["unranked"]``, never hidden — and
-  ids it invents are ignored (``stats["unknown_ids"]``). Ranking is by id, never by title.
+- ``llm``: listwise by the ``text`` role. The M candidates are first put in a seeded random
+  order that depends only on the candidate *set* (:func:`presentation_order`: sorted ids, then a
+  permutation seeded by the config seed, user, split and iteration), so no caller can leak the
+  answer through the order it passes. That order is split into windows of ``llm_window``; each
+  window is ranked by item number (JSON, repaired/re-asked by the role); the first
+  ``window / n_windows`` of every window meet in a final window. Ids the model leaves out go to
+  the bottom of their window in the seeded order — counted in ``stats["unranked"]``, never
+  hidden — and ids it invents are ignored (``stats["unknown_ids"]``). Ranking is by id, never by
+  title. A model that carries no information (never answers, always "1, 2, 3, …") therefore
+  puts the positive at a uniformly random rank: Recall@K = K / M in expectation.
 
-Scores are higher-is-better; ties are broken against the positive by the shared metrics.
+Scores are higher-is-better and aligned with ``RankQuery.candidates``; ties are broken against
+the positive by the shared metrics.
 """
 
 from __future__ import annotations
 
+import zlib
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
@@ -36,9 +42,28 @@ RANKING_SCHEMA = {
 
 @dataclass
 class RankQuery:
+    """Score ``candidates`` for ``user_id`` with ``profile``; ``split`` and ``iteration`` (the
+    refinement round) seed the presentation order of order-sensitive rankers."""
+
     user_id: str
     profile: str
     candidates: list[str]
+    split: str = "valid"
+    iteration: int = 0
+
+
+def order_seed(seed: int, user_id: str, split: str, iteration: int) -> np.random.Generator:
+    """A generator seeded by (seed, user, split, iteration), stable across processes."""
+    return np.random.default_rng([seed, zlib.crc32(user_id.encode()), zlib.crc32(split.encode()),
+                                  iteration])
+
+
+def presentation_order(query: RankQuery, seed: int) -> list[str]:
+    """The candidates sorted by id, then permuted by :func:`order_seed`: a function of the
+    candidate set only, never of the order the caller passed."""
+    ids = sorted(query.candidates)
+    permutation = order_seed(seed, query.user_id, query.split, query.iteration).permutation(len(ids))
+    return [ids[i] for i in permutation]
 
 
 class Ranker(ABC):
@@ -106,15 +131,16 @@ class LLMRanker(Ranker):
     name = "llm"
 
     def __init__(self, features: ItemFeatures, text: TextModel, *, window: int = 20,
-                 max_tokens: int = 256, description_chars: int = 200) -> None:
+                 max_tokens: int = 256, description_chars: int = 200, seed: int = 2026) -> None:
         super().__init__()
         self.features, self.text = features, text
-        self.window = window
+        self.window, self.seed = window, seed
         self.params = GenerationParams(max_tokens=max_tokens)
         self.description_chars = description_chars
 
     def _rank_windows(self, windows: list[tuple[str, list[str]]]) -> list[list[str]]:
-        """Each (profile, ids) window -> ids best first (unranked appended in given order)."""
+        """Each (profile, ids) window -> ids best first (unranked appended in the given order,
+        which is the seeded presentation order)."""
         prompts = []
         for profile, ids in windows:
             items = [(i, self.features.describe(item)[: self.description_chars])
@@ -142,8 +168,9 @@ class LLMRanker(Ranker):
     def _score(self, queries: list[RankQuery]) -> list[np.ndarray]:
         windows, owners = [], []
         for qi, query in enumerate(queries):
-            for start in range(0, len(query.candidates), self.window):
-                windows.append((query.profile, query.candidates[start : start + self.window]))
+            shown = presentation_order(query, self.seed)
+            for start in range(0, len(shown), self.window):
+                windows.append((query.profile, shown[start : start + self.window]))
                 owners.append(qi)
         ranked = self._rank_windows(windows)
         per_query: dict[int, list[list[str]]] = {}

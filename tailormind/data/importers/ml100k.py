@@ -18,6 +18,7 @@ import pandas as pd
 
 from tailormind.data.readers import RawTable, read_file
 from tailormind.data.records import (
+    MISSING_TIME,
     ImportBundle,
     items_table,
     rated_interactions,
@@ -56,7 +57,7 @@ def _import_grouplens(root: Path, encoding: str) -> ImportBundle:
     released = pd.to_datetime(pd.Series(item.strings("release_date", allow_empty=True)),
                               format="%d-%b-%Y", errors="coerce", utc=True)
     seconds = (released - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-    created = seconds.fillna(-1).to_numpy(dtype=np.int64)
+    created = seconds.fillna(MISSING_TIME).to_numpy(dtype=np.int64)
     data = read_file(root / "u.data", fmt="csv", sep="\t", header=False,
                      names=["user_id", "item_id", "rating", "timestamp"], encoding=encoding)
     users_file = root / "u.user"
@@ -78,7 +79,7 @@ def _import_recbole(root: Path, encoding: str) -> ImportBundle:
     titles = [f"{t} ({y})" if y else t for t, y in zip(titles, years, strict=True)]
     genres = [[g.lower() for g in cell.split()] for cell in item.strings("class", allow_empty=True)]
     created = np.array(
-        [(np.datetime64(f"{int(y):04d}-01-01", "s").astype(np.int64) if y.isdigit() else -1)
+        [(np.datetime64(f"{int(y):04d}-01-01", "s").astype(np.int64) if y.isdigit() else MISSING_TIME)
          for y in years],
         dtype=np.int64,
     )

@@ -1,8 +1,10 @@
 """MovieLens "latest" layout (ml-latest-small, ml-latest, ml-25m...): movies/ratings/tags CSV.
 
-- items: one per movie; ``tags`` = genres plus the users' free-text tags (lower-cased, de-duplicated,
-  genres first); ``text`` = "<title>. Genres: ... Tags: ..."; ``created_at`` = 1 January of the
-  year in the title, when there is one.
+- items: one per movie; ``tags`` = the genres (lower-cased); ``text`` = "<title>. Genres: ...";
+  ``created_at`` = 1 January of the year in the title, when there is one.
+- tag_events: every row of ``tags.csv`` — a tag a *user* applied to a movie, with that user and
+  time (lower-cased, whitespace collapsed). They are not item tags: the split derives the item-tag
+  relation without any user's own tags on that user's held-out movies (``data/item_tags.py``).
 - interactions: ratings, ``weight`` = the rating, ``timestamp`` = the rating time.
 - users: every user who rated (MovieLens ships no user attributes).
 """
@@ -14,12 +16,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from tailormind.data.readers import RawTable, read_file
 from tailormind.data.records import (
+    MISSING_TIME,
     ImportBundle,
     items_table,
+    parse_timestamps,
     rated_interactions,
+    tag_events_table,
     users_table,
 )
 from tailormind.errors import DataError
@@ -41,21 +47,23 @@ def movie_text(title: str, genres: Sequence[str], tags: Sequence[str] = ()) -> s
 def _year_start(title: str) -> int:
     match = _YEAR.search(title)
     if not match:
-        return -1
+        return MISSING_TIME
     year = int(match.group(1))
     return int((np.datetime64(f"{year:04d}-01-01") - np.datetime64("1970-01-01")) // np.timedelta64(1, "s"))
 
 
-def _user_tags(tags: RawTable | None) -> dict[str, list[str]]:
-    out: dict[str, dict[str, None]] = {}
-    if tags is None:
-        return {}
-    movie_ids = tags.strings("movieId")
-    for movie, tag in zip(movie_ids, tags.strings("tag", allow_empty=True), strict=True):
-        tag = " ".join(tag.lower().split())
-        if tag:
-            out.setdefault(movie, {}).setdefault(tag, None)
-    return {movie: list(tags) for movie, tags in out.items()}
+def _tag_events(tags: RawTable, known: set[str]) -> pa.Table:
+    """``tags.csv`` (userId, movieId, tag, timestamp) as tag events; an unknown movie is an error."""
+    movies = tags.strings("movieId")
+    for i, movie in enumerate(movies):
+        if movie not in known:
+            raise tags.error(i, "movieId", f"tag names unknown movie {movie!r}")
+    names = [" ".join(t.lower().split()) for t in tags.strings("tag", allow_empty=True)]
+    keep = [i for i, name in enumerate(names) if name]
+    users = tags.strings("userId")
+    times = parse_timestamps(tags.require("timestamp"), tags, "timestamp")
+    return tag_events_table([movies[i] for i in keep], [names[i] for i in keep],
+                            [users[i] for i in keep], timestamps=times[keep])
 
 
 def import_movielens(path: str | Path, *, encoding: str = "utf-8") -> ImportBundle:
@@ -74,25 +82,16 @@ def import_movielens(path: str | Path, *, encoding: str = "utf-8") -> ImportBund
         [g.strip().lower() for g in cell.split("|") if g.strip() and g.strip() != NO_GENRES]
         for cell in movies.strings("genres", allow_empty=True)
     ]
-    user_tags = _user_tags(tags)
-    item_tags: list[list[str]] = []
-    texts: list[str] = []
-    for item, title, item_genres in zip(item_ids, titles, genres, strict=True):
-        free = [t for t in user_tags.get(item, []) if t not in item_genres]
-        item_tags.append(item_genres + free)
-        texts.append(movie_text(title, item_genres, free))
-    if tags is not None:
-        known = set(item_ids)
-        for i, movie in enumerate(tags.strings("movieId")):
-            if movie not in known:
-                raise tags.error(i, "movieId", f"tag names unknown movie {movie!r}")
+    texts = [movie_text(title, item_genres) for title, item_genres in zip(titles, genres,
+                                                                           strict=True)]
+    events = _tag_events(tags, set(item_ids)) if tags is not None else None
 
     report: dict[str, object] = {"format": "movielens", "source": str(root)}
     items = items_table(
         item_ids,
         titles=titles,
         texts=texts,
-        tags=item_tags,
+        tags=genres,
         platform="movielens",
         created_at=np.array([_year_start(t) for t in titles], dtype=np.int64),
         source=movies,
@@ -102,4 +101,5 @@ def import_movielens(path: str | Path, *, encoding: str = "utf-8") -> ImportBund
                                       timestamp="timestamp", known_items=set(item_ids), report=report)
     user_ids = interactions.column("user_id").to_pylist()
     report["tag_applications"] = len(tags) if tags is not None else 0
-    return ImportBundle(items, interactions, users_table(user_ids), report)
+    report["tag_events"] = events.num_rows if events is not None else 0
+    return ImportBundle(items, interactions, users_table(user_ids), report, tag_events=events)

@@ -13,168 +13,87 @@ or both (flags win)::
     list_sep: "|"     # list cells in delimited files
     platform: rednote
     data_root: media/ # media paths are relative to this (default: the items file's directory)
+    on_dangling: error  # or drop: skip, and count, rows naming unknown items or missing lookup ids
+
+A public data set needs no glue either; HetRec 2011 Last.fm (tab-separated ``.dat`` files, tag
+names in a Latin-1 file keyed by tag id, tag rows with the tagging user and a date)::
+
+    interactions: {path: user_artists.dat, format: tsv, user: userID, item: artistID, weight: weight}
+    items: {path: artists.dat, format: tsv, item: id, title: name}
+    item_tags:
+      path: user_taggedartists.dat
+      format: tsv
+      item: artistID
+      user: userID                                 # rows become tag events: who applied the tag
+      date: {year: year, month: month, day: day}   # or timestamp: <column> (epoch s/ms, ISO-8601)
+      tag: {lookup: {path: tags.dat, format: tsv, key: tagID, value: tagValue, encoding: latin-1}}
+    on_dangling: drop
+
+Every file section, and every lookup, may set its own ``format`` (csv, tsv, jsonl, parquet),
+``sep`` and ``encoding``; they win over the top-level ``sep`` and ``encoding`` (``format: tsv``
+means a tab unless the file's own ``sep`` says otherwise). A file whose suffix does not fix the
+separator (``.dat``, ``.txt``, ...), read without any ``format`` or ``sep``, is tab-separated when
+its header has a tab and no comma, else comma-separated.
 
 A column left unset is taken from a column of the canonical name when the file has one
 (``timestamp``, ``weight``, ``title``, ...). Without timestamps the split orders each user's
-interactions in a seeded random order, and ``data stats`` says so.
+interactions in a seeded random order, and ``data stats`` says so. ``interactions`` and
+``item_tags`` may give the time as ``date: {year, month, day[, hour, minute, second]}`` (UTC)
+columns instead of ``timestamp``.
+
+``item_tags``: ``item``, ``tag`` and ``user`` are each a column name or ``{column: C, lookup:
+{path, key, value[, format, sep, encoding]}}``, which replaces each id in column ``C`` (default:
+the lookup's ``key``) by the ``value`` of the lookup file's row whose ``key`` is that id. Without
+``user`` the tags are provenance-free and merged into ``items.tags``; with ``user`` (never guessed)
+each row is a tag event (``tag_events``: item, tag, user, time) and stays out of ``items.tags``.
+
+Dangling rows -- an interaction or tag row naming an item that is not in the items file (without an
+items file: that no interaction names), or an id a lookup file lacks -- are a one-line error naming
+file, row and column (``on_dangling: error``, the default), or are dropped and counted per file
+name in the report's ``dropped_dangling`` (and, by reason, ``dropped_dangling_reasons``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from tailormind.config import yaml_error_line
-from tailormind.data.readers import RawTable, read_file
+import pyarrow as pa
+from tailormind.data.readers import RawTable, read_file, to_text
 from tailormind.data.records import (
     ImportBundle,
     interactions_table,
     items_table,
     media_paths,
+    MISSING_TIME,
     parse_timestamps,
     parse_weights,
     split_list,
+    tag_events_table,
+    unique_ids,
     users_table,
+)
+from tailormind.data.importers.table_spec import (
+    ENCODING_HINT,
+    ColumnRef,
+    DateSpec,
+    FileSpec,
+    LookupSpec,
+    TableSpec,
+    load_spec,
 )
 from tailormind.errors import DataError
 
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FileSpec(_Spec):
-    path: Path
-    format: str | None = None
-    sep: str | None = None
-    encoding: str | None = None
-
-
-class InteractionsSpec(FileSpec):
-    user: str = "user_id"
-    item: str = "item_id"
-    timestamp: str | None = None
-    weight: str | None = None
-
-
-class ItemsSpec(FileSpec):
-    item: str = "item_id"
-    title: str | None = None
-    text: str | None = None
-    tags: str | None = None
-    image_paths: str | None = None
-    video_paths: str | None = None
-    platform: str | None = None
-    created_at: str | None = None
-
-
-class ItemTagsSpec(FileSpec):
-    item: str = "item_id"
-    tag: str = "tag"
-
-
-class UsersSpec(FileSpec):
-    user: str = "user_id"
-
-
-class TableSpec(_Spec):
-    interactions: InteractionsSpec
-    items: ItemsSpec | None = None
-    item_tags: ItemTagsSpec | None = None
-    users: UsersSpec | None = None
-    sep: str | None = None
-    encoding: str = "utf-8"
-    list_sep: str = "|"
-    platform: str | None = None
-    data_root: Path | None = None
-
-
-#: CLI flag name -> (section, key) in the spec.
-FLAG_KEYS: dict[str, tuple[str | None, str]] = {
-    "items": ("items", "path"),
-    "item_tags": ("item_tags", "path"),
-    "users": ("users", "path"),
-    "user_col": ("interactions", "user"),
-    "item_col": ("interactions", "item"),
-    "timestamp_col": ("interactions", "timestamp"),
-    "weight_col": ("interactions", "weight"),
-    "items_id_col": ("items", "item"),
-    "title_col": ("items", "title"),
-    "text_col": ("items", "text"),
-    "tags_col": ("items", "tags"),
-    "image_col": ("items", "image_paths"),
-    "video_col": ("items", "video_paths"),
-    "created_col": ("items", "created_at"),
-    "tag_item_col": ("item_tags", "item"),
-    "tag_col": ("item_tags", "tag"),
-    "users_id_col": ("users", "user"),
-    "sep": (None, "sep"),
-    "encoding": (None, "encoding"),
-    "list_sep": (None, "list_sep"),
-    "platform": (None, "platform"),
-    "data_root": (None, "data_root"),
-}
-
-
-def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> TableSpec:
-    """The mapping from a YAML spec (``.yaml``/``.yml``) or an interactions file, plus flags."""
-    path = Path(path)
-    base = Path.cwd()
-    if path.suffix.lower() in (".yaml", ".yml"):
-        if not path.is_file():
-            raise DataError("mapping file does not exist", file=path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise DataError(f"not valid YAML ({yaml_error_line(exc)})", file=path) from None
-        except UnicodeDecodeError as exc:
-            raise DataError(f"not UTF-8 text ({exc.reason})", file=path) from None
-        if not isinstance(raw, dict):
-            raise DataError("the mapping must be a YAML mapping", file=path)
-        base = path.parent
-    else:
-        raw = {"interactions": {"path": str(path)}}
-    for flag, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if flag not in FLAG_KEYS:
-            raise DataError(f"unknown table-import option {flag!r}")
-        section, key = FLAG_KEYS[flag]
-        if section is None:
-            raw[key] = value
-        else:
-            raw.setdefault(section, {})
-            if not isinstance(raw[section], dict):
-                raise DataError(f"mapping section {section!r} must be a mapping", file=path)
-            if key == "path":
-                value = Path(value).resolve()
-            raw[section][key] = value
-    for section in ("items", "item_tags", "users"):
-        if isinstance(raw.get(section), dict) and "path" not in raw[section]:
-            raise DataError(f"mapping section '{section}' needs a 'path' (or pass --{section.replace('_', '-')})",
-                            file=path)
-    try:
-        spec = TableSpec.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise DataError(f"mapping key '{key}': {message}", file=path) from None
-    for section in (spec.interactions, spec.items, spec.item_tags, spec.users):
-        if section is not None and not section.path.is_absolute():
-            section.path = base / section.path
-    if spec.data_root is not None and not spec.data_root.is_absolute():
-        spec.data_root = base / spec.data_root
-    return spec
-
+T = TypeVar("T")
 
 def _read(spec: TableSpec, file: FileSpec) -> RawTable:
-    return read_file(file.path, fmt=file.format, sep=file.sep or spec.sep,
-                     encoding=file.encoding or spec.encoding)
+    sep = file.sep if file.sep is not None else (None if file.format == "tsv" else spec.sep)
+    return read_file(file.path, fmt=file.format, sep=sep, encoding=file.encoding or spec.encoding,
+                     encoding_hint=ENCODING_HINT)
 
 
 def _column(raw: RawTable, explicit: str | None, canonical: str) -> str | None:
@@ -185,92 +104,282 @@ def _column(raw: RawTable, explicit: str | None, canonical: str) -> str | None:
     return canonical if canonical in raw.columns else None
 
 
+@dataclass
+class _Dangling:
+    """The ``on_dangling`` policy and the rows it dropped, per file name and reason."""
+
+    mode: str
+    dropped: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, file: Path, reason: str, n: int) -> None:
+        self.dropped[file.name] = self.dropped.get(file.name, 0) + n
+        by_reason = self.reasons.setdefault(file.name, {})
+        by_reason[reason] = by_reason.get(reason, 0) + n
+
+    def write(self, report: dict[str, Any]) -> None:
+        report["on_dangling"] = self.mode
+        report["dropped_dangling"] = dict(self.dropped)
+        report["dropped_dangling_reasons"] = {k: dict(v) for k, v in self.reasons.items()}
+
+
+class _Rows:
+    """The rows of one file that the ``on_dangling`` policy keeps."""
+
+    def __init__(self, raw: RawTable, policy: _Dangling) -> None:
+        self.raw = raw
+        self.policy = policy
+        self.dropped = np.zeros(len(raw), dtype=bool)
+
+    def reject(self, bad: np.ndarray, column: str, reason: str, message: Callable[[int], str]) -> None:
+        """Rows where ``bad``: the first is an error (``error``), or all are dropped and counted
+        once each (``drop``; rows already dropped for another reason are not counted again)."""
+        bad = bad & ~self.dropped
+        if not bad.any():
+            return
+        if self.policy.mode == "error":
+            i = int(np.argmax(bad))
+            raise self.raw.error(i, column, f"{message(i)}; on_dangling: drop (--on-dangling drop) "
+                                            f"skips and counts such rows")
+        self.dropped |= bad
+        self.policy.count(self.raw.path, reason, int(bad.sum()))
+
+    def keep(self, values: Sequence[T]) -> list[T]:
+        return [v for v, dropped in zip(values, self.dropped, strict=True) if not dropped]
+
+    def keep_array(self, values: np.ndarray | None) -> np.ndarray | None:
+        return None if values is None else values[~self.dropped]
+
+
+def _mask(values: Sequence[str], bad: Callable[[str], bool]) -> np.ndarray:
+    return np.fromiter((bad(v) for v in values), dtype=bool, count=len(values))
+
+
+def _lookup(spec: TableSpec, lookup: LookupSpec, where: str) -> dict[str, str]:
+    """The lookup file as id -> value; a repeated id is an error naming both rows."""
+    if not lookup.path.is_file():
+        raise DataError(f"lookup file of {where} does not exist", file=lookup.path)
+    raw = _read(spec, lookup)
+    keys = raw.strings(lookup.key, "lookup key")
+    values = raw.strings(lookup.value, "lookup value", allow_empty=True)
+    unique_ids(keys, raw, lookup.key, "lookup key")
+    return dict(zip(keys, values, strict=True))
+
+
+def _ids(spec: TableSpec, raw: RawTable, ref: ColumnRef, role: str, where: str, rows: _Rows,
+         *, allow_empty: bool = False) -> list[str]:
+    """The ids in ``ref``'s column, through its lookup when it has one. An id the lookup lacks is
+    dangling (its row goes to ``rows``, value ``""``); one it maps to ``""`` is an error unless
+    ``allow_empty``."""
+    ids = raw.strings(ref.name, role, allow_empty=allow_empty)
+    if ref.lookup is None:
+        return ids
+    table = _lookup(spec, ref.lookup, where)
+    name, key = ref.lookup.path.name, ref.lookup.key
+    rows.reject(_mask(ids, lambda v: bool(v) and v not in table), ref.name, f"{ref.name} not in {name}",
+                lambda i: f"{role} {ids[i]!r} is not in lookup file {name} (column '{key}')")
+    values = [table.get(v, "") for v in ids]
+    if not allow_empty:
+        for i, value in enumerate(values):
+            if not value and not rows.dropped[i]:
+                raise raw.error(i, ref.name, f"lookup file {name} maps {role} {ids[i]!r} to an empty value")
+    return values
+
+
+_DATE_UNITS = {"year": (1, 9999), "month": (1, 12), "day": (1, 31),
+               "hour": (0, 23), "minute": (0, 59), "second": (0, 59)}
+
+
+def _date_parts(raw: RawTable, date: DateSpec) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(rows with any date cell set, unit -> whole numbers); a bad cell is an error naming it."""
+    cells = {u: [to_text(v) for v in raw.require(c, f"date {u}")]
+             for u in _DATE_UNITS if (c := getattr(date, u)) is not None}
+    present = np.zeros(len(raw), dtype=bool)
+    for texts in cells.values():
+        present |= _mask(texts, bool)
+    parts: dict[str, np.ndarray] = {}
+    for unit, texts in cells.items():
+        low, high = _DATE_UNITS[unit]
+        numbers = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            ok = (numbers == np.floor(numbers)) & (numbers >= low) & (numbers <= high)
+        bad = present & ~ok
+        if bad.any():
+            i = int(np.argmax(bad))
+            message = (f"empty date {unit} (other date cells of the row are set)" if not texts[i]
+                       else f"date {unit} {texts[i]!r} is not a whole number from {low} to {high}")
+            raise raw.error(i, getattr(date, unit), message)
+        parts[unit] = np.where(present, numbers, low if unit in ("year", "month", "day") else 0)
+    parts["year"] = np.where(present, parts["year"], 1970)
+    return present, {u: p.astype(np.int64) for u, p in parts.items()}
+
+
+def parse_dates(raw: RawTable, date: DateSpec) -> np.ndarray:
+    """Epoch seconds (int64, UTC; ``MISSING_TIME`` where every date cell is empty) from split date columns.
+
+    A row with some date cells empty, a cell that is not a whole number in its unit's range, or a
+    day the month lacks (30 February) is an error naming the row and column."""
+    present, parts = _date_parts(raw, date)
+    months = ((parts["year"] - 1970) * 12 + parts["month"] - 1).astype("datetime64[M]")
+    days = months.astype("datetime64[D]") + (parts["day"] - 1).astype("timedelta64[D]")
+    overflow = present & (days.astype("datetime64[M]") != months)
+    if overflow.any():
+        i = int(np.argmax(overflow))
+        raise raw.error(i, date.day, f"day {parts['day'][i]} does not exist in "
+                                     f"{parts['year'][i]:04d}-{parts['month'][i]:02d}")
+    seconds = days.astype("datetime64[s]").astype(np.int64)
+    for unit, factor in (("hour", 3600), ("minute", 60), ("second", 1)):
+        if unit in parts:
+            seconds = seconds + parts[unit] * factor
+    return np.where(present, seconds, MISSING_TIME)
+
+
+def _times(raw: RawTable, column: str | None, date: DateSpec | None, *,
+           canonical: bool = True) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """Epoch seconds from ``date`` or the timestamp column (the canonical one when ``canonical``),
+    and the columns used, for the report."""
+    if date is not None:
+        return parse_dates(raw, date), {"date": date.model_dump(exclude_none=True)}
+    col = _column(raw, column, "timestamp") if column is not None or canonical else None
+    return (parse_timestamps(raw.require(col), raw, col) if col else None), {"timestamp": col}
+
+
+def _interactions(spec: TableSpec, known: set[str] | None, policy: _Dangling,
+                  report: dict[str, Any]) -> tuple[pa.Table, list[str], list[str]]:
+    """The interactions table and the user and item ids of its kept rows, in file order; with
+    ``known``, a row naming another item is dangling."""
+    ic = spec.interactions
+    raw = _read(spec, ic)
+    user_ids = raw.strings(ic.user, "user id")
+    item_ids = raw.strings(ic.item, "item id")
+    timestamps, time_cols = _times(raw, ic.timestamp, ic.date)
+    w_col = _column(raw, ic.weight, "weight")
+    weights = parse_weights(raw.require(w_col), raw, w_col) if w_col else None
+    report["columns"] = {"user": ic.user, "item": ic.item, **time_cols, "weight": w_col}
+    rows = _Rows(raw, policy)
+    if known is not None:
+        items_name = spec.items.path.name if spec.items else ""
+        rows.reject(_mask(item_ids, lambda v: v not in known), ic.item, "unknown item",
+                    lambda i: f"interaction names unknown item {item_ids[i]!r} (not in the items file {items_name})")
+    user_ids, item_ids = rows.keep(user_ids), rows.keep(item_ids)
+    if not user_ids:
+        raise DataError("no interactions left: every row names an unknown item", file=raw.path)
+    table = interactions_table(user_ids, item_ids, timestamps=rows.keep_array(timestamps),
+                               weights=rows.keep_array(weights), source=raw, item_column=ic.item,
+                               report=report)
+    return table, user_ids, item_ids
+
+
+def _item_tags(spec: TableSpec, known: set[str], known_where: str, policy: _Dangling,
+               report: dict[str, Any]) -> tuple[dict[str, list[str]], pa.Table | None]:
+    """Provenance-free tags by item (no ``user`` column), or the tag events table (``user``).
+
+    Rows naming an item not in ``known``, or an id a lookup lacks, are dangling; empty tags are
+    skipped."""
+    s = spec.item_tags
+    assert s is not None
+    raw = _read(spec, s)
+    rows = _Rows(raw, policy)
+    items = _ids(spec, raw, s.item, "item id", "item_tags.item", rows)
+    tags = _ids(spec, raw, s.tag, "tag", "item_tags.tag", rows, allow_empty=True)
+    users = _ids(spec, raw, s.user, "user id", "item_tags.user", rows) if s.user else None
+    times, time_cols = _times(raw, s.timestamp, s.date, canonical=users is not None)
+    rows.reject(_mask(items, lambda v: bool(v) and v not in known), s.item.name, "unknown item",
+                lambda i: f"tag row names unknown item {items[i]!r} ({known_where})")
+    report["columns_item_tags"] = {"item": s.item.name, "tag": s.tag.name,
+                                   "user": s.user.name if s.user else None, **time_cols}
+    rows.dropped |= ~_mask(tags, bool)  # empty tags: nothing to record, not dangling
+    items, tags = rows.keep(items), rows.keep(tags)
+    if users is None:
+        tags_by_item: dict[str, list[str]] = {}
+        for item, tag in zip(items, tags, strict=True):
+            if tag not in tags_by_item.setdefault(item, []):
+                tags_by_item[item].append(tag)
+        return tags_by_item, None
+    events = tag_events_table(items, tags, rows.keep(users), timestamps=rows.keep_array(times))
+    report["tag_events"] = events.num_rows
+    report["duplicate_tag_events_merged"] = len(items) - events.num_rows
+    return {}, events
+
+
+def _items(spec: TableSpec, raw: RawTable, ids: list[str], tags_by_item: dict[str, list[str]],
+           media: dict[str, Path], report: dict[str, Any]) -> pa.Table:
+    """The items table from the items file, its tags extended by the item-tag file's."""
+    s = spec.items
+    assert s is not None
+    data_root = spec.data_root or s.path.parent
+    cols = {k: _column(raw, getattr(s, k), k) for k in
+            ("title", "text", "tags", "image_paths", "video_paths", "platform", "created_at")}
+
+    def values(key: str) -> list[Any] | None:
+        return raw.require(cols[key]) if cols[key] else None  # type: ignore[arg-type]
+
+    def texts(key: str) -> list[str] | None:
+        return raw.strings(cols[key], allow_empty=True) if cols[key] else None  # type: ignore[arg-type]
+
+    tag_cells = values("tags")
+    item_tags = [split_list(c, spec.list_sep) for c in tag_cells] if tag_cells else [[] for _ in ids]
+    for i, item in enumerate(ids):
+        item_tags[i] += [t for t in tags_by_item.get(item, []) if t not in item_tags[i]]
+    images, videos, created = values("image_paths"), values("video_paths"), values("created_at")
+    report["columns_items"] = {k: v for k, v in cols.items() if v}
+    return items_table(
+        ids,
+        titles=texts("title"),
+        texts=texts("text"),
+        tags=item_tags,
+        image_paths=media_paths(images, data_root, spec.list_sep, raw,
+                                cols["image_paths"] or "", media) if images else None,
+        video_paths=media_paths(videos, data_root, spec.list_sep, raw,
+                                cols["video_paths"] or "", media) if videos else None,
+        platform=texts("platform") or spec.platform,
+        created_at=parse_timestamps(created, raw, cols["created_at"] or "") if created else None,
+        source=raw,
+        id_column=s.item,
+    )
+
+
 def import_table(path: str | Path, **overrides: Any) -> ImportBundle:
-    """Import interactions (+ items, item tags, users) described by ``path`` and flag overrides."""
+    """Import interactions (+ items, item tags or tag events, users) described by ``path`` and
+    flag overrides (:data:`FLAG_KEYS`); see the module docstring for the mapping."""
     spec = load_spec(path, overrides)
     report: dict[str, Any] = {"format": "table", "source": str(Path(path))}
     media: dict[str, Path] = {}
-
-    inter = _read(spec, spec.interactions)
-    ic = spec.interactions
-    user_ids = inter.strings(ic.user, "user id")
-    item_ids = inter.strings(ic.item, "item id")
-    ts_col = _column(inter, ic.timestamp, "timestamp")
-    w_col = _column(inter, ic.weight, "weight")
-    timestamps = parse_timestamps(inter.require(ts_col), inter, ts_col) if ts_col else None
-    weights = parse_weights(inter.require(w_col), inter, w_col) if w_col else None
-    report["columns"] = {"user": ic.user, "item": ic.item, "timestamp": ts_col, "weight": w_col}
-
+    policy = _Dangling(spec.on_dangling)
+    items_raw = _read(spec, spec.items) if spec.items is not None else None
+    item_ids = items_raw.strings(spec.items.item, "item id") if items_raw and spec.items else None
+    known = set(item_ids) if item_ids is not None else None
+    interactions, user_ids, interaction_items = _interactions(spec, known, policy, report)
     tags_by_item: dict[str, list[str]] = {}
+    tag_events = None
     if spec.item_tags is not None:
-        tag_raw = _read(spec, spec.item_tags)
-        for item, tag in zip(tag_raw.strings(spec.item_tags.item, "item id"),
-                             tag_raw.strings(spec.item_tags.tag, "tag", allow_empty=True),
-                             strict=True):
-            if tag and tag not in tags_by_item.setdefault(item, []):
-                tags_by_item[item].append(tag)
-
-    if spec.items is not None:
-        items_raw = _read(spec, spec.items)
-        s = spec.items
-        ids = items_raw.strings(s.item, "item id")
-        data_root = spec.data_root or s.path.parent
-        cols = {k: _column(items_raw, getattr(s, k), k) for k in
-                ("title", "text", "tags", "image_paths", "video_paths", "platform", "created_at")}
-
-        def values(key: str) -> list[Any] | None:
-            return items_raw.require(cols[key]) if cols[key] else None
-
-        def texts(key: str) -> list[str] | None:
-            return items_raw.strings(cols[key], allow_empty=True) if cols[key] else None
-
-        tag_cells = values("tags")
-        item_tags = [split_list(c, spec.list_sep) for c in tag_cells] if tag_cells else [[] for _ in ids]
-        for i, item in enumerate(ids):
-            for tag in tags_by_item.get(item, []):
-                if tag not in item_tags[i]:
-                    item_tags[i].append(tag)
-        images = values("image_paths")
-        videos = values("video_paths")
-        created = values("created_at")
-        items = items_table(
-            ids,
-            titles=texts("title"),
-            texts=texts("text"),
-            tags=item_tags,
-            image_paths=media_paths(images, data_root, spec.list_sep, items_raw,
-                                    cols["image_paths"] or "", media) if images else None,
-            video_paths=media_paths(videos, data_root, spec.list_sep, items_raw,
-                                    cols["video_paths"] or "", media) if videos else None,
-            platform=texts("platform") or spec.platform,
-            created_at=parse_timestamps(created, items_raw, cols["created_at"] or "") if created else None,
-            source=items_raw,
-            id_column=s.item,
-        )
-        known = set(ids)
-        report["columns_items"] = {k: v for k, v in cols.items() if v}
+        if spec.items is None:
+            tag_known, where = set(interaction_items), "no interaction names it and there is no items file"
+        else:
+            tag_known, where = known or set(), f"not in the items file {spec.items.path.name}"
+        tags_by_item, tag_events = _item_tags(spec, tag_known, where, policy, report)
+    if items_raw is not None and item_ids is not None:
+        items = _items(spec, items_raw, item_ids, tags_by_item, media, report)
     else:
-        known = None
-        ids = list(dict.fromkeys(item_ids))
+        ids = list(dict.fromkeys(interaction_items))
         items = items_table(ids, titles=ids, tags=[tags_by_item.get(i, []) for i in ids],
                             platform=spec.platform)
         report["items_without_metadata"] = len(ids)
-    if spec.item_tags is not None and spec.items is not None:
-        unknown = sorted(set(tags_by_item) - known) if known is not None else []
-        if unknown:
-            raise DataError(f"{len(unknown)} tagged item(s) are not in the items file, e.g. {unknown[0]!r}",
-                            file=spec.item_tags.path, column=spec.item_tags.item)
+    users = _users(spec, user_ids, report)
+    if tag_events is not None:
+        report["tag_event_users_without_interactions"] = len(
+            set(tag_events.column("user_id").to_pylist()) - set(user_ids))
+    policy.write(report)
+    report["media_files"] = len(media)
+    return ImportBundle(items, interactions, users, report, media, tag_events=tag_events)
 
-    interactions = interactions_table(user_ids, item_ids, timestamps=timestamps, weights=weights,
-                                      known_items=known, source=inter, item_column=ic.item,
-                                      report=report)
+
+def _users(spec: TableSpec, user_ids: list[str], report: dict[str, Any]) -> pa.Table:
     attributes: pd.DataFrame | None = None
     users_raw = None
     if spec.users is not None:
         users_raw = _read(spec, spec.users)
         users_raw.require(spec.users.user, "user id")
         attributes = users_raw.frame.rename(columns={spec.users.user: "user_id"})
-    users = users_table(user_ids, attributes=attributes, source=users_raw,
-                        id_column=spec.users.user if spec.users else "user_id", report=report)
-    report["media_files"] = len(media)
-    return ImportBundle(items, interactions, users, report, media)
+    return users_table(user_ids, attributes=attributes, source=users_raw,
+                       id_column=spec.users.user if spec.users else "user_id", report=report)

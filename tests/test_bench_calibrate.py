@@ -82,9 +82,9 @@ class ProseJudge(TextModel):
 
 class OracleJudge(TextModel):
     """Tells pairs apart from the text it is given only. Aesthetic: a repeated word trigram
-    (hashtags aside) or no punctuation -> 2, hashtags before the last line -> 4, else 9. Hallucination: quotes the
-    first line of the post with a number or capitalised word the sources do not contain.
-    Novelty and taste fit: always 5 (it cannot tell)."""
+    (hashtags aside) or no punctuation -> 2, hashtags before the last line -> 4, else 9.
+    Hallucination: quotes the first line of the post with a number or capitalised word the
+    sources do not contain. Novelty and taste fit: always 5 (it cannot tell)."""
 
     def __init__(self) -> None:
         super().__init__(backend="scripted", model_id="oracle-judge", json_retries=0,
@@ -301,6 +301,7 @@ def test_built_pairs_are_what_they_claim(cal) -> None:
     users = {u.user_id: u for u in all_users(ws)}
     pairs, info = build_pairs(ws.root, users, features, items, embed, settings)
     assert info["posts"] == 0  # no bundles: the catalogue plays the posts
+    assert {name: len(found) for name, found in pairs.items()} == dict.fromkeys(pairs, PAIRS)
     for pair in pairs["hallucination"]:
         detail = pair.detail
         assert detail["original"] != detail["replacement"]
@@ -510,7 +511,9 @@ def test_bench_calibrate_bad_input_is_one_line(profiled_ws, tmp_path, cli) -> No
 def test_bench_calibrate_command(profiled_ws, tmp_path, monkeypatch, cli) -> None:
     ws = fresh(profiled_ws, tmp_path)
     _, settings = profiled_ws
-    tiny_text_env(monkeypatch, settings, tmp_path / "llm")
+    # a tiny random LM as text role and judge, asked in plain text like the embedded SmolLM2
+    tiny_text_env(monkeypatch, settings, tmp_path / "llm",
+                  MODELS__TEXT__OPTIONS__FOLLOWS_JSON="false")
     result = cli("bench", "calibrate", "-w", ws.root, "--json", "--pairs", "10")
     assert result.code == 0, result.err[-3000:]
     found = json.loads(result.out)  # progress went to stderr

@@ -16,7 +16,7 @@ from tests.test_profiling_profiles import PromptedText, make_profiler
 SMALL = {"GENERATION__ANSWER_FORMAT": "fields", "GENERATION__LINE_TOKENS": "8",
          "GENERATION__BODY_TOKENS": "16", "GENERATION__REFLECTION_ROUNDS": "1",
          "PROFILING__N_MAX": "1", "PROFILING__PROFILE_TOKENS": "16",
-         "PROFILING__CRITIQUE_TOKENS": "16"}
+         "PROFILING__CRITIQUE_TOKENS": "16", "BENCH__CALIBRATION_PAIRS": "10"}
 
 
 def _profiled(profiled_ws, tmp_path, users: int = 2):
@@ -48,7 +48,10 @@ def test_evaluate_job_then_bench_command(profiled_ws, tmp_path, monkeypatch, cap
     for name in ("report.md", "report.html", "plots/dimension_bars.png"):
         assert (ws.root / "bench" / name).is_file(), name
     assert saved["models"]["judge"]["backend"] == "transformers"
-    assert saved["judge"] == f"judge: {saved['models']['judge']['model']}"
+    # the tiny LM wrote the posts and judges them: every judge label says so
+    assert saved["judge"] == f"judge: {saved['models']['judge']['model']} (self-judged)"
+    assert saved["judge_self"] is True and saved["calibration"]["judge_self"] is True
+    assert all(d["pairs"] >= 10 for d in saved["calibration"]["dimensions"].values())
     for dim in ("coherence", "novelty", "aesthetic", "hallucination"):
         for method, values in saved["dimensions"][dim]["rows"].items():
             for entry in values.values():  # a random LM's answers: counted when unusable

@@ -6,9 +6,9 @@ Rows (those the workspace can compute): TailorMind's refined profile ranking by 
 hybrid reranker with it (weights fit on the same users' VALIDATION sets with the initial profile,
 as :func:`~tailormind.profiling.evaluate.evaluate_profiles` does) and without the profile signal
 (refit on the same validation sets: the difference is what the profile adds); the initial
-profile (w/o textual-gradient refinement); the refined ``profiles__nocf`` (w/o CF); profile-free: the mean
-description embedding of the train history ("history-content"); popularity; every trained CF
-model. w/o RAG and w/o reflection change generation only: their profiles are TailorMind's.
+profile (w/o textual-gradient refinement); the refined ``profiles__nocf`` (w/o CF);
+profile-free: the mean description embedding of the train history ("history-content");
+popularity; every trained CF model. w/o RAG and w/o reflection change generation only: their profiles are TailorMind's.
 """
 
 from __future__ import annotations

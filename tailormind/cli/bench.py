@@ -32,6 +32,9 @@ def _calibration_table(calibration: dict, title: str) -> Table:
     for name in CALIBRATION_COLUMNS:
         table.add_column(name)
     for row in calibration_table(calibration):
+        # the source, short (the judge's full id is printed below the table)
+        row[2] = row[2].split(":")[0] + (" (self-judged)" if row[2].endswith("(self-judged)")
+                                         else "")
         table.add_row(*[f"[bold red]{escape(c)}[/bold red]" if c.startswith("no signal")
                         else escape(c) for c in row])
     return table
@@ -149,6 +152,6 @@ def calibrate_command(
         return
     title = "Judge calibration" + (" (self-judged)" if result["judge_self"] else "")
     out.print(_calibration_table(result, title))
-    out.print(f"judge: {escape(result['judge'])} · {result['pairs_per_dimension']} pairs per "
+    out.print(f"{escape(result['judge'])} · {result['pairs_per_dimension']} pairs per "
               f"dimension · {escape(result['rules']['outcome'])}")
     out.print(f"calibration: {ws.root / 'bench' / 'calibration.json'}")

@@ -3,6 +3,7 @@
     python benchmarks/cf.py                                  # ml-latest-small, all methods
     python benchmarks/cf.py --data synthetic --epochs 3      # TailorBench-Rednote scale, timing + RSS
     python benchmarks/cf.py --data synthetic --device cuda   # on a GPU machine (no Ray needed)
+    python benchmarks/cf.py --data tiny --epochs 1           # seconds: a smoke run (tests)
 
 Every method is trained by the project's one loop, in this run, on the same split and candidate
 sets (leave-two-out, 1:99, seed 2026). Each model trains in its own subprocess so that its peak
@@ -28,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 REDNOTE = dict(users=12131, items=94997, tags=8531, per_user=50)
+TINY = dict(users=60, items=150, tags=8, per_user=8)  # --data tiny: a smoke run
 METHODS = {
     "lightgcn": ("lightgcn", {}),
     "hypergraph": ("hypergraph", {}),
@@ -46,9 +48,9 @@ def prepare(data: str, root: Path, seed: int) -> Path:
     if data == "ml":
         bundle = import_movielens(REPO / "data" / "ml-latest-small")
     else:
-        bundle = import_synthetic(**REDNOTE, seed=seed)
+        bundle = import_synthetic(**(TINY if data == "tiny" else REDNOTE), seed=seed)
     ws = save_import(bundle, ws_dir)
-    split_workspace(ws, seed=seed)
+    split_workspace(ws, seed=seed, **({"negatives": 20} if data == "tiny" else {}))
     return ws_dir
 
 
@@ -95,7 +97,8 @@ def popularity_row(ws_dir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="CF benchmark (prints one table)")
-    parser.add_argument("--data", choices=["ml", "synthetic"], default="ml")
+    parser.add_argument("--data", choices=["ml", "synthetic", "tiny"], default="ml",
+                        help="tiny: 60 synthetic users, 1:20 sets (a smoke run)")
     parser.add_argument("--methods", default="popularity,lightgcn,hypergraph,hypergraph-notags")
     parser.add_argument("--epochs", type=int, default=None, help="default: config cf.epochs (ml), 3 (synthetic)")
     parser.add_argument("--device", default="cpu")
@@ -123,7 +126,7 @@ def main() -> None:
           file=sys.stderr)
     epochs = args.epochs or (CFConfig().epochs if args.data == "ml" else 3)
     cf = CFConfig(epochs=epochs).model_dump(mode="json")
-    if args.data == "synthetic":
+    if args.data != "ml":
         cf["early_stop_patience"] = epochs + 1
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
     rows = []
@@ -146,7 +149,7 @@ def main() -> None:
         rows.append(average(runs))
     print_table(rows, args, epochs, seeds)
     paired = paired_rows(rows, ws_dir)
-    print_paired(paired)
+    print_paired(paired, f"1:{20 if args.data == 'tiny' else 99}")
     if args.json:
         for row in rows:  # per-user ranks stay out of the file: the paired list summarises them
             row.pop("test_ranks", None)
@@ -196,10 +199,10 @@ def paired_rows(rows: list[dict], ws_dir: Path) -> list[dict]:
                                             split="test")]
 
 
-def print_paired(paired: list[dict]) -> None:
+def print_paired(paired: list[dict], sets: str = "1:99") -> None:
     if not paired:
         return
-    print(f"\npaired differences (test, 1:99): a − b over the same {paired[0]['n']} users, "
+    print(f"\npaired differences (test, {sets}): a − b over the same {paired[0]['n']} users, "
           f"{paired[0]['confidence']:.0%} paired-bootstrap interval")
     header = f"{'a − b':<34} {'metric':<10} {'diff':>8} {'interval':>20} {'n':>6} {'W/L':>11} {'≠0':>4}"
     print(header)
@@ -214,7 +217,8 @@ def print_paired(paired: list[dict]) -> None:
 def print_table(rows: list[dict], args: argparse.Namespace, epochs: int, seeds: list[int]) -> None:
     print(f"\nCF benchmark: data={args.data} device={args.device} max_epochs={epochs} "
           f"split seed={args.seed} training seeds={','.join(map(str, seeds))} "
-          "(test, 1:99 candidate sets; means over training seeds)")
+          f"(test, 1:{20 if args.data == 'tiny' else 99} candidate sets; means over training "
+          "seeds)")
     header = f"{'method':<18} {'R@10':>7} {'R@20':>7} {'N@10':>7} {'N@20':>7} {'±N@20':>6} {'vN@20':>7} " \
              f"{'best/ep':>8} {'s/epoch':>8} {'peakRSS':>8}"
     print(header)

@@ -2,7 +2,7 @@
 
     python benchmarks/profiling.py quality  [--workspace WS] [--users 100] [--variants ...]
                                             [--variant-users 30] [--llm-ranker-users 20]
-    python benchmarks/profiling.py overhead [--users 10000]
+    python benchmarks/profiling.py overhead [--users 10000] [--items 2000]
 
 ``quality`` runs the missing stages on the bundled MovieLens data (import, split, describe,
 HypergraphCF + LightGCN, cf_topk), profiles a seeded sample of users with the embedded models,
@@ -116,9 +116,10 @@ def overhead(args: argparse.Namespace) -> None:
         settings = load_config(environ={}, overrides={
             "models": {"cache_dir": tmp, "cache": False}, "cf": {"epochs": 1},
             "profiling": {"batch_users": 64}})
-        ws = save_import(import_synthetic(users=args.users, items=2000, tags=200, per_user=12,
-                                          seed=1), Path(tmp) / "ws")
-        split_workspace(ws, seed=1)
+        ws = save_import(import_synthetic(users=args.users, items=args.items,
+                                          tags=max(2, args.items // 10), per_user=12, seed=1),
+                         Path(tmp) / "ws")
+        split_workspace(ws, seed=1, negatives=min(99, args.items - 13))
         data = load_cf_data(ws)
         save_checkpoint(ws, train_model(data, settings.cf, "hypergraph", seed=1), data,
                         settings.cf, name="hypergraph")
@@ -164,6 +165,8 @@ def main() -> None:
     q.add_argument("--llm-ranker-users", type=int, default=20)
     o = sub.add_parser("overhead")
     o.add_argument("--users", type=int, default=10_000)
+    o.add_argument("--items", type=int, default=2000,
+                   help="catalogue size (at least 20; a few dozen for a smoke run)")
     args = parser.parse_args()
     quality(args) if args.what == "quality" else overhead(args)
 

@@ -2,6 +2,7 @@
 
     python benchmarks/serve_load.py --workspace WS [--concurrency 1 8 32] [--duration 90]
                                     [--routes profile post] [--keep-cache] [--json]
+                                    [--tiny] [--text-model DIR]
 
 WS must be profiled (``tailormind demo`` or ``profile run``). The service runs with a random bearer
 token and, unless ``--keep-cache``, the call cache off (``TAILORMIND_MODELS__CACHE=false``), so
@@ -17,6 +18,10 @@ A 503 is the service's backpressure: the client waits its ``Retry-After`` (at mo
 ``--max-backoff`` s) and goes on. When the time is up, clients finish what they have in flight
 (jobs still running after ``--drain`` s are cancelled and counted). Memory is the proportional
 set size (PSS) of the serve process tree (driver, Ray, every replica) after warm-up and after the run.
+
+``--tiny`` is a smoke run (tests): one client per route, about one request each, short waits.
+``--text-model DIR`` serves a local transformers LM as the ``text`` role instead of SmolLM2
+(e.g. a tiny random one: the numbers then measure the plumbing, not a model).
 """
 
 from __future__ import annotations
@@ -106,9 +111,13 @@ def tree_pss_mib(pid: int) -> dict[str, float]:
 
 
 def start_service(workspace: Path, port: int, token: str, keep_cache: bool,
-                  log: Path) -> subprocess.Popen:
+                  log: Path, text_model: Path | None = None) -> subprocess.Popen:
     spec = yaml.safe_load((REPO / "serve_configs" / "local.yaml").read_text())
     spec["http_options"]["port"] = port
+    if text_model is not None:
+        (models_app,) = [a for a in spec["applications"] if a["name"] == "tailormind-models"]
+        models_app["args"]["models"] = {"text": {"backend": "transformers",
+                                                 "path": str(text_model.resolve())}}
     config = Path(tempfile.mkdtemp(prefix="serve-load-")) / "local.yaml"
     config.write_text(yaml.safe_dump(spec, sort_keys=False))
     env = {**os.environ, "TAILORMIND_API_TOKEN": token, "RAY_AUTH_MODE": "disabled"}
@@ -258,7 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--keep-cache", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--tiny", action="store_true",
+                        help="A smoke run: 1 client, ~1 request per route, short waits.")
+    parser.add_argument("--text-model", type=Path, default=None,
+                        help="A local transformers LM directory served as the text role.")
     args = parser.parse_args(argv)
+    if args.tiny:
+        args.concurrency, args.duration, args.drain = [1], 1.0, min(args.drain, 120.0)
+    settle = (1.0, 1.0) if args.tiny else (5.0, 10.0)  # s before each memory reading
 
     workspace = Workspace.open(args.workspace)
     users = sorted(workspace.read("profiles", columns=["user_id"]).column("user_id").to_pylist())
@@ -269,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             histories.setdefault(row["user_id"], []).append(row["item_id"])
     token = secrets.token_hex(16)
     log = Path(tempfile.gettempdir()) / "serve_load.log"
-    process = start_service(args.workspace.resolve(), args.port, token, args.keep_cache, log)
+    process = start_service(args.workspace.resolve(), args.port, token, args.keep_cache, log,
+                            args.text_model)
     cells: list[Cell] = []
     memory: dict = {}
     try:
@@ -280,14 +297,14 @@ def main(argv: list[str] | None = None) -> int:
             # warm-up: one of each route, then the baseline
             for route in args.routes:
                 load.run(route, 1, 0.001)
-            time.sleep(5)
+            time.sleep(settle[0])
             before = tree_pss_mib(process.pid)
             for route in args.routes:
                 for concurrency in args.concurrency:
                     cell = load.run(route, concurrency, args.duration)
                     cells.append(cell)
                     print(f"# {route} c={concurrency}: {cell.row()}", file=sys.stderr, flush=True)
-            time.sleep(10)
+            time.sleep(settle[1])
             after = tree_pss_mib(process.pid)
             ready = client.get("/api/readyz", timeout=300).json()
     finally:

@@ -25,7 +25,8 @@ class ProgressLog:
             return
         self.last = now
         rate = self.done / max(now - self.started, 1e-9)
-        eta = (self.total - self.done) / rate if rate else float("inf")
+        left = (self.total - self.done) / rate if rate else None  # nothing done yet: unknown
+        eta = "?" if left is None else f"{int(left // 60)}m{int(left % 60):02d}s"
         share = 100 * self.done / self.total if self.total else 100.0
         print(f"{self.label}: {self.done}/{self.total} {self.unit} ({share:.1f}%), "
-              f"{rate:.2f} {self.unit}/s, ETA {int(eta // 60)}m{int(eta % 60):02d}s", flush=True)
+              f"{rate:.2f} {self.unit}/s, ETA {eta}", flush=True)

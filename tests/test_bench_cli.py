@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tailormind.data.importers import import_synthetic
 from tailormind.data.ingest import save_import
 from tailormind.data.split import split_workspace
 from tailormind.profiling.profiles import profile_users
 from tests.conftest import fresh, job_module, tiny_text_env
-from tests.test_profiling_profiles import PromptedText, make_profiler
+from tests.test_profiling_profiles import PromptedText, hand_metrics, make_profiler
 
 SMALL = {"GENERATION__ANSWER_FORMAT": "fields", "GENERATION__LINE_TOKENS": "8",
          "GENERATION__BODY_TOKENS": "16", "GENERATION__REFLECTION_ROUNDS": "1",
@@ -41,7 +43,22 @@ def test_evaluate_job_then_bench_command(profiled_ws, tmp_path, monkeypatch, cap
     out = capsys.readouterr().out
     assert "bench tailormind: 2 posts to do" in out
     printed = json.loads(out[out.index("{\n"):])
-    assert printed["profiles"] is not None
+    # the profile evaluation: the 2 profiled users of the 24, every method on them, and the
+    # rankings without a fit exactly as worked out from the workspace's tables
+    profiles = printed["profiles"]
+    assert profiles["users_all"] == 24 and profiles["users_profiled"] == 2
+    rows = {r["method"]: r for r in profiles["rows"]}
+    assert list(rows) == ["popularity", "hypergraph", "history-content", "profile (init)",
+                          "profile (refined)", "hybrid w/o profile", "hybrid (init profile)",
+                          "hybrid"]
+    assert all(r["users"] == 2 for r in rows.values())
+    for method, metrics in hand_metrics(ws, set(chosen)).items():
+        assert rows[method]["sample"] == pytest.approx(metrics, abs=1e-12), method
+    for method, metrics in hand_metrics(ws, methods=("popularity", "history-content")).items():
+        assert rows[method]["all"] == pytest.approx(metrics, abs=1e-12), method  # all 24 users
+    assert [c["iteration"] for c in profiles["curve"]] == [0, 1]  # PROFILING__N_MAX=1
+    assert {(p["a"], p["b"]) for p in profiles["paired"] if p["users"] == "profiled"} >= {
+        ("hybrid", "hybrid w/o profile"), ("profile (refined)", "profile (init)")}
     assert printed["bench"]["report"]["html"].endswith("bench/report.html")
     saved = json.loads((ws.root / "bench" / "report.json").read_text())
     assert saved["users"] == chosen and saved["dimensions"] == printed["bench"]["dimensions"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tailormind.bench.report import FLAT_SHARE, _flat, cell, estimate
+from tailormind.bench.report import FLAT_SHARE, _flags, _flat, cell, estimate
 from tailormind.config import load_config
 
 
@@ -31,10 +31,35 @@ def test_estimate_counts_missing_values_and_brackets_the_mean() -> None:
 
 
 @pytest.mark.parametrize("values, share", [([1.0] * 9 + [0.5], 0.9), ([0.2, 0.4], 0.5),
-                                           ([], 0.0)])
+                                           ([0.3] * 4, 1.0), ([], 0.0)])
 def test_flat_share(values, share) -> None:
     assert _flat(values) == pytest.approx(share)
-    assert (share >= FLAT_SHARE) == (values == [1.0] * 9 + [0.5])
+
+
+def _rows(novelty: list[float | None], aesthetic: list[float | None]) -> list[dict]:
+    return [{"judge_novelty": n, "judge_aesthetic": a, "hallucination": 0.0}
+            for n, a in zip(novelty, aesthetic, strict=True)]
+
+
+@pytest.mark.parametrize(("novelty", "aesthetic", "expected"), [
+    # the same score everywhere: flagged, with the score, the share and the post count
+    ([0.7] * 10, [0.1 * i for i in range(10)],
+     ["judge_novelty: the judge gave 0.7 to 100% of 10 posts"]),
+    # 9 of 10 is the documented 90% threshold: flagged
+    ([0.1 * i for i in range(10)], [0.5] * 9 + [0.6],
+     ["judge_aesthetic: the judge gave 0.5 to 90% of 10 posts"]),
+    # missing answers are not counted
+    ([0.4, None, 0.4, 0.4], [0.2, 0.3, None, 0.4],
+     ["judge_novelty: the judge gave 0.4 to 100% of 3 posts"]),
+    # 8 of 10 (80%), or every score different: not flat, no flag
+    ([0.8] * 8 + [0.3, 0.3], [0.1 * i for i in range(10)], []),
+    ([0.1 * i for i in range(10)], [0.6] * 8 + [0.2, 0.9], []),
+    ([None] * 3, [None] * 3, []),
+])
+def test_a_flat_judge_is_flagged_and_a_varied_one_is_not(novelty, aesthetic, expected) -> None:
+    assert FLAT_SHARE == 0.9  # the documented threshold the cases above are built around
+    flags = _flags(_rows(novelty, aesthetic), {}, False, {})
+    assert flags == [f"{start} — its scores do not separate the methods" for start in expected]
 
 
 def test_kept_relevance_follows_the_best_objective_so_far() -> None:

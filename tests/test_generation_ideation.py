@@ -142,18 +142,21 @@ def test_template_subset_follows_the_profile(embedder) -> None:
 def test_ideas_parsed_matched_and_capped(embedder) -> None:
     answer = {"ideas": [
         {"idea": "Ranking every practical effect in Alien", "main_type": "image-text",
-         "type": "Product Reviews", "basis": "special effects"},
+         "type": "Story Content", "basis": "special effects"},  # S's third, by its title
         {"idea": "Ranking every practical effect in Alien", "type": "product_reviews"},  # dup
         {"idea": "Why Blade Runner still looks modern", "type": "no such type"},
-        {"idea": "A quiz on sci-fi props", "type": "interactive posts"},
+        {"idea": "A quiz on sci-fi props", "type": "interactive posts"},  # a template not in S
         {"idea": "One too many", "type": "product_reviews"}]}
     result = _ideate(ScriptedIdeas([json.dumps(answer)]), embedder)
     assert [i.idea for i in result.ideas] == ["Ranking every practical effect in Alien",
                                               "Why Blade Runner still looks modern",
                                               "A quiz on sci-fi props"]
-    assert len(result.subset) == 3 and all(i.type in result.subset or i.type ==
-                                           "interactive_posts" for i in result.ideas)
-    assert result.ideas[1].type == result.subset[0] and result.type_coerced >= 1
+    # S for this profile (MiniLM, closest first); interactive_posts is a real template, not in S
+    assert result.subset == ["product_reviews", "story_content", "collection_lists"]
+    # matched by title; an unknown type and a type outside S both become S's first, counted
+    assert [i.type for i in result.ideas] == ["story_content", "product_reviews",
+                                              "product_reviews"]
+    assert result.type_coerced == 2
     assert result.fallback is None and result.attempts == 1
 
 

@@ -206,13 +206,43 @@ def test_reflection_never_returns_a_worse_version(objectives: list[float]) -> No
     assert result.best_round == objectives.index(max(objectives))
     for n, base in enumerate(bases, start=1):
         assert objectives[base] == max(objectives[:n])
-    # greedy decoding: the first round without a gain ends it, still keeping the best so far
+    # greedy decoding: the first round without a strict gain ends it, keeping the best so far
+    stop = next((n for n in range(1, len(objectives))
+                 if objectives[n] <= max(objectives[:n])), len(objectives) - 1)
     bases.clear()
     versions = iter(range(1, len(objectives)))
     greedy = reflect(0, score, revise, rounds=len(objectives) - 1, repeatable=True)
-    seen = objectives[: len(greedy.rounds)]
-    assert greedy.best.objective == max(seen)
-    assert all(r.best_so_far for r in greedy.rounds[:-1])
+    assert [r.round for r in greedy.rounds] == list(range(stop + 1))
+    assert len(bases) == stop  # one revision per round after the first draft
+    kept = max(range(stop + 1), key=lambda n: (objectives[n], -n))  # the first maximum
+    assert greedy.best.version == greedy.best_round == kept
+    assert [r.best_so_far for r in greedy.rounds] == [True] + [
+        objectives[n] > max(objectives[:n]) for n in range(1, stop + 1)]
+
+
+@pytest.mark.parametrize(("objectives", "repeatable", "rounds_run", "kept", "revised_from"), [
+    ([0.1, 0.3, 0.5, 0.4, 0.9], True, 4, 2, [0, 1, 2]),  # stops at the first round w/o a gain
+    ([0.1, 0.3, 0.5, 0.4, 0.9], False, 5, 4, [0, 1, 2, 2]),  # sampling: every round runs
+    ([0.2, 0.4, 0.6, 0.8], True, 4, 3, [0, 1, 2]),  # always improving: every round runs
+    ([0.5, 0.5, 0.7], True, 2, 0, [0]),  # a tie is no gain: the first version stays
+    ([0.6, 0.2, 0.9], False, 3, 2, [0, 0]),  # the worse version 1 is neither kept nor revised
+])
+def test_reflection_rounds_and_kept_version_from_a_scripted_judge(
+        objectives: list[float], repeatable: bool, rounds_run: int, kept: int,
+        revised_from: list[int]) -> None:
+    """A scripted judge scores version n with ``objectives[n]``; the number of rounds run and
+    the kept version are worked out by hand."""
+    asked: list[int] = []
+
+    def revise(best: int, feedback: str) -> int:
+        asked.append(best)
+        return len(asked)  # version n is the n-th revision
+
+    result = reflect(0, lambda v: Scored(v, objectives[v], None, objectives[v]), revise,
+                     rounds=len(objectives) - 1, repeatable=repeatable)
+    assert len(result.rounds) == rounds_run and asked == revised_from
+    assert result.best.version == result.best_round == kept
+    assert result.best.objective == objectives[kept]
 
 
 def test_objective_weights_clip_when_measured() -> None:

@@ -114,3 +114,69 @@ def test_per_set_metrics_by_hand() -> None:
     means = metrics_from_ranks(ranks)
     for key, per_set in values.items():
         assert per_set.mean() == pytest.approx(means[key])
+
+
+def test_missing_scores_count_as_minus_infinity() -> None:
+    """None and NaN are missing scores: they rank below every real score, ties against the positive."""
+    assert candidate_ranks([[None, 0.0, -5.0]]).tolist() == [2]
+    assert candidate_ranks([[1.0, None, np.nan]]).tolist() == [0]
+    assert candidate_ranks([[np.nan, None]]).tolist() == [1]
+
+
+def test_a_set_of_only_the_positive_ranks_it_first() -> None:
+    assert candidate_ranks(np.array([[0.3], [-1.0]])).tolist() == [0, 0]
+    assert candidate_metrics(np.array([[0.3]]), ks=(1,))["recall@1"] == 1.0
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 0), (2, 3, 1)])
+def test_candidate_ranks_refuses_a_shape_that_is_not_sets_by_candidates(shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=r"scores must be \(n_sets, M >= 1\), got shape"):
+        candidate_ranks(np.zeros(shape))
+
+
+def test_no_ranks_is_an_error_not_a_nan_mean() -> None:
+    with pytest.raises(ValueError, match="^no ranks to score$"):
+        metrics_from_ranks(np.array([], dtype=np.int64))
+
+
+@pytest.mark.parametrize("which", ["positives", "exclude"])
+def test_full_ranking_refuses_masks_of_another_shape(which: str) -> None:
+    scores = np.zeros((2, 3))
+    masks = {"positives": np.ones((2, 3), bool), "exclude": np.zeros((2, 3), bool)}
+    masks[which] = np.zeros((2, 4), bool)
+    with pytest.raises(ValueError, match="^scores, positives and exclude must have the same shape$"):
+        full_ranking_metrics(scores, masks["positives"], masks["exclude"], ks=(2,))
+
+
+def test_full_ranking_accepts_zero_one_masks_of_any_dtype() -> None:
+    """Masks are truth values: 0/1 floats or ints give the same numbers as booleans."""
+    scores = np.array([[0.9, 0.5, 0.1, 0.7]])
+    positives = np.array([[0.0, 1.0, 1.0, 0.0]])
+    exclude = np.array([[0, 0, 0, 1]])
+    as_float = full_ranking_metrics(scores, positives, exclude.astype(float), ks=(2,))
+    as_bool = full_ranking_metrics(scores, positives.astype(bool), exclude.astype(bool), ks=(2,))
+    # Ranked (item 3 excluded): item0 (neg), item1 (pos), item2 (pos).
+    assert as_bool["recall@2"].tolist() == [0.5]
+    assert as_bool["mrr"].tolist() == [0.5]
+    assert as_bool["ndcg@2"] == pytest.approx([(1 / L2(3)) / (1 + 1 / L2(3))])
+    for name, values in as_bool.items():
+        assert as_float[name].tolist() == values.tolist(), name
+
+
+def test_rows_without_a_positive_are_nan_float_and_silent() -> None:
+    """A user whose every positive is excluded is not scored: NaN in every metric, no warning."""
+    import warnings
+
+    scores = np.array([[0.2, 0.8, 0.5], [0.2, 0.8, 0.5], [0.1, 0.2, 0.3]])
+    positives = np.array([[1, 0, 0], [0, 0, 1], [0, 0, 0]], dtype=bool)
+    exclude = np.array([[1, 0, 0], [0, 0, 0], [0, 0, 0]], dtype=bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = full_ranking_metrics(scores, positives, exclude, ks=(1, 2))
+    for name, values in out.items():
+        assert values.dtype == np.float64, name
+        assert np.isnan(values[0]) and np.isnan(values[2]), name
+    # Row 1: order item1 (0.8), item2 (0.5, positive), item0.
+    assert out["mrr"][1] == 0.5 and out["hit@1"][1] == 0.0 and out["hit@2"][1] == 1.0
+    assert out["ndcg@2"][1] == pytest.approx(1 / L2(3))
+    assert mean_metrics(out)["mrr"] == 0.5

@@ -7,7 +7,7 @@ import io
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -22,10 +22,12 @@ from tailormind.models.registry import load_role, unload_all
 
 
 class ScriptedServer:
-    """Answers POSTs from a script of (status, body, delay_s); records every request body."""
+    """Answers POSTs from a script of (status, body, delay_s), or, when ``respond`` is set, with
+    ``respond(request body)``'s (status, body, delay_s); records every request body."""
 
     def __init__(self) -> None:
         self.script: list[tuple[int, dict | str, float]] = []
+        self.respond: Callable[[dict], tuple[int, dict | str, float]] | None = None
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         server = self
@@ -33,9 +35,14 @@ class ScriptedServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("content-length", 0))
-                server.requests.append(json.loads(self.rfile.read(length)))
+                request = json.loads(self.rfile.read(length))
+                server.requests.append(request)
                 server.headers.append(dict(self.headers))
-                status, body, delay = server.script.pop(0) if server.script else (500, "empty", 0)
+                if server.respond is not None:
+                    status, body, delay = server.respond(request)
+                else:
+                    status, body, delay = (server.script.pop(0) if server.script
+                                           else (500, "empty", 0))
                 time.sleep(delay)
                 data = (json.dumps(body) if isinstance(body, dict) else body).encode()
                 try:
@@ -138,12 +145,19 @@ def test_client_errors_are_not_retried(server: ScriptedServer) -> None:
 
 
 def test_concurrent_batch_keeps_order(server: ScriptedServer) -> None:
-    server.script = [(200, chat_answer(f"answer {i}"), 0.05) for i in range(6)]
+    """Each answer names its question; earlier questions answer later (q0 slowest), so answers
+    arrive out of order, and still come back in the order asked."""
+
+    def respond(request: dict) -> tuple[int, dict, float]:
+        question = request["messages"][0]["content"]
+        return 200, chat_answer(f"answer to {question}"), 0.02 * (6 - int(question[1:]))
+
+    server.respond = respond
     text = role(server, "text", concurrency=3)
     answers = text.complete([[{"role": "user", "content": f"q{i}"}] for i in range(6)])
-    asked = [r["messages"][0]["content"] for r in server.requests]
-    by_question = {q: a.text for q, a in zip([f"q{i}" for i in range(6)], answers, strict=True)}
-    assert sorted(by_question) == sorted(asked) and len(set(by_question.values())) == 6
+    assert [a.text for a in answers] == [f"answer to q{i}" for i in range(6)]
+    assert sorted(r["messages"][0]["content"] for r in server.requests) == [f"q{i}"
+                                                                            for i in range(6)]
 
 
 def test_embeddings_sorted_by_index_and_normalised(server: ScriptedServer) -> None:

@@ -45,11 +45,22 @@ def test_tiny_llama_batch_is_deterministic_and_counted(llama_dir: Path, tmp_path
 
 
 def test_sampling_with_a_seed_is_reproducible(llama_dir: Path, tmp_path: Path) -> None:
+    """Temperature 1.5 really samples (not the greedy answer), the same seed gives the same
+    answer, another seed another one (random weights: near-uniform next-token odds)."""
     model = load_role("text", text_settings(llama_dir, tmp_path / "c"))
     model.cache = None
-    conversation = [[{"role": "user", "content": "tell me"}]]
-    params = GenerationParams(max_tokens=12, temperature=1.5, seed=7)
-    assert model.complete(conversation, params)[0].text == model.complete(conversation, params)[0].text
+
+    def answer(prompt: str, seed: int | None) -> str:
+        params = (GenerationParams(max_tokens=12) if seed is None else
+                  GenerationParams(max_tokens=12, temperature=1.5, seed=seed))
+        return model.complete([[{"role": "user", "content": prompt}]], params)[0].text
+
+    prompts, seeds = ("tell me", "hi"), (7, 8)
+    greedy = {p: answer(p, None) for p in prompts}
+    sampled = {(p, s): answer(p, s) for p in prompts for s in seeds}
+    assert all(answer(p, s) == sampled[(p, s)] for p, s in sampled)  # the same seed reproduces
+    assert any(sampled[(p, s)] != greedy[p] for p, s in sampled)  # sampling is not greedy
+    assert any(sampled[(p, 7)] != sampled[(p, 8)] for p in prompts)  # the seed matters
 
 
 def test_stop_strings_cut_the_answer(llama_dir: Path, tmp_path: Path) -> None:

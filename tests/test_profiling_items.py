@@ -15,6 +15,8 @@ from tailormind.data.importers import import_table
 from tailormind.data.ingest import save_import
 from tailormind.data.split import split_workspace
 from tailormind.data.workspace import Workspace
+from tailormind.errors import ModelError
+from tailormind.models.base import Completion, TextModel
 from tailormind.models.media import encode_h264
 from tailormind.models.registry import load_role
 from tailormind.profiling.items import ItemDescriber, describe_items, item_text
@@ -54,6 +56,36 @@ def media_ws(tmp_path: Path) -> Workspace:
     return save_import(bundle, tmp_path / "ws")
 
 
+class RecordingText(TextModel):
+    """Wraps a text role: answers with it (or ``fail``s, or answers ``reply``), recording every
+    conversation and answer so a test can check what was asked and what came back."""
+
+    def __init__(self, inner: TextModel | None = None, *, fail: bool = False,
+                 reply: str | None = None) -> None:
+        super().__init__(backend=inner.backend if inner else "recording",
+                         model_id=inner.model_id if inner else "recording",
+                         follows_json=False)
+        self.inner, self.fail, self.reply = inner, fail, reply
+        self.batches: list[list[str]] = []
+        self.answers: list[list[str]] = []
+
+    def _generate(self, batch, params, json_schema):
+        self.batches.append([c[-1]["content"] for c in batch])
+        if self.fail:
+            raise ModelError("models.text: server timed out")
+        if self.inner is None:
+            out = [Completion(text=self.reply or "") for _ in batch]
+        else:
+            out = self.inner.complete(batch, params)
+        self.answers.append([c.text for c in out])
+        return out
+
+
+def _row(item_id: str, text: str) -> dict:
+    return {"item_id": item_id, "title": "", "text": text, "tags": [], "image_paths": [],
+            "video_paths": [], "platform": None}
+
+
 @pytest.fixture(scope="module")
 def tiny_roles(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("tiny-roles")
@@ -71,7 +103,8 @@ def test_item_text_does_not_repeat_itself() -> None:
 
 
 def test_every_modality_and_fallback(media_ws: Workspace, tiny_roles, embedded_settings) -> None:
-    settings, text, describe = tiny_roles
+    settings, tiny_text, describe = tiny_roles
+    text = RecordingText(tiny_text)  # the tiny LM's greedy answers, recorded
     describer = ItemDescriber(settings, media_ws, text=text, describe=describe,
                               embed=load_role("embed", embedded_settings))
     report = describe_items(media_ws, settings, describer=describer)
@@ -79,8 +112,16 @@ def test_every_modality_and_fallback(media_ws: Workspace, tiny_roles, embedded_s
     rows = {r["item_id"]: r for r in media_ws.read("item_features").to_pylist()}
     assert rows["short"]["text_source"] == "passthrough"
     assert rows["short"]["description"] == "Quiet trails. Five easy hikes near the city. Tags: hiking, weekend."
-    assert rows["long"]["text_source"] in (f"text:{text.model_id}", "passthrough (truncated)")
-    assert len(rows["long"]["text_description"]) <= 600 or rows["long"]["text_source"] != "passthrough"
+    # the one long item (1077 characters) was summarised by the text model, in its own call
+    # (the second call merges the video's halves); the summary is the model's answer, stripped
+    assert len(text.batches) == 2 and len(text.batches[0]) == 1
+    assert LONG_TEXT.strip() in text.batches[0][0] and "The long trail" in text.batches[0][0]
+    summary = text.answers[0][0].strip()
+    assert summary  # greedy decoding of the seeded tiny LM: a fixed, non-empty answer
+    assert rows["long"]["text_source"] == f"text:{tiny_text.model_id}"
+    assert rows["long"]["text_description"] == rows["long"]["description"] == summary
+    assert rows["long"]["fallback"] is None
+    assert report.counts["text_summarised"] == 1 and report.counts["text_passthrough"] == 4
     assert rows["pics"]["image_source"] == f"describe:{describe.model_id}"
     assert rows["pics"]["description"].startswith("Autumn colours. Photos.")
     assert rows["badpic"]["image_source"] == "failed"
@@ -93,6 +134,46 @@ def test_every_modality_and_fallback(media_ws: Workspace, tiny_roles, embedded_s
     assert all(abs(np.linalg.norm(v) - 1) < 1e-4 for k, v in vectors.items() if k != "empty")
     assert report.counts["image_fallback"] == 1 and report.counts["empty"] == 1
     assert report.models["describe"] == describe.model_id
+
+
+def test_a_failed_or_empty_summary_truncates_to_short_text_chars(media_ws: Workspace,
+                                                                 embedded_settings) -> None:
+    """The text model down, or answering nothing: the long item's own text, cut at 600."""
+    embed = load_role("embed", embedded_settings)
+    assert embedded_settings.profiling.short_text_chars == 600
+    row = {"item_id": "long", "title": "The long trail", "text": LONG_TEXT, "tags": ["hiking"],
+           "image_paths": [], "video_paths": [], "platform": None}
+    # item text: "The long trail. " (16) + the review (1047) + " Tags: hiking." (14) = 1077
+    expected = "The long trail. " + LONG_TEXT[:584]
+    assert len(expected) == 600
+    for model, reason in ((RecordingText(fail=True), "text model failed (models.text: server "
+                                                     "timed out); text truncated"),
+                          (RecordingText(reply="  \n"), "text model returned an empty summary; "
+                                                         "text truncated")):
+        describer = ItemDescriber(embedded_settings, media_ws, text=model, embed=embed,
+                                  describe_reason="not configured")
+        found = describer.describe_rows([row]).to_pylist()[0]
+        assert len(model.batches) == 1
+        assert found["text_source"] == "passthrough (truncated)"
+        assert found["text_description"] == found["description"] == expected
+        assert found["fallback"] == reason
+
+
+def test_600_characters_pass_through_601_are_summarised(media_ws: Workspace,
+                                                        embedded_settings) -> None:
+    """``profiling.short_text_chars`` (600) is the last length that passes through unchanged."""
+    assert embedded_settings.profiling.short_text_chars == 600
+    model = RecordingText(reply=" A summary. ")
+    describer = ItemDescriber(embedded_settings, media_ws, text=model,
+                              embed=load_role("embed", embedded_settings),
+                              describe_reason="not configured")
+    at, over = "b" * 599 + ".", "c" * 600 + "."
+    found = {r["item_id"]: r for r in describer.describe_rows(
+        [_row("at", at), _row("over", over)]).to_pylist()}
+    assert found["at"]["text_source"] == "passthrough" and found["at"]["description"] == at
+    assert found["over"]["text_source"] == "text:recording"
+    assert found["over"]["description"] == "A summary."
+    assert len(model.batches) == 1 and len(model.batches[0]) == 1 and over in model.batches[0][0]
 
 
 def test_without_a_describe_model_media_fall_back(media_ws: Workspace, tiny_roles,

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pytest
 
 from tailormind.config import load_config
 from tailormind.data.workspace import Workspace
@@ -55,6 +56,60 @@ class PromptedText(TextModel):
             out.append(Completion(text=text, prompt_tokens=len(prompt.split()),
                                   completion_tokens=len(text.split()), model="prompted"))
         return out
+
+
+def hand_metrics(ws: Workspace, users: set[str] | None = None,
+                 methods: tuple[str, ...] = ("popularity", "history-content", "profile (init)",
+                                             "profile (refined)")) -> dict[str, dict[str, float]]:
+    """Test-set metrics of the scorers without a fit, from the workspace's tables alone (an
+    independent reference for ``evaluate_profiles``): per test candidate set (``users``, or
+    all), the positive's rank is the number of negatives scoring at least as high (ties go
+    against the positive); Recall@K = HR@K = 1[rank < K], NDCG@K = 1[rank < K] / log2(rank + 2),
+    MRR = 1 / (rank + 1), averaged over the sets. Scores: popularity = train interaction count
+    (log1p is monotone, so the ranks are the same), history-content = v_i · mean of v_j over
+    the user's train items, profile (init / refined) = v_i · that profile's embedding. Only
+    ``methods`` are scored (the profile ones need every chosen user profiled)."""
+    import math
+    from collections import Counter, defaultdict
+
+    import numpy as np
+
+    train = [r for r in ws.read("split").to_pylist() if r["split"] == "train"]
+    counts = Counter(r["item_id"] for r in train)
+    history: dict[str, list[str]] = defaultdict(list)
+    for r in train:
+        history[r["user_id"]].append(r["item_id"])
+    vector = {r["item_id"]: np.asarray(r["embedding"], dtype=np.float64)
+              for r in ws.read("item_features").to_pylist()}
+    profiles = {r["user_id"]: r for r in ws.read("profiles").to_pylist()}
+
+    def content(user: str, item: str) -> float:
+        past = history[user]
+        return float(vector[item] @ np.mean([vector[j] for j in past], axis=0)) if past else 0.0
+
+    scorers = {
+        "popularity": lambda user, item: counts[item],
+        "history-content": content,
+        "profile (init)": lambda user, item: float(
+            vector[item] @ np.asarray(profiles[user]["initial_embedding"], dtype=np.float64)),
+        "profile (refined)": lambda user, item: float(
+            vector[item] @ np.asarray(profiles[user]["embedding"], dtype=np.float64)),
+    }
+    sets = [r for r in ws.read("candidates").to_pylist()
+            if r["split"] == "test" and (users is None or r["user_id"] in users)]
+    out: dict[str, dict[str, float]] = {}
+    for method in methods:
+        score, ranks = scorers[method], []
+        for r in sets:
+            positive = score(r["user_id"], r["positive"])
+            ranks.append(sum(score(r["user_id"], n) >= positive for n in r["negatives"]))
+        metrics: dict[str, float] = {}
+        for k in (10, 20):
+            metrics[f"recall@{k}"] = metrics[f"hit@{k}"] = sum(x < k for x in ranks) / len(ranks)
+            metrics[f"ndcg@{k}"] = sum(1 / math.log2(x + 2) for x in ranks if x < k) / len(ranks)
+        metrics["mrr"] = sum(1 / (x + 1) for x in ranks) / len(ranks)
+        out[method] = metrics
+    return out
 
 
 def make_profiler(ws: Workspace, settings, text: TextModel) -> Profiler:
@@ -173,7 +228,15 @@ def test_evaluation_rows_and_curve(profiled_ws, tmp_path) -> None:
     methods = [r["method"] for r in report.rows]
     assert methods == ["popularity", "hypergraph", "history-content", "profile (init)",
                        "profile (refined)", "hybrid w/o profile", "hybrid (init profile)", "hybrid"]
-    for row in report.rows:
+    assert report.users_all == report.users_profiled == 24  # every synthetic user is profiled
+    rows = {r["method"]: r for r in report.rows}
+    expected = hand_metrics(ws)
+    for method, metrics in expected.items():  # the rankings without a fit, exactly
+        assert rows[method]["sample"] == pytest.approx(metrics, abs=1e-12), method
+        if method in ("popularity", "history-content"):
+            assert rows[method]["all"] == pytest.approx(metrics, abs=1e-12), method
+    assert expected["profile (refined)"] != expected["profile (init)"]  # refinement moved them
+    for row in report.rows:  # CF and the fitted hybrids: not computable by hand here
         assert 0 <= row["sample"]["recall@10"] <= row["sample"]["recall@20"] <= 1
         assert row["users"] == report.users_profiled
     assert [p["iteration"] for p in report.curve] == list(range(settings.profiling.n_max + 1))
@@ -220,14 +283,37 @@ def test_cli_run_and_eval(cli, profiled_ws, tmp_path, monkeypatch) -> None:
     assert table.code == 0 and "refinement curve" in table.out
 
 
+#: ``tailormind ARGS`` in a child that stops (alive, blocked) right after its second profile
+#: part is on disk and says so on stderr, so the parent's SIGKILL lands at a known point.
+STOP_AFTER_TWO_PARTS = """
+import sys, threading
+from tailormind.cli.main import run
+from tailormind.profiling.parts import PartWriter
+
+original, written = PartWriter.write, []
+
+def write(self, table):
+    path = original(self, table)
+    written.append(path)
+    if len(written) == 2:
+        print("TWO PARTS WRITTEN", file=sys.stderr, flush=True)
+        threading.Event().wait()  # until the SIGKILL
+    return path
+
+PartWriter.write = write
+sys.exit(run(sys.argv[1:]))
+"""
+
+
 def test_sigkill_halfway_then_resume(profiled_ws, tmp_path) -> None:
-    """`tailormind profile run` killed with SIGKILL after its first batches: the re-run profiles
-    only the users left, and every user ends with exactly one profile."""
+    """`tailormind profile run` killed with SIGKILL once its first two batches (2 users each)
+    are written: the re-run profiles only the 20 users left, and every user ends with exactly
+    one profile."""
     import os
     import signal
     import subprocess
     import sys
-    import time
+    import threading
 
     from tests.tiny_models import tiny_llama
 
@@ -243,25 +329,36 @@ def test_sigkill_halfway_then_resume(profiled_ws, tmp_path) -> None:
         "TAILORMIND_PROFILING__PROFILE_TOKENS": "96",
         "TAILORMIND_PROFILING__CRITIQUE_TOKENS": "96",
     })
-    exe = Path(sys.executable).with_name("tailormind")
-    command = [str(exe), "profile", "run", "--workspace", str(ws.root), "--json"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    args = ["profile", "run", "--workspace", str(ws.root), "--json"]
+    process = subprocess.Popen([sys.executable, "-c", STOP_AFTER_TWO_PARTS, *args], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    watchdog = threading.Timer(600, process.kill)  # a hung child fails the test, not the run
+    watchdog.start()
+    try:
+        for line in process.stderr:  # blocks until the child says it stopped (or exits)
+            seen.append(line)
+            if line.strip() == "TWO PARTS WRITTEN":
+                break
+        assert seen and seen[-1].strip() == "TWO PARTS WRITTEN", "".join(seen)[-2000:]
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        watchdog.cancel()
+        process.kill()
+        process.stderr.close()
     parts = ws.root / "parts" / "profiles"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(parts.glob("part-*.parquet"))) < 2:
-        assert process.poll() is None, process.stderr.read().decode()[-2000:]
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    done_before = len(list(parts.glob("part-*.parquet"))) * 2
-    assert 0 < done_before < 24
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert len(list(parts.glob("part-*.parquet"))) == 2 and not ws.has("profiles")
+    exe = Path(sys.executable).with_name("tailormind")
+    rerun = subprocess.run([str(exe), *args], env=env, capture_output=True, text=True,
+                           timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     report = json.loads(rerun.stdout)
-    assert report["complete"] and report["skipped_done"] >= done_before
-    assert report["profiled"] == report["users"] - report["skipped_done"]
+    assert report["complete"] and report["users"] == 24
+    assert report["skipped_done"] == 4 and report["profiled"] == 20
     users = Workspace.open(ws.root).read("profiles", columns=["user_id"]).column("user_id")
-    assert len(users) == len(set(users.to_pylist())) == report["users"]
+    assert sorted(users.to_pylist()) == sorted(
+        Workspace.open(ws.root).read("users", columns=["user_id"]).column("user_id").to_pylist())
     assert not parts.exists()
 
 

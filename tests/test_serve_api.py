@@ -1,8 +1,13 @@
 """The HTTP API on a real local Ray Serve, over real HTTP: every route, auth, bad input,
-backpressure (503 + Retry-After), a job polled to completion, cancellation, and the API
-composed with the ``tailormind-models`` app (its text and embed roles through ``backend: serve``)
-as ``serve_configs/local.yaml`` composes them. Models: a tiny random Llama behind the models
-app, the embedded MiniLM, cover cards and the slideshow."""
+backpressure (503 + Retry-After), a job polled to completion, cancellation, timeouts, metrics,
+and the API composed with the ``tailormind-models`` app (its text role through ``backend:
+serve``) as ``serve_configs/local.yaml`` composes them. Models: a tiny random Llama behind the
+models app, the embedded MiniLM, cover cards and the slideshow.
+
+The API's text calls pass through ``TextGate``, a deployment in front of the models app's
+``TextModel`` that records every call and, when a test holds it, keeps calls waiting until the
+test lets them through: work in flight is then an event the test waits for, not a guess about
+how long something takes on a loaded machine."""
 
 from __future__ import annotations
 
@@ -10,8 +15,11 @@ import json
 import os
 import socket
 import time
+from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,13 +30,107 @@ from tests.test_generation_pipeline import generated_ws  # noqa: F401
 
 TOKEN = "api-test-token"
 METRICS: dict[str, int] = {}  # the Prometheus port of the test cluster
+HTTP: dict[str, int] = {}  # the Serve proxy's port
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+GATE_APP = "tailormind-gate"
+#: What the tests did that ``ray_tailormind_api_*`` must count: ("rejected", reason) and
+#: ("jobs", status), added by each test as it causes them (checked by the metrics test).
+LEDGER: Counter = Counter()
+#: A post's stages in order with ``generation.reflection_rounds`` = 1 (Generator.generate):
+#: exemplars, ideation, writing, scoring, one revision and its scoring, the bundle.
+POST_STAGES = ["exemplars", "ideation", "writing", "scoring", "revision 1", "scoring", "bundle"]
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _gate_deployment() -> Any:
+    """``TextGate``: the text role's Serve methods in front of the models app's ``TextModel``.
+    Built in a function so Ray ships the class by value (the replica cannot import tests/)."""
+    import asyncio
+
+    from ray import serve
+
+    @serve.deployment(name="TextGate", max_ongoing_requests=64,
+                      ray_actor_options={"num_cpus": 0.05})
+    class TextGate:
+        def __init__(self) -> None:
+            self.model = serve.get_deployment_handle("TextModel", app_name="tailormind-models")
+            self.held, self.permits = False, 0
+            self.log: list[list[str]] = []  # per call: each conversation's messages, joined
+            self.changed = asyncio.Condition()
+
+        async def chat_batch(self, request: tuple) -> list:
+            async with self.changed:
+                self.log.append(["\n".join(m["content"] for m in conversation)
+                                 for conversation in request[0]])
+                self.changed.notify_all()
+                await self.changed.wait_for(lambda: not self.held or self.permits > 0)
+                if self.held:
+                    self.permits -= 1
+            return await self.model.chat_batch.remote(request)
+
+        async def hold(self) -> None:
+            async with self.changed:
+                self.held, self.permits = True, 0
+
+        async def release(self, calls: int | None = None) -> None:
+            """Let ``calls`` more calls through, or (None) open the gate."""
+            async with self.changed:
+                if calls is None:
+                    self.held = False
+                else:
+                    self.permits += calls
+                self.changed.notify_all()
+
+        async def calls(self, at_least: int = 0, timeout_s: float = 0.0) -> list[list[str]]:
+            """The calls so far, once there are ``at_least`` (or ``timeout_s`` passed)."""
+            async with self.changed:
+                try:
+                    await asyncio.wait_for(
+                        self.changed.wait_for(lambda: len(self.log) >= at_least), timeout_s)
+                except TimeoutError:
+                    pass
+                return list(self.log)
+
+    return TextGate.bind()
+
+
+class Gate:
+    """The test's side of ``TextGate``."""
+
+    def __init__(self) -> None:
+        from ray import serve
+
+        self.handle = serve.get_deployment_handle("TextGate", app_name=GATE_APP)
+
+    def hold(self) -> None:
+        self.handle.hold.remote().result(timeout_s=60)
+
+    def release(self, calls: int | None = None) -> None:
+        self.handle.release.remote(calls).result(timeout_s=60)
+
+    def calls(self, at_least: int = 0, timeout_s: float = 0.0) -> list[list[str]]:
+        return self.handle.calls.remote(at_least, timeout_s).result(timeout_s=timeout_s + 60)
+
+    def wait_for_call(self, marker: str, timeout_s: float = 180) -> int:
+        """Block until a call whose conversations mention ``marker`` has arrived; the number of
+        such calls."""
+        deadline = time.monotonic() + timeout_s
+        seen = self.calls()
+        while time.monotonic() < deadline:
+            marked = _marked(seen, marker)
+            if marked:
+                return marked
+            seen = self.calls(at_least=len(seen) + 1, timeout_s=5)
+        raise AssertionError(f"no text call mentioning {marker!r} within {timeout_s} s")
+
+
+def _marked(calls: list[list[str]], marker: str) -> int:
+    return sum(1 for call in calls if any(marker in conversation for conversation in call))
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +146,20 @@ def api(generated_ws, profiled_ws, models_cache: Path, tmp_path_factory):  # noq
     ws = fresh((ws.root, settings), tmp_path_factory.mktemp("api"))
     llm = tiny_llama(tmp_path_factory.mktemp("tiny-llm"))
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a throw-away local cluster for this test only
-    port = _free_port()
+    port = HTTP["port"] = _free_port()
     METRICS["port"] = _free_port()
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
              _metrics_export_port=METRICS["port"],
+             _system_config={"metrics_report_interval_ms": 1000},
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_models({"models": {"cache_dir": str(models_cache),
                                        "text": {"backend": "transformers", "path": str(llm)}},
                             "roles": ["text"]}),
               name="tailormind-models", route_prefix="/models")
-    common = {"models": {"cache_dir": str(models_cache), "text": {"backend": "serve"}},
+    serve.run(_gate_deployment(), name=GATE_APP, route_prefix=None)
+    common = {"models": {"cache_dir": str(models_cache),
+                         "text": {"backend": "serve", "app": GATE_APP, "deployment": "TextGate"}},
               "generation": {"answer_format": "fields", "reflection_rounds": 1},
               "profiling": {"n_max": 2}}
     serve.run(build_app({"workspace": str(ws.root), "settings": {
@@ -62,8 +167,10 @@ def api(generated_ws, profiled_ws, models_cache: Path, tmp_path_factory):  # noq
                           "max_history_items": 6, "max_text_chars": 300,
                           "max_body_bytes": 4096, "retry_after_s": 7}}}),
               name="tailormind-api", route_prefix="/api")
-    # the same API without a token: loopback clients only, no Authorization needed
-    serve.run(build_app({"workspace": str(ws.root), "settings": common}),
+    # the same API without a token: loopback clients only, no Authorization needed; a profile
+    # running longer than 2 s is cancelled (504)
+    serve.run(build_app({"workspace": str(ws.root), "settings": {
+        **common, "api": {"request_timeout_s": 2}}}),
               name="tailormind-api-open", route_prefix="/open")
     # ... and over a workspace with item descriptions but no profiles yet
     bare = fresh(profiled_ws, tmp_path_factory.mktemp("bare"))
@@ -82,6 +189,46 @@ def api(generated_ws, profiled_ws, models_cache: Path, tmp_path_factory):  # noq
         yield client, ws
     serve.shutdown()
     ray.shutdown()
+
+
+@pytest.fixture
+def gate(api) -> Iterator[Gate]:
+    """The text gate, open again after the test whatever happened."""
+    gate = Gate()
+    try:
+        yield gate
+    finally:
+        gate.release()
+
+
+def _worker(kind: str, app: str = "tailormind-api") -> Any:
+    from ray import serve
+
+    return serve.get_deployment_handle(kind, app_name=app)
+
+
+def _stats(worker: Any) -> Counter:
+    """A worker replica's outcome counters (started, completed, cancelled, failed)."""
+    return Counter(worker.ready.remote().result(timeout_s=120)["stats"])
+
+
+def _until(condition, what: str, timeout_s: float = 120) -> Any:
+    """Poll ``condition`` until it returns something truthy (an event, not a duration)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout_s} s")
+
+
+def _marked_history(marker: str) -> list[dict[str, str]]:
+    """Raw items that each name ``marker`` (so the gate can tell this request's LLM calls
+    apart), the last one, held out for validation, unlike the others."""
+    return [{"title": f"{marker} night hike", "text": "A lantern walk up the ridge at dusk."},
+            {"title": f"{marker} trail kit", "text": "Boots, a paper map and a flask of tea."},
+            {"title": f"{marker} rye loaf", "text": "Baking sourdough with a rye starter."}]
 
 
 def _users(ws) -> list[str]:
@@ -230,28 +377,79 @@ def test_chunked_oversize_body_is_refused(api) -> None:
     assert answer.status_code == 413 and answer.json()["error"]["code"] == "too_large"
 
 
-def test_a_post_job_polled_to_completion_then_served(api) -> None:
+def _subsequence(part: list, whole: list) -> bool:
+    """Whether ``part`` is ``whole`` with some entries left out (order kept)."""
+    rest = iter(whole)
+    return all(any(x == y for y in rest) for x in part)
+
+
+def _deduped(values: list) -> list:
+    """``values`` without consecutive repeats."""
+    return [v for n, v in enumerate(values) if n == 0 or values[n - 1] != v]
+
+
+def test_a_post_job_polled_to_completion_then_served(api, gate) -> None:
+    """The job is walked through its stages one text call at a time: while a call is held at
+    the gate the job cannot move, so the stage it reports then is exactly where it is."""
     client, ws = api
     user = _users(ws)[1]
-    accepted = client.post(f"/api/v1/users/{user}/posts", headers=AUTH,
-                           json={"kind": "post", "platform": "hupu", "seed": 11})
+    generation = _worker("GenerationWorker")
+    before = _stats(generation)
+    gate.hold()
+    calls = len(gate.calls())
+    request = {"kind": "post", "platform": "hupu", "seed": 11}
+    accepted = client.post(f"/api/v1/users/{user}/posts", headers=AUTH, json=request)
     assert accepted.status_code == 202, accepted.text
     job = accepted.json()["job"]
     assert accepted.headers["location"] == accepted.json()["job_url"] == f"/api/v1/jobs/{job['job_id']}"
-    assert job["status"] in ("queued", "running") and job["post_id"].startswith("post-")
-    # the same request while the job runs returns that job, it does not start a second one
-    again = client.post(f"/api/v1/users/{user}/posts", headers=AUTH,
-                        json={"kind": "post", "platform": "hupu", "seed": 11})
-    assert again.status_code in (200, 202) and (again.status_code == 200 or
-                                                again.json()["job"]["job_id"] == job["job_id"])
-    final = _wait_job(client, accepted.json()["job_url"])
+    assert job["status"] == "queued" and job["post_id"] == job["job_id"]
+    assert job["job_id"].startswith("post-") and job["error"] is None
+    assert job["progress"] == {"stage": "queued", "step": 0, "of": len(POST_STAGES)}
+    # the same request while the job runs (it cannot finish: its text calls are held) returns
+    # that job: the same record, not a second job over the same id
+    again = client.post(f"/api/v1/users/{user}/posts", headers=AUTH, json=request)
+    assert again.status_code == 202, again.text
+    assert again.json()["job"]["job_id"] == job["job_id"]
+    assert again.json()["job"]["created_at"] == job["created_at"]
+    url = accepted.json()["job_url"]
+    seen, held = [], []  # (stage, step) of every poll; of every poll while a call was held
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        log = gate.calls(at_least=calls + 1, timeout_s=2)
+        record = client.get(url, headers=AUTH).json()
+        progress = record["progress"]
+        seen.append((progress["stage"], progress["step"]))
+        assert progress["of"] == len(POST_STAGES), record
+        if len(log) > calls:  # a text call of this job is held: the job waits inside a stage
+            assert record["status"] == "running", record
+            prompts = [c for call in log[calls:] for c in call]
+            held.append((progress["stage"], progress["step"], prompts))
+            gate.release(len(log) - calls)
+            calls = len(log)
+        elif record["status"] in ("done", "failed", "cancelled"):
+            break
+    final = client.get(url, headers=AUTH).json()
     assert final["status"] == "done", final
-    stages = [stage for _, stage in final["seen"]]
-    assert final["progress"] == {"stage": "done", "step": final["progress"]["of"],
-                                 "of": final["progress"]["of"]}
+    assert final["progress"] == {"stage": "done", "step": len(POST_STAGES),
+                                 "of": len(POST_STAGES)}
     assert final["post_url"] == f"/api/v1/posts/{job['post_id']}"
-    assert set(stages) - {"queued", "done", None} <= {"exemplars", "ideation", "writing",
-                                                      "scoring", "revision 1", "bundle"}
+    # what the polls saw is the post's stages in order, each at its own step, ending done
+    walk = [("queued", 0), *((stage, n) for n, stage in enumerate(POST_STAGES, 1)),
+            ("done", len(POST_STAGES))]
+    assert _subsequence(_deduped(seen), walk) and seen[-1] == ("done", len(POST_STAGES)), seen
+    # the stages that ask the text model were each seen while one of their calls was held,
+    # and the held calls are that stage's questions
+    assert _deduped([(stage, step) for stage, step, _ in held]) == [
+        ("ideation", 2), ("writing", 3), ("revision 1", 5)], held
+    for stage, _, prompts in held:
+        ideas = ["Propose one new" in p for p in prompts]
+        revised = ["Your previous version" in p for p in prompts]
+        assert all(ideas) if stage == "ideation" else not any(ideas), (stage, prompts)
+        assert all(revised) if stage == "revision 1" else not any(revised), (stage, prompts)
+    after = _stats(generation)
+    assert after["started"] - before["started"] == 1  # one generation for the two requests
+    assert after["completed"] - before["completed"] == 1
+    LEDGER["jobs", "done"] += 1
     post = client.get(final["post_url"], headers=AUTH).json()
     bundle = ws.root / GENERATIONS / user / job["post_id"]
     record = json.loads((bundle / "post.json").read_text(encoding="utf-8"))
@@ -263,9 +461,9 @@ def test_a_post_job_polled_to_completion_then_served(api) -> None:
     preview = client.get(post["preview_url"], headers=AUTH)
     assert preview.status_code == 200 and "text/html" in preview.headers["content-type"]
     # asked again once bundled: 200 with the post, no job
-    done = client.post(f"/api/v1/users/{user}/posts", headers=AUTH,
-                       json={"kind": "post", "platform": "hupu", "seed": 11})
+    done = client.post(f"/api/v1/users/{user}/posts", headers=AUTH, json=request)
     assert done.status_code == 200 and done.json()["post"]["post_id"] == job["post_id"]
+    assert _stats(generation)["started"] == after["started"]
     # paths never leave the bundle
     base = final["post_url"]
     for name, status in [("..%2F..%2F..%2Fworkspace.json", 400), ("%2E%2E/post.json", 400),
@@ -292,76 +490,178 @@ def test_bad_post_requests(api, user, body, status, code) -> None:
     assert unknown_job.status_code == 404 and unknown_job.json()["error"]["code"] == "unknown_job"
 
 
-def test_job_queue_is_bounded_and_a_queued_job_can_be_cancelled(api) -> None:
+def test_job_queue_is_bounded_and_a_queued_job_can_be_cancelled(api, gate) -> None:
     client, ws = api
     user = _users(ws)[2]
+    gate.hold()  # the first job stays in flight (and the second queued) until released
     first = client.post(f"/api/v1/users/{user}/posts", headers=AUTH, json={"seed": 101})
     second = client.post(f"/api/v1/users/{user}/posts", headers=AUTH, json={"seed": 102})
     third = client.post(f"/api/v1/users/{user}/posts", headers=AUTH, json={"seed": 103})
     assert first.status_code == second.status_code == 202
     assert third.status_code == 503 and third.headers["retry-after"] == "7"
     assert third.json()["error"]["code"] == "overloaded"
+    LEDGER["rejected", "jobs"] += 1
     cancel = client.delete(second.json()["job_url"], headers=AUTH)
-    assert cancel.status_code == 200
+    assert cancel.status_code == 200 and cancel.json()["status"] == "queued"
+    gate.release()
     assert _wait_job(client, first.json()["job_url"])["status"] == "done"
     cancelled = _wait_job(client, second.json()["job_url"])
-    assert cancelled["status"] == "cancelled" and "cancelled" in cancelled["error"]
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["error"] == "cancelled before it started"
+    assert cancelled["progress"] == {"stage": "queued", "step": 0, "of": len(POST_STAGES)}
     assert not (ws.root / GENERATIONS / user / cancelled["post_id"]).exists()
     # with the queue drained, the refused request goes through
     retry = client.post(f"/api/v1/users/{user}/posts", headers=AUTH, json={"seed": 103})
     assert retry.status_code == 202
     assert _wait_job(client, retry.json()["job_url"])["status"] == "done"
+    LEDGER["jobs", "done"] += 2
+    LEDGER["jobs", "cancelled"] += 1
 
 
-def test_metrics_reach_rays_prometheus_endpoint(api) -> None:
-    """The API's own metrics beside Serve's request counters (Ray exports every few seconds,
-    hence the polling)."""
+def test_cancelling_a_running_job_stops_it(api, gate) -> None:
+    """DELETE while the job waits in its first text call (ideation): once the call returns,
+    the job stops at the next stage: no writing question is asked, no post is written."""
     client, ws = api
-    item = ws.read("items", columns=["item_id"]).column("item_id")[0].as_py()
-    answer = client.post("/api/v1/profiles", headers=AUTH, json={"history": [{"item_id": item}]})
-    assert answer.status_code == 200, answer.text
-    wanted = ['ray_tailormind_api_active', 'what="profiles"', 'ray_serve_num_http_requests_total']
-    deadline, text = time.monotonic() + 90, ""
-    while time.monotonic() < deadline:
-        text = httpx.get(f"http://127.0.0.1:{METRICS['port']}/metrics", timeout=30).text
-        if all(w in text for w in wanted):
-            break
-        time.sleep(2)
-    assert [w for w in wanted if w not in text] == []
+    user = _users(ws)[3]
+    generation = _worker("GenerationWorker")
+    before = _stats(generation)
+    gate.hold()
+    calls = len(gate.calls())
+    accepted = client.post(f"/api/v1/users/{user}/posts", headers=AUTH, json={"seed": 7})
+    assert accepted.status_code == 202, accepted.text
+    url = accepted.json()["job_url"]
+    assert len(gate.calls(at_least=calls + 1, timeout_s=180)) > calls  # it is asking
+    running = client.get(url, headers=AUTH).json()
+    assert running["status"] == "running"
+    assert running["progress"] == {"stage": "ideation", "step": 2, "of": len(POST_STAGES)}
+    cancel = client.delete(url, headers=AUTH)
+    assert cancel.status_code == 200 and cancel.json()["status"] == "running"  # until it stops
+    gate.release()
+    final = _wait_job(client, url)
+    assert final["status"] == "cancelled" and final["error"] == "cancelled", final
+    assert final["progress"] == running["progress"]  # it never started writing
+    assert final["post_url"] is None
+    asked = [c for call in gate.calls()[calls:] for c in call]
+    assert asked and all("Propose one new" in c for c in asked), asked  # ideation only
+    assert not (ws.root / GENERATIONS / user / final["post_id"]).exists()
+    after = _stats(generation)
+    assert after - before == Counter({"started": 1, "cancelled": 1})
+    LEDGER["jobs", "cancelled"] += 1
 
 
-def test_profile_requests_beyond_the_limit_get_503(api) -> None:
+def _one_profile_refused(client: httpx.Client, gate: Gate, marker: str) -> None:
+    """With one profile in flight (held at its first text call), the next one gets 503 +
+    Retry-After; once the first is answered, the same request goes through."""
+    gate.hold()
+    body = {"history": _marked_history(marker), "seed": 1}
+    other = {"history": _marked_history(marker.replace("MARK", "NEXT")), "seed": 2}
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(client.post, "/api/v1/profiles", headers=AUTH, json=body)
+        assert gate.wait_for_call(marker) == 1
+        refused = client.post("/api/v1/profiles", headers=AUTH, json=other)
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "7"
+        assert refused.json()["error"]["code"] == "overloaded"
+        LEDGER["rejected", "profiles"] += 1
+        gate.release()
+        assert first.result().status_code == 200, first.result().text
+    again = client.post("/api/v1/profiles", headers=AUTH, json=other)
+    assert again.status_code == 200, again.text
+
+
+def test_profile_requests_beyond_the_limit_get_503(api, gate) -> None:
+    client, _ = api
+    _one_profile_refused(client, gate, "OVERLAPMARK")
+
+
+def _stops_before_its_next_step(worker: Any, gate: Gate, marker: str, before: Counter) -> None:
+    """After a cancel reached ``worker``: the cancelled profile asks nothing more once its held
+    call is let through. A profile sent next (one at a time per replica, so it runs only after
+    the cancelled one's thread stopped) completes; only it is counted completed."""
+    at_cancel = _marked(gate.calls(), marker)
+    gate.release()
+    other = marker.replace("MARK", "NEXT")
+    follow = worker.profile.remote([{"title": f"{other} lake", "text": "A quiet lake."}],
+                                   False, 1).result(timeout_s=300)
+    assert follow["history_items"] == 1
+    assert _marked(gate.calls(), marker) == at_cancel
+    assert _stats(worker) - before == Counter({"started": 2, "cancelled": 1, "completed": 1})
+
+
+def test_a_client_that_disconnects_cancels_its_profile(api, gate) -> None:
+    """The client hangs up while its profile waits in its first text call."""
+    _, _ = api
+    worker = _worker("ProfileWorker")
+    before = _stats(worker)
+    gate.hold()
+    body = json.dumps({"history": _marked_history("HANGUPMARK"), "seed": 99}).encode()
+    sock = socket.create_connection(("127.0.0.1", HTTP["port"]), timeout=60)
+    try:
+        sock.sendall(b"POST /api/v1/profiles HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     + f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+                       f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        assert gate.wait_for_call("HANGUPMARK") == 1  # in flight, at its first LLM step
+    finally:
+        sock.close()
+    _until(lambda: _stats(worker)["cancelled"] > before["cancelled"], "the cancel")
+    _stops_before_its_next_step(worker, gate, "HANGUPMARK", before)
+
+
+def test_a_profile_past_the_request_timeout_is_cancelled_with_504(api, gate) -> None:
+    """/open has ``api.request_timeout_s`` = 2: a profile whose text calls are held past it
+    gets 504, and the work is cancelled."""
+    client, _ = api
+    worker = _worker("ProfileWorker", "tailormind-api-open")
+    _until(lambda: worker.ready.remote(30.0).result(timeout_s=120)["ready"], "models loaded")
+    before = _stats(worker)
+    gate.hold()
+    answer = client.post("/open/v1/profiles",
+                         json={"history": _marked_history("TIMEOUTMARK"), "seed": 5})
+    assert answer.status_code == 504, answer.text
+    assert answer.json() == {"error": {"code": "timeout", "message": (
+        "the profile took longer than 2 s (api.request_timeout_s) and was cancelled")}}
+    _until(lambda: _stats(worker)["cancelled"] > before["cancelled"], "the cancel")
+    _stops_before_its_next_step(worker, gate, "TIMEOUTMARK", before)
+
+
+def _scrape(name: str, label: str) -> dict[str, float]:
+    """``name``'s samples on Ray's Prometheus endpoint, summed by ``label``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{METRICS['port']}/metrics", timeout=30).text
+    out: Counter = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                out[sample.labels[label]] += sample.value
+    return dict(out)
+
+
+def test_api_counters_on_rays_prometheus_endpoint(api, gate) -> None:
+    """What a user scrapes: ``ray_tailormind_api_rejected_total{reason}`` counts exactly the
+    503s of the API's limits (not 401s or bad input) and ``ray_tailormind_api_jobs_total
+    {status}`` the jobs by final status, as the tests above caused them; beside them the
+    ``active`` gauge and Serve's own request counter. Ray exports every second here."""
     client, ws = api
-    items = ws.read("items", columns=["item_id"]).column("item_id").to_pylist()
-    bodies = [{"history": [{"item_id": i} for i in items[n:n + 4]], "seed": n} for n in range(4)]
-    with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda b: client.post("/api/v1/profiles", headers=AUTH, json=b),
-                                bodies))
-    codes = sorted(a.status_code for a in answers)
-    assert 200 in codes and 503 in codes and set(codes) <= {200, 503}, codes
-    refused = next(a for a in answers if a.status_code == 503)
-    assert refused.headers["retry-after"] == "7"
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        assert client.post("/api/v1/profiles", headers=headers, json={}).status_code == 401
+    assert client.post("/api/v1/profiles", headers=AUTH, json={"history": []}).status_code == 422
+    _one_profile_refused(client, gate, "METRICSMARK")
+    rejected = {reason: float(n) for (what, reason), n in LEDGER.items() if what == "rejected"}
+    jobs = {status: float(n) for (what, status), n in LEDGER.items() if what == "jobs"}
 
+    def exported() -> bool:
+        now = (_scrape("ray_tailormind_api_rejected_total", "reason"),
+               _scrape("ray_tailormind_api_jobs_total", "status"))
+        for seen, wanted in zip(now, (rejected, jobs), strict=True):
+            over = {k: v for k, v in seen.items() if v > wanted.get(k, 0)}
+            assert not over, (over, wanted)  # counters only grow: more now is more for good
+        return now == (rejected, jobs)
 
-def test_a_client_that_disconnects_cancels_its_profile(api) -> None:
-    client, ws = api
-    items = ws.read("items", columns=["item_id"]).column("item_id").to_pylist()
-
-    def stats() -> dict:
-        return client.get("/api/readyz").json()["detail"]["profile_worker"]["stats"]
-
-    before = stats()
-    body = {"history": [{"item_id": i} for i in items[10:16]], "seed": 99}
-    with pytest.raises(httpx.ReadTimeout):
-        client.post("/api/v1/profiles", headers=AUTH, json=body, timeout=0.3)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        after = stats()
-        if after.get("cancelled", 0) > before.get("cancelled", 0):
-            break
-        time.sleep(0.2)
-    assert after.get("cancelled", 0) == before.get("cancelled", 0) + 1
-    assert after.get("completed", 0) == before.get("completed", 0)
+    _until(exported, "the API's counters on the metrics endpoint", timeout_s=90)
+    text = httpx.get(f"http://127.0.0.1:{METRICS['port']}/metrics", timeout=30).text
+    assert 'ray_tailormind_api_active{' in text and 'what="profiles"' in text
+    assert "ray_serve_num_http_requests_total" in text
 
 
 # -- without Ray: the guard on its own, and `tailormind serve`'s start-up decisions ----------------
@@ -510,24 +810,62 @@ def test_job_records_report_lost_work(tmp_path) -> None:
         store.path("../../etc/passwd")
 
 
+class _FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_heap_trimmer_trims_at_most_once_per_interval_and_after_a_burst() -> None:
+    """On an injected clock (and an event loop running on the same clock), so no real time
+    passes and nothing depends on how fast this machine is."""
     import asyncio
 
     from tailormind.serve.heap_trim import HeapTrimmer
 
-    trimmer = HeapTrimmer(interval_s=1.0)
-    trimmer()
-    trimmer()  # within the interval, outside a loop: skipped
+    clock = _FakeClock(100.0)
+    trimmer = HeapTrimmer(interval_s=5.0, clock=clock)
+    trimmer()  # never trimmed before: trims now
     assert trimmer.trims == 1
-
-    async def burst() -> None:
-        for _ in range(5):
-            trimmer()  # one deferred trim is scheduled for the end of the interval
-        assert trimmer.trims == 1
-        deadline = time.monotonic() + 30
-        while trimmer.trims == 1 and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(0.2)  # and no second one
-
-    asyncio.run(burst())
+    clock.now = 104.9
+    trimmer()  # within the interval, outside a loop: skipped, nothing scheduled
+    assert trimmer.trims == 1
+    clock.now = 105.0  # exactly one interval after the last trim
+    trimmer()
     assert trimmer.trims == 2
+
+    class Loop(asyncio.SelectorEventLoop):
+        def time(self) -> float:  # the loop schedules call_later on the same clock
+            return clock()
+
+    async def turns(n: int = 3) -> None:
+        for _ in range(n):  # let the loop run whatever is due
+            await asyncio.sleep(0)
+
+    async def burst() -> list[int]:
+        seen = []
+        clock.now = 105.5
+        for _ in range(5):
+            trimmer()  # a burst within the interval: one deferred trim, due at 110.0
+        await turns()
+        seen.append(trimmer.trims)
+        clock.now = 109.9
+        await turns()
+        seen.append(trimmer.trims)  # not due yet
+        clock.now = 110.0
+        await turns()
+        seen.append(trimmer.trims)  # the end of the burst is trimmed, once
+        clock.now = 200.0
+        await turns()
+        seen.append(trimmer.trims)  # and nothing else was scheduled
+        return seen
+
+    loop = Loop()
+    try:
+        assert loop.run_until_complete(burst()) == [2, 2, 3, 3]
+    finally:
+        loop.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -77,15 +79,41 @@ def test_official_client_models_chat_embeddings(client) -> None:
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
 
 
-def test_concurrent_chats_all_answer(client) -> None:
-    def ask(i: int) -> str:
-        answer = client.chat.completions.create(
-            model=TEXT, messages=[{"role": "user", "content": f"Count to {i + 2}."}], max_tokens=8)
-        return answer.choices[0].message.content
+def _chat_batch_sizes() -> Counter:
+    """{batch size: batches} that ``TextModel.chat`` (``@serve.batch``) has been called with."""
+    from ray import serve
+
+    handle = serve.get_deployment_handle("TextModel", app_name="tailormind-models")
+    return Counter(handle.info.remote().result(timeout_s=120)["batch_sizes"].get("chat", {}))
+
+
+def test_concurrent_chats_are_served_in_shared_batches(client) -> None:
+    """Six chats sent at once reach ``TextModel.chat`` as batches holding all six, at least one
+    with more than one request (the replica runs one batch at a time, so requests arriving
+    while a batch runs wait for the next one), and every answer is its own request's: its
+    prompt token count is the one the same prompt gets when asked alone."""
+    prompts = ["Repeat after me:" + " echo" * (3 * n + 1) for n in range(6)]
+
+    def ask(prompt: str, max_tokens: int):
+        return client.chat.completions.create(
+            model=TEXT, messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens)
+
+    alone = [ask(p, 1).usage.prompt_tokens for p in prompts]  # one at a time: the reference
+    assert len(set(alone)) == 6  # each prompt is told apart by its length
+    before = _chat_batch_sizes()
+    start = threading.Barrier(6)
+
+    def at_once(prompt: str):
+        start.wait()
+        return ask(prompt, 8)
 
     with ThreadPoolExecutor(max_workers=6) as pool:
-        answers = list(pool.map(ask, range(6)))
-    assert all(answers)
+        answers = list(pool.map(at_once, prompts))
+    batches = _chat_batch_sizes() - before
+    assert sum(size * count for size, count in batches.items()) == 6, batches
+    assert max(batches, default=0) > 1, batches  # served together, not one by one
+    assert [a.usage.prompt_tokens for a in answers] == alone
+    assert all(a.choices[0].message.content and a.model == TEXT for a in answers)
 
 
 def test_http_errors(served: str, client) -> None:

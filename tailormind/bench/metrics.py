@@ -110,8 +110,8 @@ def full_ranking_metrics(
             out[f"recall@{k}"] = np.where(valid, n_hit / n_pos, np.nan)
             out[f"ndcg@{k}"] = np.where(valid, dcg / idcg, np.nan)
         out[f"hit@{k}"] = np.where(valid, (n_hit > 0).astype(float), np.nan)
-    first = np.where(hits.any(axis=1), hits.argmax(axis=1), scores.shape[1])
-    out["mrr"] = np.where(valid, np.where(hits.any(axis=1), 1.0 / (first + 1.0), 0.0), np.nan)
+    # Every scored row holds a positive somewhere in the full list, so argmax finds the first one.
+    out["mrr"] = np.where(valid, 1.0 / (hits.argmax(axis=1) + 1.0), np.nan)
     return out
 
 

@@ -17,6 +17,12 @@ from tailormind.data.workspace import Workspace
 from tailormind.errors import TailorMindError
 
 
+class PostsFailed(TailorMindError):
+    """Some posts of a batch failed (each recorded); the others are bundled."""
+
+    exit_code = 1
+
+
 def generate(
     ctx: typer.Context,
     user: Annotated[list[str] | None, typer.Option(
@@ -99,13 +105,13 @@ def _batch(settings, ws: Workspace, users: list[str] | None, sample: int | None,
             "unreadable_bundles": unreadable}
     if as_json:
         print(json.dumps(data, indent=2))
-        return
-    print_generation_report(report)
-    out.print(f"gallery: {gallery}")
-    warn_unreadable(unreadable)
-    if report.failed:
-        raise TailorMindError(f"{len(report.failed)} post(s) failed (recorded above); the others "
-                              f"are bundled — fix the cause and run again to finish")
+    else:
+        print_generation_report(report)
+        out.print(f"gallery: {gallery}")
+        warn_unreadable(unreadable)
+    if report.failed:  # exit 1 (not 2: the input was fine), also with --json
+        raise PostsFailed(f"{len(report.failed)} post(s) failed (recorded above); the others "
+                          f"are bundled — fix the cause and run again to finish")
 
 
 def print_generation_report(report) -> None:

@@ -37,6 +37,17 @@ def table_name(variant: str | None) -> str:
     return f"{PROFILES_TABLE}__{variant}" if variant else PROFILES_TABLE
 
 
+#: Ablation variants whose name fixes a setting: ``profiles__nocf`` is built without CF(D_u)
+#: whatever ``profiling.use_cf`` says (the bench's w/o-CF method reuses the table).
+VARIANT_OVERRIDES: dict[str, dict] = {"nocf": {"profiling": {"use_cf": False}}}
+
+
+def variant_settings(settings: Settings, variant: str | None) -> Settings:
+    """``settings`` with the overrides the variant's name implies (none for most names)."""
+    overrides = VARIANT_OVERRIDES.get(variant or "")
+    return settings.with_overrides(overrides) if overrides else settings
+
+
 def sample_users(users: list[str], n: int, seed: int) -> list[str]:
     """A fixed seeded sample: the same users for every method and every run."""
     ordered = sorted(users)
@@ -163,6 +174,7 @@ def profile_users(
 ) -> ProfileReport:
     """Profile the planned users in this process, ``batch_users`` at a time."""
     started = time.perf_counter()
+    settings = variant_settings(settings, variant)
     plan = plan_profiles(workspace, settings, users=users, sample=sample, variant=variant,
                          limit=limit, force=force)
     if on_plan:

@@ -27,6 +27,7 @@ from tailormind.profiling.profiles import (
     provenance,
     record_batch,
     run_batch,
+    variant_settings,
 )
 
 
@@ -64,6 +65,7 @@ def profile_users_ray(
 ) -> ProfileReport:
 
     started = time.perf_counter()
+    settings = variant_settings(settings, variant)
     plan = plan_profiles(workspace, settings, sample=sample, variant=variant, limit=limit,
                          force=force)
     if on_plan:

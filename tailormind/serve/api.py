@@ -244,10 +244,11 @@ class TailorMindAPI:
         self.metrics.gauge("profiles", self.profiles_in_flight)
         try:
             history = [e.model_dump() for e in body.history]
-            result = await asyncio.wait_for(
-                self.profile_worker.profile.remote(history, body.refine, body.seed),
-                timeout=limits.request_timeout_s)
+            response = self.profile_worker.profile.remote(history, body.refine, body.seed)
+            result = await asyncio.wait_for(response, timeout=limits.request_timeout_s)
         except TimeoutError:
+            # timing out only stops waiting here; cancelling the call stops the worker's work
+            response.cancel()
             raise APIError(504, "timeout", f"the profile took longer than "
                            f"{limits.request_timeout_s:g} s (api.request_timeout_s) and was "
                            f"cancelled") from None

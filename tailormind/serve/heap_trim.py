@@ -15,6 +15,7 @@ import ctypes.util
 import gc
 import threading
 import time
+from collections.abc import Callable
 
 
 def _malloc_trim():
@@ -30,10 +31,14 @@ def _malloc_trim():
 class HeapTrimmer:
     """Call it after each piece of work. Within ``interval_s`` of the last trim, a call inside an
     event loop schedules one trim for when the interval is over, so the end of a burst is
-    always trimmed; outside a loop it is skipped."""
+    always trimmed; outside a loop it is skipped. ``clock`` is the monotonic clock the interval
+    is measured on (the running loop's ``time()`` schedules the deferred trim; both are
+    ``time.monotonic`` unless a test injects its own)."""
 
-    def __init__(self, interval_s: float = 5.0) -> None:
+    def __init__(self, interval_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.interval_s = interval_s
+        self._clock = clock
         self._trim = _malloc_trim()
         self._last = 0.0
         self._pending = False
@@ -41,7 +46,7 @@ class HeapTrimmer:
         self.trims = 0
 
     def __call__(self) -> None:
-        wait = self.interval_s - (time.monotonic() - self._last)
+        wait = self.interval_s - (self._clock() - self._last)
         if wait <= 0:
             self.trim()
             return
@@ -66,6 +71,6 @@ class HeapTrimmer:
             if self._trim is not None:
                 self._trim(0)
             self.trims += 1
-            self._last = time.monotonic()  # the interval counts from the end of a trim
+            self._last = self._clock()  # the interval counts from the end of a trim
         finally:
             self._lock.release()

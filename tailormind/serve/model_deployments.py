@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,8 @@ class _RoleHost:
         self.role = load_role(self.role_name, self.settings)
         self._lock = asyncio.Lock()
         self._trim = HeapTrimmer()
+        #: ``@serve.batch`` method -> {batch size: batches of that size} on this replica.
+        self.batch_sizes: dict[str, Counter[int]] = defaultdict(Counter)
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         async with self._lock:
@@ -58,8 +60,10 @@ class _RoleHost:
                 self._trim()
 
     async def info(self) -> dict[str, Any]:
-        """Provenance and counters of this replica's role."""
-        return {**self.role.provenance, "stats": self.role.stats.as_dict()}
+        """Provenance and counters of this replica's role, and the sizes of the batches its
+        ``@serve.batch`` methods were called with."""
+        return {**self.role.provenance, "stats": self.role.stats.as_dict(),
+                "batch_sizes": {name: dict(sizes) for name, sizes in self.batch_sizes.items()}}
 
     async def check_health(self) -> None:
         if self.role is None:  # pragma: no cover - __init__ raises instead
@@ -80,6 +84,7 @@ class TextDeployment(_RoleHost):
     async def chat(self, requests: list[tuple[list[dict], dict | None, dict | None]]
                    ) -> list[dict[str, Any]]:
         """Concurrent single conversations, grouped by (params, schema) into batched calls."""
+        self.batch_sizes["chat"][len(requests)] += 1
         answers = await self.chat_groups([([messages], params, schema)
                                           for messages, params, schema in requests])
         return [a[0] for a in answers]
@@ -89,6 +94,7 @@ class TextDeployment(_RoleHost):
                          ) -> list[list[dict[str, Any]]]:
         """Concurrent batches of conversations (the ``serve`` text backend: several profiles or
         posts in flight), merged by (params, schema) into one forward batch each."""
+        self.batch_sizes["chat_batch"][len(requests)] += 1
         return await self.chat_groups(requests)
 
     async def chat_groups(self, requests: list[tuple[list[list[dict]], dict | None, dict | None]]

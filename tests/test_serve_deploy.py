@@ -1,0 +1,120 @@
+"""``tailormind serve`` for real: the installed console script deploys ``serve_configs/local.yaml``
+(the embedded models and the TailorMind API) on a throw-away local Ray cluster, answers over
+real HTTP with the bearer token from the environment, and on Ctrl-C (SIGINT to its process group,
+as a terminal sends it) exits and takes the cluster with it. Slow: a whole Ray cluster and every
+replica of local.yaml start on this machine."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.test_generation_pipeline import generated_ws  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "deploy-test-token"
+START_S = 600  # the cluster, the models and every replica, on 2 loaded cores
+STOP_S = 180
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _alive(procs: list[psutil.Process]) -> list[str]:
+    out = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(f"{proc.pid} {proc.name()}")
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _kill(procs: list[psutil.Process]) -> None:
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def test_tailormind_serve_deploys_local_yaml_and_stops_on_ctrl_c(
+        generated_ws, models_cache: Path, tmp_path: Path) -> None:  # noqa: F811
+    ws, _ = generated_ws
+    user = sorted(ws.read("profiles").column("user_id").to_pylist())[0]
+    stored = next(r for r in ws.read("profiles").to_pylist() if r["user_id"] == user)
+    # local.yaml as shipped, on a free port (8000 may be taken on a shared machine)
+    shipped = yaml.safe_load((REPO / "serve_configs" / "local.yaml").read_text())
+    port = _free_port()
+    spec = {**shipped, "http_options": {**shipped["http_options"], "port": port}}
+    config = tmp_path / "local.yaml"
+    config.write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TAILORMIND_", "RAY_ADDRESS"))}
+    env.update({"RAY_AUTH_MODE": "disabled",  # a throw-away local cluster for this test only
+                "TAILORMIND_API_TOKEN": TOKEN,
+                "TAILORMIND_MODELS__CACHE_DIR": str(models_cache)})
+    exe = Path(sys.executable).with_name("tailormind")
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(exe), "serve", "--config", str(config),
+                                 "--workspace", str(ws.root)], cwd=REPO, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    tree: list[psutil.Process] = []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + START_S
+        health = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"{base}/api/healthz", timeout=10)
+                if health.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        assert proc.poll() is None, log.read_text(errors="replace")[-4000:]
+        assert health is not None and health.status_code == 200, log.read_text(
+            errors="replace")[-4000:]
+        assert health.json() == {"status": "ok", "detail": {}}
+        # one authenticated request (the token from the environment), and one without it
+        answer = httpx.get(f"{base}/api/v1/users/{user}/profile",
+                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["user_id"] == user and answer.json()["profile"] == stored["profile"]
+        assert httpx.get(f"{base}/api/v1/users/{user}/profile", timeout=60).status_code == 401
+        # the cluster `serve run` started under it: Ray's own processes among them
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        names = {p.name() for p in tree if p.is_running()}
+        assert {"raylet", "gcs_server"} <= names, names
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+        code = proc.wait(timeout=STOP_S)
+        gone = psutil.wait_procs(tree, timeout=STOP_S)[1]
+        assert _alive(gone) == [], log.read_text(errors="replace")[-4000:]
+        assert code == 130, (code, log.read_text(errors="replace")[-4000:])  # interrupted
+        assert "Got KeyboardInterrupt, shutting down" in log.read_text(errors="replace")
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{base}/api/healthz", timeout=10)
+    finally:  # whatever happened: nothing this test started outlives it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=60)
+        _kill(tree)

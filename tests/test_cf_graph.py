@@ -132,6 +132,9 @@ def test_normalized_bipartite_matches_a_dense_reference(case) -> None:
     tensor = normalized_adjacency(rows, items, n_rows, n_items, weights)
     assert tensor.layout == torch.sparse_csr and tensor.dtype == torch.float32
     assert tuple(tensor.shape) == (n_rows + n_items, n_rows + n_items)
+    # a valid CSR tensor (index dtypes agree, sorted columns...): torch's own check accepts it
+    torch.sparse_csr_tensor(tensor.crow_indices(), tensor.col_indices(), tensor.values(), tensor.shape,
+                            check_invariants=True)
     np.testing.assert_allclose(tensor.to_dense().numpy(), expected, atol=1e-6)
 
 

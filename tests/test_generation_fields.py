@@ -151,8 +151,11 @@ def test_a_fields_draft_has_the_platforms_shape(kind: str) -> None:
     draft = write_draft(kind=kind, platform=platform, template=template, idea="tag0001 story",
                         profile="Likes tag0001.", exemplar_texts=[("item 1", "tag0001 guide")],
                         text=writer, config=GenerationConfig(), fallback_tags=["tag0001", "x"])
-    asks = field_asks(kind, platform, template)
-    assert len(writer.conversations) == len(asks) and draft.format == "fields"
+    # title, body, then one picture per part of news_updates' 4 parts (rednote: 1-4 pictures),
+    # or one shot per part of the first video type's 4 parts
+    assert template.name == ("news_updates" if kind == "post" else "cross_talk")
+    assert len(template.structure) == 4
+    assert len(writer.conversations) == 2 + 4 and draft.format == "fields"
     assert draft.title == "Notes on tag0001"
     assert draft.body == "Item about tag0001, tried and loved.\n\nSecond paragraph about tag0002."
     assert "hashtags topped up from the source items' tags" in draft.fixes
@@ -161,15 +164,43 @@ def test_a_fields_draft_has_the_platforms_shape(kind: str) -> None:
                    if c[-1]["role"] != "assistant"]
     assert [p.max_tokens for p in body_params] == [GenerationConfig().body_tokens]
     if kind == "post":
-        low, high = platform.images
-        assert low <= len(draft.images) <= high
-        assert len(draft.images) == min(max(len(template.structure), low), high)
+        assert len(draft.images) == 4 and not any("capped" in f for f in draft.fixes)
         assert draft.images[0].prompt == "A shelf of tag0001 items."
     else:
         assert [s.caption for s in draft.shots] == [p.capitalize() for p in template.structure]
         assert all(s.prompt == "The opening of a tag0001 story." for s in draft.shots)
         total = sum(s.duration_s for s in draft.shots)
         assert platform.video_seconds[0] <= total <= platform.video_seconds[1]
+
+
+@pytest.mark.parametrize(("platform_name", "images", "template_name", "parts"), [
+    ("rednote", None, "news_updates", [1, 2, 3, 4]),  # 4 parts, 1-4 allowed: one each
+    ("rednote", None, "deep_analysis", [1, 2, 3, 4]),  # 5 parts: capped at 4
+    ("rednote", None, "collection_lists", [1, 2, 3]),  # 3 parts: 3 pictures
+    ("hupu", None, "collection_lists", [1, 2]),  # hupu allows 0-2
+    ("bilibili", None, "deep_analysis", [1]),  # a post on bilibili: the cover only
+    ("rednote", (6, 8), "news_updates", [1, 2, 3, 4, 1, 2]),  # at least 6: parts again
+])
+def test_picture_questions_follow_the_parts_within_the_platforms_range(
+        platform_name: str, images: tuple[int, int] | None, template_name: str,
+        parts: list[int]) -> None:
+    """One picture question per template part, the count kept in the platform's range (worked
+    out by hand from the catalogue: rednote 1-4, hupu 0-2, bilibili 1-1)."""
+    catalog = packaged_catalog()
+    platform = catalog.platform(platform_name)
+    if images is not None:
+        platform = platform.model_copy(update={"images": images})
+    template = next(t for t in catalog.templates("post") if t.name == template_name)
+    writer = FieldWriter()
+    draft = write_draft(kind="post", platform=platform, template=template, idea="tag0001 story",
+                        profile="Likes tag0001.", exemplar_texts=[], text=writer,
+                        config=GenerationConfig(), fallback_tags=["tag0001"])
+    asked = [c[0]["content"].rsplit("\n\n", 1)[-1] for c in writer.conversations]  # the ask
+    questions = [q for q in asked if "what picture" in q]
+    assert questions == [f"Describe in one sentence what picture {n} of the post shows "
+                         f"({template.structure[part - 1]})."
+                         for n, part in enumerate(parts, 1)]
+    assert len(draft.images) == len(parts) and not any("capped" in f for f in draft.fixes)
 
 
 def test_empty_fields_are_recorded_and_fixed() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 
 import numpy as np
 import pyarrow.compute as pc
@@ -148,14 +149,17 @@ def test_weights_fit_on_other_signals_are_refused(profiled_ws, tmp_path) -> None
 # -- a hand-made workspace: every signal from the definitions, in plain Python -------------------
 
 VECTORS = {"a": (1.0, 0.0), "b": (0.0, 1.0), "c": (0.6, 0.8), "d": (0.8, 0.6),
-           "e": (-1.0, 0.0), "f": (0.0, -1.0), "g": (0.6, -0.8), "h": (-0.8, 0.6)}
+           "e": (-1.0, 0.0), "f": (0.0, -1.0), "g": (0.6, -0.8), "h": (-0.8, 0.6), "i": (0.28, 0.96)}
 #: user -> items, oldest first. With min_interactions=2 the last two are valid and test, so the
-#: train histories are u1 a b c, u2 a c d, u3 b d h, u4 (none), u5 g (one interaction: train only).
+#: train histories are u1 a b c, u2 a c d, u3 b d h, u4 (none), u5 g (one interaction: train only);
+#: nobody rated i, the last item.
 LOG = {"u1": "abcde", "u2": "acdfg", "u3": "bdhca", "u4": "ab", "u5": "g"}
 TRAIN = {"u1": "abc", "u2": "acd", "u3": "bdh", "u4": "", "u5": "g"}
 USER_EMB = np.array([[1, 0], [0, 1], [1, 1], [2, -1], [0, 0]], dtype=np.float32)
-ITEM_EMB = np.array([[1, 2], [3, -1], [0, 1], [2, 2], [-1, 0], [1, 1], [0, 3], [2, 0]], dtype=np.float32)
-SETS = [("u1", "dhgef"), ("u2", "bheag"), ("u3", "acegf"), ("u4", "cdegh")]
+ITEM_EMB = np.array([[1, 2], [3, -1], [0, 1], [2, 2], [-1, 0], [1, 1], [0, 3], [2, 0], [1, -2]],
+                    dtype=np.float32)
+#: u3's history mixes items rated by 2 users (b, d) and by 1 (h), and d is co-rated with all three
+SETS = [("u1", "dhgef"), ("u2", "bheag"), ("u3", "acdgi"), ("u4", "cdegi")]
 RECENT, RECENT_KNN = 2, 1
 
 
@@ -354,6 +358,13 @@ def test_zscore_three_dimensional_by_hand() -> None:
     # [1 2 3]: mean 2, std sqrt(2/3); [0 0 6]: mean 2, std sqrt(8); [2 4 0]: mean 2, std sqrt(8/3)
     expected = [[[-r, 0, r], [0, 0, 0]], [[-1 / math.sqrt(2), -1 / math.sqrt(2), math.sqrt(2)], [0, r, -r]]]
     np.testing.assert_allclose(zscore(x), expected, atol=1e-12)
+
+
+def test_zscore_of_constant_sets_is_zero_without_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 0/0 for a constant set, even one thrown away
+        z = zscore(np.array([[5.0, 5.0, 5.0], [1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(z, [[0, 0, 0], [-math.sqrt(1.5), 0, math.sqrt(1.5)], [0, 0, 0]])
 
 
 def test_zscore_constant_threshold_is_relative_to_each_set() -> None:

@@ -590,7 +590,6 @@ def _stops_before_its_next_step(worker: Any, gate: Gate, marker: str, before: Co
 
 def test_a_client_that_disconnects_cancels_its_profile(api, gate) -> None:
     """The client hangs up while its profile waits in its first text call."""
-    _, _ = api
     worker = _worker("ProfileWorker")
     before = _stats(worker)
     gate.hold()

@@ -41,9 +41,10 @@ test-slow: setup
 # Mutation testing of the modules whose numbers we publish ([tool.mutmut] in pyproject.toml):
 # a fresh run (about 30 min on 2 cores), its log in mutants/run.log, then the score per module
 # (fails under 85%; equivalent mutants are listed with reasons in tests/mutation_equivalent.toml).
+# One BLAS/OpenMP thread: mutmut's per-mutant limit is CPU time, and idle threads that spin count.
 mutation: setup
 	rm -rf mutants
-	$(BIN)/mutmut run --max-children $(or $(MUTATION_CHILDREN),2) > mutation.log 2>&1 \
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/mutmut run --max-children $(or $(MUTATION_CHILDREN),2) > mutation.log 2>&1 \
 	  || { tail -c 2000 mutation.log; exit 1; }
 	mv mutation.log mutants/run.log
 	$(BIN)/python tools/mutation_score.py

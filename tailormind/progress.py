@@ -6,7 +6,7 @@ import time
 
 
 class ProgressLog:
-    """``profile: 120/610 users (19.7%), 1.9 users/s, ETA 4m18s``, at most every ``every_s``."""
+    """``profile: 120/610 users (19.7%), 1.90 users/s, ETA 4m17s``, at most every ``every_s``."""
 
     def __init__(self, label: str, unit: str, total: int = 0, every_s: float = 5.0) -> None:
         self.label, self.unit, self.total, self.every_s = label, unit, total, every_s

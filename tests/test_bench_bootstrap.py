@@ -92,3 +92,43 @@ def test_text_format() -> None:
                           Estimate(0.05, 0.0104, -0.0896, 20), wins=12, losses=5)
     assert pd.text() == "tailormind − no_rag (relevance) = +0.050 [+0.010, -0.090] (n=20)"
     assert pd.text(digits=1) == "tailormind − no_rag (relevance) = +0.1 [+0.0, -0.1] (n=20)"
+
+
+#: continuous values, so a different seed, resample count or alpha moves the interval
+SPREAD = np.array([0.13, 0.71, 0.42, 0.98, 0.05, 0.66, 0.3, 0.57, 0.21, 0.84, 0.49, 0.92])
+
+
+def test_defaults_move_the_interval_when_they_change() -> None:
+    """The defaults are B = 1000, α = 0.05, seed 2026: any other value gives another interval."""
+    est = bootstrap_mean(SPREAD)
+    assert (est.low, est.high) == pytest.approx(numpy_interval(SPREAD, 1000, 0.95, 2026), abs=1e-12)
+    for other in ({"resamples": 1001}, {"alpha": 0.06}, {"seed": 2027}):
+        assert bootstrap_mean(SPREAD, **other) != est
+
+
+def test_paired_difference_defaults_and_names() -> None:
+    b = SPREAD[::-1].copy()
+    pd = paired_difference(SPREAD, b)
+    assert (pd.a, pd.b, pd.metric) == ("a", "b", "")
+    assert (pd.difference.low, pd.difference.high) == pytest.approx(
+        numpy_interval(SPREAD - b, 1000, 0.95, 2026), abs=1e-12)
+    assert pd.difference.mean == pytest.approx(float(np.mean(SPREAD - b)))
+
+
+@pytest.mark.parametrize(("resamples", "alpha", "seed"), [(1000, 0.05, 11), (400, 0.05, 2026),
+                                                          (1000, 0.2, 2026)])
+def test_paired_difference_passes_every_option_to_the_bootstrap(resamples: int, alpha: float,
+                                                                 seed: int) -> None:
+    b = SPREAD[::-1].copy()
+    pd = paired_difference(SPREAD, b, resamples=resamples, alpha=alpha, seed=seed)
+    expected = numpy_interval(SPREAD - b, resamples, 1 - alpha, seed)
+    assert (pd.difference.low, pd.difference.high) == pytest.approx(expected, abs=1e-12)
+    assert expected != pytest.approx(numpy_interval(SPREAD - b, 1000, 0.95, 2026), abs=1e-6)
+
+
+def test_none_is_a_missing_value() -> None:
+    """A missing score may come as None: NaN for the mean, left out of a paired difference."""
+    assert math.isnan(bootstrap_mean([0.5, None]).mean)
+    pd = paired_difference([0.5, None, 0.2, 0.9], [0.1, 0.3, None, 0.4], resamples=10)
+    assert pd.difference.n == 2 and pd.difference.mean == pytest.approx((0.4 + 0.5) / 2)
+    assert (pd.wins, pd.losses) == (2, 0)

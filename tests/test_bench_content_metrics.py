@@ -79,3 +79,21 @@ def test_bootstrap_interval_is_ordered_and_inside_the_data(values, seed) -> None
     assert min(values) - tol <= est.low <= est.high <= max(values) + tol
     assert est.mean == pytest.approx(float(np.mean(values)))
     assert bootstrap_mean(values, resamples=200, seed=seed) == est  # seeded: reproducible
+
+
+def test_unit_rows_scales_each_row_in_float64() -> None:
+    rows = unit_rows(np.array([[3.0, 4.0], [0.0, 0.0], [0.0, -2.0]], dtype=np.float32))
+    assert rows.dtype == np.float64
+    assert rows.tolist() == [[0.6, 0.8], [0.0, 0.0], [0.0, -1.0]]
+    assert unit_rows([1, 0]).tolist() == [[1.0, 0.0]]  # integers and 1-D input
+
+
+def test_reference_of_an_empty_history_list_is_the_target() -> None:
+    assert reference_embedding([], np.array([0.0, 5.0])) == pytest.approx([0.0, 1.0])
+
+
+def test_novelty_of_an_exact_copy_is_zero_even_when_rounding_exceeds_one() -> None:
+    # this vector's unit form has u·u = 1.0000000000000002 in float64
+    v = np.array([0.016527635528529094, 0.8132702392002724, 0.9127555772777217])
+    assert float(unit_rows(v)[0] @ unit_rows(v)[0]) > 1.0
+    assert objective_novelty(v, v[None, :]) == 0.0

@@ -76,3 +76,8 @@ def test_scores_differing_below_1e9_count_as_ties() -> None:
 def test_a_zero_profile_scores_every_exemplar_zero_in_tie_order() -> None:
     got = select_exemplars(np.zeros(2), ["h_new", "h_old"], ["c_neg"], FEATURES, k=3)
     assert [(e.item_id, e.score) for e in got] == [("h_old", 0.0), ("h_new", 0.0), ("c_neg", 0.0)]
+
+
+def test_a_negative_k_selects_nothing_from_a_full_pool() -> None:
+    assert select_exemplars(np.array([1.0, 0.0]), ["h_new", "h_old"], ["c_neg"], FEATURES,
+                            k=-1) == []

@@ -142,7 +142,7 @@ def test_template_subset_follows_the_profile(embedder) -> None:
 def test_ideas_parsed_matched_and_capped(embedder) -> None:
     answer = {"ideas": [
         {"idea": "Ranking every practical effect in Alien", "main_type": "image-text",
-         "type": "Story Content", "basis": "special effects"},  # S's third, by its title
+         "type": "Story Content", "basis": "special effects"},  # S's second, by its title
         {"idea": "Ranking every practical effect in Alien", "type": "product_reviews"},  # dup
         {"idea": "Why Blade Runner still looks modern", "type": "no such type"},
         {"idea": "A quiz on sci-fi props", "type": "interactive posts"},  # a template not in S

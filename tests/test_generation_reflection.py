@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -103,3 +104,25 @@ def test_zero_rounds_scores_the_first_draft_only() -> None:
     script = Script({"v": 0.7})
     out = reflect("v", script.score, script.revise, rounds=0)
     assert script.revised == [] and out.best.version == "v" and len(out.rounds) == 1
+
+
+def test_round_records_carry_each_version_scores_feedback_and_its_own_time() -> None:
+    table = {"v": (0.2, 1.0, 0.3), "v+": (0.4, 2.0, 0.5)}  # relevance, clip, objective
+    told: list[tuple[str, str]] = []
+
+    def score(version: str) -> Scored[str]:
+        relevance_, clip, j = table[version]
+        return Scored(version, relevance=relevance_, clip=clip, objective=j)
+
+    def revise(version: str, feedback: str) -> str:
+        told.append((version, feedback))
+        return version + "+"
+
+    before = time.perf_counter()
+    out = reflect("v", score, revise, rounds=1)
+    elapsed = time.perf_counter() - before
+    assert [(r.round, r.relevance, r.clip, r.objective, r.best_so_far) for r in out.rounds] == [
+        (0, 0.2, 1.0, 0.3, True), (1, 0.4, 2.0, 0.5, True)]
+    assert told == [("v", feedback_text(score("v")))]
+    assert out.rounds[1].feedback == told[0][1]
+    assert all(0 <= r.seconds <= elapsed for r in out.rounds)

@@ -22,14 +22,18 @@ from tailormind.models.registry import load_role, unload_all
 
 
 class ScriptedServer:
-    """Answers POSTs from a script of (status, body, delay_s), or, when ``respond`` is set, with
-    ``respond(request body)``'s (status, body, delay_s); records every request body."""
+    """Answers POSTs from a script of (status, body, delay), or, when ``respond`` is set, with
+    ``respond(request body)``'s (status, body, delay); records every request body. ``delay``:
+    seconds to wait, or a ``threading.Event``: answer only once it is set (at most 60 s), so a
+    test can hold an answer back without depending on how long anything takes. ``answered``:
+    how many answers the server has started to send."""
 
     def __init__(self) -> None:
-        self.script: list[tuple[int, dict | str, float]] = []
+        self.script: list[tuple[int, dict | str, float | threading.Event]] = []
         self.respond: Callable[[dict], tuple[int, dict | str, float]] | None = None
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.answered = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,7 +47,11 @@ class ScriptedServer:
                 else:
                     status, body, delay = (server.script.pop(0) if server.script
                                            else (500, "empty", 0))
-                time.sleep(delay)
+                if isinstance(delay, threading.Event):
+                    delay.wait(60)
+                else:
+                    time.sleep(delay)
+                server.answered += 1
                 data = (json.dumps(body) if isinstance(body, dict) else body).encode()
                 try:
                     self.send_response(status)
@@ -128,12 +136,24 @@ def test_persistent_500_is_one_clear_error(server: ScriptedServer) -> None:
 
 
 def test_timeout_is_retried_then_reported(server: ScriptedServer) -> None:
-    server.script = [(200, chat_answer("late"), 1.5)] * 3
+    """The server holds every answer back until the test lets it go: the client gives up on
+    its own 0.3 s read timeout, twice (one retry), before anything was answered. No wall-clock
+    bound: a client that ignored the timeout would get the held answer (after 60 s at most)
+    and not raise."""
+    held = threading.Event()
+    server.script = [(200, chat_answer("late"), held)] * 3
     text = role(server, "text", timeout_s=0.3, max_retries=1)
-    started = time.perf_counter()
-    with pytest.raises(ModelError, match=r"failed after 2 attempts: timed out after 0.3 s"):
-        text.complete([[{"role": "user", "content": "x"}]])
-    assert time.perf_counter() - started < 3
+    try:
+        with pytest.raises(ModelError, match=r"failed after 2 attempts: timed out after 0.3 s"):
+            text.complete([[{"role": "user", "content": "x"}]])
+        # both attempts reach the server (its handler threads may still be reading them)
+        deadline = time.monotonic() + 30
+        while len(server.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(server.requests) == 2 and server.answered == 0
+        assert text.client.retries_done == 1
+    finally:
+        held.set()
 
 
 def test_client_errors_are_not_retried(server: ScriptedServer) -> None:

@@ -16,6 +16,7 @@ from hypothesis.extra.numpy import arrays
 
 from tailormind.config import load_config
 from tailormind.errors import WorkspaceError
+from tailormind.models.base import Embedder
 from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.fusion import Fusion, Signals, fit_fusion, zscore
@@ -439,3 +440,57 @@ def test_fit_is_shift_invariant_per_set_even_at_large_offsets() -> None:
 def test_fit_refuses_no_sets_with_its_message() -> None:
     with pytest.raises(WorkspaceError, match=r"^cannot fit the hybrid ranker: no validation candidate sets$"):
         fit_fusion(np.zeros((0, 4, 2)))
+
+
+class VectorEmbedder(Embedder):
+    """'0.6 0.8' -> that vector (normalised by the role); counts the texts it was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__(backend="vector", model_id="vector")
+        self.asked: list[str] = []
+
+    @property
+    def dim(self) -> int:
+        return 2
+
+    def _encode(self, texts):
+        self.asked += texts
+        return np.array([[float(x) for x in t.split()] for t in texts], dtype=np.float32)
+
+
+def test_hybrid_ranker_scores_each_query_by_the_weighted_signals(tiny) -> None:
+    """Queries of two widths in one call come back in query order, each Σ_f w_f z_f."""
+    ws, settings, features = tiny
+    signals = Signals(ws, settings, features)
+    names = signals.names(with_profile=False)
+    weights = np.zeros(len(names))
+    weights[names.index("history max")], weights[names.index("item kNN")] = 2.0, -0.5
+    embedder = VectorEmbedder()
+    ranker = HybridRanker(signals, Fusion(names, weights, fit_sets=1, config_hash="h"), embedder)
+    assert ranker.uses_profile is False and ranker.score([]) == []
+    queries = [RankQuery("u1", "1 0", list("dhgef")), RankQuery("u2", "1 0", list("bhe")),
+               RankQuery("u3", "1 0", list("acdgi")), RankQuery("u1", "1 0", list("ab"))]
+    scores = ranker.score(queries)
+    assert embedder.asked == []  # no profile signal, no embedding call
+    for query, got in zip(queries, scores, strict=True):
+        raw = _reference(features, query.user_id, "".join(query.candidates))
+        expected = [2.0 * h - 0.5 * k for h, k in zip(_plain_zscore(raw["history max"]),
+                                                       _plain_zscore(raw["item kNN"]), strict=True)]
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10, err_msg=query.user_id)
+
+
+def test_hybrid_ranker_embeds_each_profile_once_when_the_profile_is_a_signal(tiny) -> None:
+    ws, settings, features = tiny
+    signals = Signals(ws, settings, features)
+    names = signals.names(with_profile=True)
+    weights = np.zeros(len(names))
+    weights[names.index("profile")] = 1.0
+    embedder = VectorEmbedder()
+    ranker = HybridRanker(signals, Fusion(names, weights, fit_sets=1, config_hash="h"), embedder)
+    assert ranker.uses_profile is True
+    queries = [RankQuery("u1", "3 4", list("dhgef")), RankQuery("u4", "0 -2", list("cde"))]
+    scores = ranker.score(queries)
+    assert embedder.asked == ["3 4", "0 -2"]
+    for query, profile, got in zip(queries, ([0.6, 0.8], [0.0, -1.0]), scores, strict=True):
+        raw = _reference(features, query.user_id, "".join(query.candidates), profile)
+        np.testing.assert_allclose(got, _plain_zscore(raw["profile"]), rtol=0, atol=1e-6)  # float32

@@ -80,3 +80,16 @@ def test_zero_total_is_complete(clock: Clock, capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().out.splitlines() == [
         "bench tailormind: 0 posts to do",
         "bench tailormind: 0/0 posts (100.0%), 0.00 posts/s, ETA ?"]
+
+
+def test_the_readme_example_line_is_what_a_job_prints(clock: Clock,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    log = ProgressLog("profile", "users", total=610)
+    clock.now = 1000.0 + 120 / 1.9  # 120 users at 1.9 users/s; 490 left: 257.9 s = 4m17s
+    log(120)
+    line = capsys.readouterr().out.strip()
+    assert line == "profile: 120/610 users (19.7%), 1.90 users/s, ETA 4m17s"
+    assert f"`{line}`" in readme

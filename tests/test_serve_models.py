@@ -116,6 +116,42 @@ def test_concurrent_chats_are_served_in_shared_batches(client) -> None:
     assert all(a.choices[0].message.content and a.model == TEXT for a in answers)
 
 
+def test_a_served_batch_reaches_the_model_as_one_call_per_params() -> None:
+    """What ``@serve.batch`` hands ``TextModel.chat`` (the test above shows it hands over
+    several requests at once) goes to the model as one forward batch per (params, schema):
+    six requests, q2 and q5 with their own params, make two model calls, and every answer goes
+    back to its own request. Called in-process on the undecorated method (no Serve needed)."""
+    import asyncio
+    from collections import defaultdict
+
+    from tailormind.models.base import Completion, TextModel
+    from tailormind.serve.heap_trim import HeapTrimmer
+    from tailormind.serve.model_deployments import TextDeployment
+
+    class Recording(TextModel):
+        def __init__(self) -> None:
+            super().__init__(backend="scripted", model_id="recording", follows_json=False)
+            self.calls: list[tuple[list[str], int | None]] = []
+
+        def _generate(self, batch, params, json_schema):
+            self.calls.append(([c[-1]["content"] for c in batch], params.max_tokens))
+            return [Completion(text=f"answer to {c[-1]['content']}", model="recording")
+                    for c in batch]
+
+    host_class = TextDeployment.func_or_class
+    host = host_class.__new__(host_class)  # no role loading: the recording model instead
+    host.role, host._lock, host._trim = Recording(), asyncio.Lock(), HeapTrimmer()
+    host.batch_sizes = defaultdict(Counter)
+    requests = [([{"role": "user", "content": f"q{i}"}],
+                 {"max_tokens": 7} if i in (2, 5) else None, None) for i in range(6)]
+    answers = asyncio.run(host_class.chat.__wrapped__(host, requests))
+    assert [a["text"] for a in answers] == [f"answer to q{i}" for i in range(6)]
+    default = host.role.default_params.max_tokens
+    assert default != 7
+    assert host.role.calls == [(["q0", "q1", "q3", "q4"], default), (["q2", "q5"], 7)]
+    assert host.batch_sizes == {"chat": Counter({6: 1})}
+
+
 def test_http_errors(served: str, client) -> None:
     import openai
 

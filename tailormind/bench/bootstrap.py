@@ -73,7 +73,7 @@ def paired_difference(a_values, b_values, *, a: str = "a", b: str = "b", metric:
 
     The units are resampled together (one index draw serves a and b), so the interval is that of
     mean(d): the (α/2, 1 − α/2) quantiles of B resampled means of d. Unequal lengths are an error;
-    units where either value is NaN are left out (n counts what remains)."""
+    units where either value is missing (NaN or None) are left out (n counts what remains)."""
     x = np.asarray(list(a_values), dtype=np.float64)
     y = np.asarray(list(b_values), dtype=np.float64)
     if x.shape != y.shape:

@@ -26,7 +26,7 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length; zero rows stay zero."""
     vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    return vectors / np.where(norms > 0, norms, 1.0)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -16,7 +16,7 @@
   puts the positive at a uniformly random rank: Recall@K = K / M in expectation.
 
 Scores are higher-is-better and aligned with ``RankQuery.candidates``; ties are broken against
-the positive by the shared metrics.
+the positive by the shared metrics. The LLM ranker's score is −(0-based rank in its final order).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class LLMRanker(Ranker):
     name = "llm"
 
     def __init__(self, features: ItemFeatures, text: TextModel, *, window: int = 20,
-                 max_tokens: int = 256, description_chars: int = 200, seed: int = 2026) -> None:
+                 max_tokens: int = 256, description_chars: int = 150, seed: int = 2026) -> None:
         super().__init__()
         self.features, self.text = features, text
         self.window, self.seed = window, seed
@@ -153,7 +153,8 @@ class LLMRanker(Ranker):
             order: list[str] = []
             if not answer.ok:
                 self.stats["failed_windows"] += 1
-            for label in (answer.value or {}).get("ranking", []) if answer.ok else []:
+            # a valid answer has "ranking" (the schema requires it); a failed one ranks nothing
+            for label in answer.value["ranking"] if answer.ok else []:
                 position = _position(label, len(ids))
                 if position is None:
                     self.stats["unknown_ids"] += 1
@@ -173,22 +174,21 @@ class LLMRanker(Ranker):
                 windows.append((query.profile, shown[start : start + self.window]))
                 owners.append(qi)
         ranked = self._rank_windows(windows)
-        per_query: dict[int, list[list[str]]] = {}
+        per_query: list[list[list[str]]] = [[] for _ in queries]  # window orders per query
         for qi, order in zip(owners, ranked, strict=True):
-            per_query.setdefault(qi, []).append(order)
+            per_query[qi].append(order)
         finals: list[tuple[str, list[str]] | None] = []
         for qi in range(len(queries)):
-            orders = per_query.get(qi, [])
+            orders = per_query[qi]
             if len(orders) <= 1:
                 finals.append(None)
                 continue
             keep = max(1, self.window // len(orders))
             finals.append((queries[qi].profile, [item for o in orders for item in o[:keep]]))
-        final_windows = [f for f in finals if f is not None]
-        final_ranked = iter(self._rank_windows(final_windows)) if final_windows else iter(())
+        final_ranked = iter(self._rank_windows([f for f in finals if f is not None]))
         scores = []
         for qi, query in enumerate(queries):
-            orders = per_query.get(qi, [])
+            orders = per_query[qi]
             position: dict[str, float] = {}
             if finals[qi] is None:
                 for rank, item in enumerate(orders[0] if orders else []):
@@ -203,8 +203,8 @@ class LLMRanker(Ranker):
                         if window_rank < len(o) and o[window_rank] not in position:
                             position[o[window_rank]] = offset
                             offset += 1
-            scores.append(np.array([-position.get(item, len(query.candidates))
-                                    for item in query.candidates], dtype=np.float64))
+            scores.append(np.array([-position[item] for item in query.candidates],
+                                   dtype=np.float64))
         return scores
 
 

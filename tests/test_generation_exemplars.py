@@ -67,10 +67,14 @@ def test_ties_go_to_history_then_to_the_more_recent_item_then_cf_rank() -> None:
 def test_scores_differing_below_1e9_count_as_ties() -> None:
     """Float noise in the ninth decimal must not beat the history-first rule."""
     near = features({"h": [0.6, 0.8], "c": [0.6 + 2e-10, 0.8]})
-    near.matrix = near.matrix.astype(np.float64)
-    near.matrix[1] = [0.6 + 2e-10, 0.8]
-    got = select_exemplars(np.array([1.0, 0.0]), ["h"], ["c"], near, k=1)
-    assert [(e.item_id, e.source) for e in got] == [("h", "history")]
+    near.matrix = np.array([[0.6, 0.8], [0.6 + 2e-10, 0.8]])  # float64: c is 2e-10 closer
+    got = select_exemplars(np.array([1.0, 0.0]), ["h"], ["c"], near, k=2)
+    assert [(e.item_id, e.source) for e in got] == [("h", "history"), ("c", "cf")]
+    assert got[1].score - got[0].score == pytest.approx(2e-10, rel=1e-3)
+    # a gap in the ninth decimal is not noise: there the closer item comes first
+    near.matrix[1, 0] = 0.6 + 2e-9
+    assert [e.item_id for e in select_exemplars(np.array([1.0, 0.0]), ["h"], ["c"], near,
+                                                k=2)] == ["c", "h"]
 
 
 def test_a_zero_profile_scores_every_exemplar_zero_in_tie_order() -> None:

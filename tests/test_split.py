@@ -375,3 +375,19 @@ def test_split_workspace_withholds_tags_and_keeps_descriptions_only_while_tags_m
     assert (held.report["tag_events_withheld"], held.report["users_with_withheld_tags"]) == (1, 1)
     ws = Workspace.open(ws.root)
     assert not ws.has("item_features") and model_items(ws).column("tags")[0].as_py() == ["g"]
+
+
+def test_sample_negatives_switches_to_rejection_at_three_k_unseen() -> None:
+    """Below 3k unseen items the k negatives are a uniform draw from the unseen pool
+    (``Generator.choice`` without replacement); from 3k on, rejection sampling: the first k
+    distinct unseen items of the ``Generator.integers(0, n)`` stream. Pinned with k = 4, n = 20."""
+    stream = np.random.default_rng(7).integers(0, 20, size=8).tolist()
+    assert stream == [18, 12, 13, 17, 11, 15, 16, 4]
+    seen_12_unseen = np.array([0, 2, 3, 5, 8, 11, 13, 19])  # 20 - 8 = 12 = 3k unseen
+    # rejection: 18, 12, (13 seen), 17, (11 seen), 15
+    assert sample_negatives(seen_12_unseen, 20, 4, np.random.default_rng(7)).tolist() == [18, 12, 17, 15]
+    seen_11_unseen = np.array([0, 2, 3, 5, 8, 11, 13, 17, 19])  # 11 unseen: the pool
+    pool = np.array([1, 4, 6, 7, 9, 10, 12, 14, 15, 16, 18])
+    dense = np.random.default_rng(7).choice(pool, size=4, replace=False).tolist()
+    assert sample_negatives(seen_11_unseen, 20, 4, np.random.default_rng(7)).tolist() == dense
+    assert dense != [18, 12, 15, 16]  # what rejection sampling would have given here

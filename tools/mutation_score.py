@@ -5,8 +5,8 @@ the equivalent mutants are the ones listed, each with its reason, in
 ``tests/mutation_equivalent.toml`` (``"mutant name" = "why it cannot change behaviour"``). A
 mutant that survives, or that no selected test executes ("no tests"), counts against the module.
 
-Prints one row per module of ``[tool.mutmut] only_mutate`` and the undetected mutants that are
-not listed; exits 1 when a module is under ``--target`` (85% by default) or a listed mutant no
+Prints one row per module of ``[tool.mutmut] only_mutate`` (with the raw score, killed / all
+mutants, and how many of the killed timed out) and the undetected mutants that are not listed; exits 1 when a module is under ``--target`` (85% by default) or a listed mutant no
 longer exists or is now detected (the list must stay true).
 """
 
@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     for module_path in config["only_mutate"]:
         results = module_results(args.root, module_path)
         listed = {name for name in equivalent if name in results}
-        counts = {s: 0 for s in ("detected", "undetected", "equivalent", "other")}
+        counts = {s: 0 for s in ("detected", "undetected", "equivalent", "other", "timeout")}
         for name, status in sorted(results.items()):
+            counts["timeout"] += status == "timeout"
             if name in listed:
                 counts["equivalent"] += 1
                 if status in DETECTED:
@@ -70,10 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     known = {name for path in config["only_mutate"] for name in module_results(args.root, path)}
     problems += [f"{name} is listed as equivalent but no such mutant exists"
                  for name in equivalent if name not in known]
-    print(f"{'module':<40} {'mutants':>7} {'killed':>7} {'equiv.':>7} {'left':>5} {'score':>7}")
+    print(f"{'module':<40} {'mutants':>7} {'killed':>7} {'(timeout)':>9} {'equiv.':>7} {'left':>5} "
+          f"{'raw':>7} {'score':>7}")
     for path, total, c, score in rows:
-        print(f"{path:<40} {total:>7} {c['detected']:>7} {c['equivalent']:>7} "
-              f"{c['undetected'] + c['other']:>5} {score:>7.1%}")
+        raw = c["detected"] / total if total else 1.0  # killed / all mutants, no list applied
+        print(f"{path:<40} {total:>7} {c['detected']:>7} {c['timeout']:>9} {c['equivalent']:>7} "
+              f"{c['undetected'] + c['other']:>5} {raw:>7.1%} {score:>7.1%}")
     for line in problems:
         print(f"  {line}")
     failing = [path for path, _, _, score in rows if score < args.target]

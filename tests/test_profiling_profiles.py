@@ -253,8 +253,10 @@ def test_evaluation_rows_and_curve(profiled_ws, tmp_path) -> None:
     assert all(p["users"] == "profiled" and p["n"] == report.users_profiled for p in report.paired)
 
 
+@pytest.mark.slow
 def test_cli_run_and_eval(cli, profiled_ws, tmp_path, monkeypatch) -> None:
-    """The real embedded SmolLM2 end to end on 3 users (N_max 1 to keep it short)."""
+    """The real embedded SmolLM2 end to end on 3 users (N_max 1 to keep it short); about a
+    minute on 2 cores, so with the other real-model tests in the slow suite."""
     ws = fresh(profiled_ws, tmp_path)
     _, settings = profiled_ws
     monkeypatch.setenv("TAILORMIND_MODELS__CACHE_DIR", str(settings.models.cache_dir))

@@ -39,7 +39,7 @@ test-slow: setup
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 # Mutation testing of the modules whose numbers we publish ([tool.mutmut] in pyproject.toml):
-# a fresh run (about 30 min on 2 cores), its log in mutants/run.log, then the score per module
+# a fresh run (about 25 min on 2 cores), its log in mutants/run.log, then the score per module
 # (fails under 85%; equivalent mutants are listed with reasons in tests/mutation_equivalent.toml).
 # One BLAS/OpenMP thread: mutmut's per-mutant limit is CPU time, and idle threads that spin count.
 mutation: setup

@@ -5,9 +5,10 @@ the equivalent mutants are the ones listed, each with its reason, in
 ``tests/mutation_equivalent.toml`` (``"mutant name" = "why it cannot change behaviour"``). A
 mutant that survives, or that no selected test executes ("no tests"), counts against the module.
 
-Prints one row per module of ``[tool.mutmut] only_mutate`` (with the raw score, killed / all
-mutants, and how many of the killed timed out) and the undetected mutants that are not listed; exits 1 when a module is under ``--target`` (85% by default) or a listed mutant no
-longer exists or is now detected (the list must stay true).
+Prints one row per module of ``[tool.mutmut] only_mutate`` (with the raw score, detected / all
+mutants, and how many of the detected timed out) and the undetected mutants that are not listed;
+exits 1 when a module is under ``--target`` (85% by default) or a listed mutant no longer exists
+or is now detected (the list must stay true).
 """
 
 from __future__ import annotations
@@ -52,13 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         listed = {name for name in equivalent if name in results}
         counts = {s: 0 for s in ("detected", "undetected", "equivalent", "other", "timeout")}
         for name, status in sorted(results.items()):
-            counts["timeout"] += status == "timeout"
             if name in listed:
                 counts["equivalent"] += 1
                 if status in DETECTED:
                     problems.append(f"{name} is listed as equivalent but a test detects it")
             elif status in DETECTED:
                 counts["detected"] += 1
+                counts["timeout"] += status == "timeout"
             elif status in UNDETECTED:
                 counts["undetected"] += 1
                 problems.append(f"{name}: {status}")
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'module':<40} {'mutants':>7} {'killed':>7} {'(timeout)':>9} {'equiv.':>7} {'left':>5} "
           f"{'raw':>7} {'score':>7}")
     for path, total, c, score in rows:
-        raw = c["detected"] / total if total else 1.0  # killed / all mutants, no list applied
+        raw = c["detected"] / total if total else 1.0  # detected / all, no list applied
         print(f"{path:<40} {total:>7} {c['detected']:>7} {c['timeout']:>9} {c['equivalent']:>7} "
               f"{c['undetected'] + c['other']:>5} {raw:>7.1%} {score:>7.1%}")
     for line in problems:

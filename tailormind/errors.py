@@ -64,3 +64,8 @@ class ModelInputError(ModelError):
 
 class NotFoundError(TailorMindError):
     """An id the workspace does not have: a user, an item, a post, a job."""
+
+
+class CorruptFileError(WorkspaceError):
+    """A file the project wrote that exists but does not read (empty, truncated, not JSON):
+    reported with its path and reason, never read as "missing"."""

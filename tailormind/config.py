@@ -185,7 +185,8 @@ class ApiConfig(_Section):
     max_history_items: int = Field(200, ge=1, description="Items in an ad-hoc profile request.")
     max_text_chars: int = Field(4000, ge=1, description="Length of one raw item text or title.")
     max_pending_jobs: int = Field(
-        16, ge=1, description="Generation jobs queued or running per ingress replica; more -> 503."
+        16, ge=1, description="Generation jobs queued or running in the whole service (the job "
+        "coordinator counts them); more -> 503."
     )
     max_concurrent_profiles: int = Field(
         4, ge=1, description="Ad-hoc profile requests in flight per ingress replica; more -> 503."
@@ -201,8 +202,19 @@ class ApiConfig(_Section):
     job_timeout_s: float = Field(
         1800.0, gt=0, description="A generation job running longer is cancelled and failed."
     )
-    stale_job_s: float = Field(
-        600.0, gt=0, description="A running job without progress for this long is reported lost."
+    lease_s: float = Field(
+        30.0, gt=0, description="A worker renews its claim on a job this often (a third of it); "
+        "a claim not renewed for this long is lost (worker or node died) and the job re-queued."
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Claims a job may take; a job whose last lease is lost is failed."
+    )
+    max_queued_s: float = Field(
+        1800.0, gt=0, description="A job not claimed by a worker within this long is failed."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Hosts (besides loopback) a no-token server answers "
+        "for in the Host header; with a token any Host is accepted."
     )
     platforms: list[Literal["rednote", "hupu", "bilibili"]] = Field(
         default_factory=lambda: ["rednote", "hupu", "bilibili"],

@@ -9,13 +9,16 @@ Routes (every one but ``/healthz``, ``/readyz`` and the docs needs the bearer to
   flight per ingress replica, more get 503 + Retry-After; cancelled when the client goes away or
   after ``api.request_timeout_s``, 504);
 - ``POST /v1/users/{user_id}/posts``    a post or video: 200 with the post when it is already
-  bundled, else 202 with a job (at most ``api.max_pending_jobs`` queued or running per ingress
-  replica, more get 503 + Retry-After); the same request while the job runs returns that job;
-- ``GET  /v1/jobs/{id}``, ``DELETE /v1/jobs/{id}``  status and progress; cancel;
+  bundled, else 202 with a job. Jobs live in the ``JobCoordinator`` (one replica, persisted in
+  the workspace): the same request through any replica while the job is active returns that
+  job; at most ``api.max_pending_jobs`` queued or running, more get 503 + Retry-After;
+- ``GET  /v1/jobs/{id}``, ``DELETE /v1/jobs/{id}``  status and progress; cancel (any replica);
 - ``GET  /v1/posts/{post_id}``, ``GET /v1/posts/{post_id}/media/{file}``  a bundled post and
-  its files (paths never leave the bundle);
-- ``GET  /healthz`` (the replica answers), ``GET /readyz`` (both workers have their models).
+  its files (paths never leave the bundle; sandboxed by ``MEDIA_HEADERS``);
+- ``GET  /v1/status`` readiness with its reasons; ``GET /healthz`` (the replica answers),
+  ``GET /readyz`` (ready or not, nothing more).
 
+The ingress never blocks its event loop: workspace reads run in threads (:mod:`api_lookup`).
 Errors are ``{"error": {"code", "message"}}``. Serve's own limits sit in front: the ingress
 deployment's ``max_ongoing_requests`` and ``max_queued_requests``, beyond which Serve's proxy
 answers 503 with ``Retry-After`` (``backpressure_config``). Metrics: Serve's request counters and
@@ -38,9 +41,15 @@ from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tailormind.errors import ConfigError, NotFoundError, TailorMindError, WorkspaceError
+from tailormind.errors import (
+    ConfigError,
+    CorruptFileError,
+    NotFoundError,
+    TailorMindError,
+    WorkspaceError,
+)
 from tailormind.serve import api_guard
-from tailormind.serve.api_jobs import ACTIVE, JOB_ID, JobStore, total_steps
+from tailormind.serve.api_jobs import JOB_ID, total_steps
 from tailormind.serve.api_lookup import WorkspaceView
 from tailormind.serve.api_protocol import (
     AdhocProfile,
@@ -57,7 +66,15 @@ from tailormind.serve.api_protocol import (
 
 logger = logging.getLogger("ray.serve")
 APP_NAME = "tailormind-api"
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 503, 504)}
+ERRORS = {status: {"model": ErrorResponse}
+          for status in (400, 401, 403, 404, 413, 415, 422, 503, 504)}
+#: Media and previews are served as files of their own type only, and a generated page runs in
+#: a sandbox: no script, no form, no plugin; it may show its own images and video only.
+MEDIA_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; "
+                               "media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+}
 
 app = FastAPI(
     title="TailorMind API",
@@ -139,7 +156,8 @@ def _prefix(request: Request) -> str:
 
 
 class _Metrics:
-    """``tailormind_api_*`` on Ray's metrics endpoint (absent outside a Ray worker)."""
+    """``tailormind_api_*`` on Ray's metrics endpoint (absent outside a Ray worker); the job
+    counter is the coordinator's (``job_coordinator.py``)."""
 
     def __init__(self) -> None:
         try:
@@ -148,20 +166,14 @@ class _Metrics:
             self.rejected = Counter("tailormind_api_rejected_total",
                                     description="Requests refused with 503 by the API's limits.",
                                     tag_keys=("reason",))
-            self.jobs = Counter("tailormind_api_jobs_total", description="Jobs by final status.",
-                                tag_keys=("status",))
             self.active = Gauge("tailormind_api_active", description="Work in flight.",
                                 tag_keys=("what",))
         except Exception:  # pragma: no cover - metrics are optional
-            self.rejected = self.jobs = self.active = None
+            self.rejected = self.active = None
 
     def reject(self, reason: str) -> None:
         if self.rejected is not None:
             self.rejected.inc(tags={"reason": reason})
-
-    def job(self, status: str) -> None:
-        if self.jobs is not None:
-            self.jobs.inc(tags={"status": status})
 
     def gauge(self, what: str, value: int) -> None:
         if self.active is not None:
@@ -174,7 +186,7 @@ class _Metrics:
 @serve.ingress(app)
 class TailorMindAPI:
     def __init__(self, profile_worker: DeploymentHandle, generation_worker: DeploymentHandle,
-                 workspace: str, config: str | None = None,
+                 coordinator: DeploymentHandle, workspace: str, config: str | None = None,
                  overrides: dict[str, Any] | None = None) -> None:
         from tailormind.generation.catalog import packaged_catalog
         from tailormind.serve.api_workers import api_settings
@@ -182,15 +194,14 @@ class TailorMindAPI:
         self.settings = api_settings(config, overrides)
         self.limits = self.settings.api
         token = self.limits.resolved_token()
-        api_guard.configure(token, self.limits.max_body_bytes)
+        api_guard.configure(token, self.limits.max_body_bytes, self.limits.allowed_hosts)
         if token is None:
             logger.warning("TailorMind API: no token configured (api.token / "
                            "TAILORMIND_API_TOKEN): answering loopback clients only")
         self.view = WorkspaceView(workspace, self.settings)
-        self.jobs = JobStore(self.view.root)
         self.profile_worker, self.generation_worker = profile_worker, generation_worker
+        self.coordinator = coordinator
         self.catalog = packaged_catalog()
-        self.watchers: dict[str, asyncio.Task] = {}
         self.profiles_in_flight = 0
         self.metrics = _Metrics()
 
@@ -199,27 +210,39 @@ class TailorMindAPI:
     async def healthz(self) -> Health:
         return Health(status="ok")
 
+    async def _readiness(self) -> tuple[bool, dict[str, Any]]:
+        detail: dict[str, Any] = {}
+        for name, call in (("profile_worker", self.profile_worker.ready.remote()),
+                           ("generation_worker", self.generation_worker.ready.remote()),
+                           ("jobs", self.coordinator.status.remote())):
+            try:
+                detail[name] = await asyncio.wait_for(call, timeout=30)
+            except Exception as exc:  # a deployment that does not answer is not ready
+                detail[name] = {"ready": False, "error": f"{type(exc).__name__}: {exc}"}
+        ready = all(detail[w].get("ready") for w in ("profile_worker", "generation_worker"))
+        detail["profiles_in_flight"] = self.profiles_in_flight
+        return ready and "error" not in detail["jobs"], detail
+
     @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
     async def readyz(self) -> Any:
-        detail: dict[str, Any] = {}
-        for name, handle in (("profile_worker", self.profile_worker),
-                             ("generation_worker", self.generation_worker)):
-            try:
-                detail[name] = await asyncio.wait_for(handle.ready.remote(), timeout=30)
-            except Exception as exc:  # a worker that does not answer is not ready
-                detail[name] = {"ready": False, "error": f"{type(exc).__name__}: {exc}"}
-        ready = all(d.get("ready") for d in detail.values())
-        detail["jobs_in_flight"] = len(self.watchers)
-        detail["profiles_in_flight"] = self.profiles_in_flight
-        body = Health(status="ready" if ready else "not_ready", detail=detail)
+        """Ready or not, nothing more (unauthenticated); the details: ``GET /v1/status``."""
+        ready, _ = await self._readiness()
+        body = Health(status="ready" if ready else "not_ready")
         return body if ready else JSONResponse(body.model_dump(), status_code=503)
+
+    @app.get("/v1/status", response_model=Health, responses=ERRORS)
+    async def service_status(self) -> Health:
+        """Readiness with the reasons: each worker's models, load errors and counters, and the
+        jobs queued and running."""
+        ready, detail = await self._readiness()
+        return Health(status="ready" if ready else "not_ready", detail=detail)
 
     # -- profiles -------------------------------------------------------------------------------
     @app.get("/v1/users/{user_id}/profile", response_model=StoredProfile, responses=ERRORS)
     async def stored_profile(self, user_id: str) -> StoredProfile:
         import json
 
-        row = self._profile_row(user_id)
+        row = await self._profile_row(user_id)
         return StoredProfile(**{**{k: v for k, v in row.items() if k in StoredProfile.model_fields},
                                 "iterations": json.loads(row["iterations"] or "[]")})
 
@@ -236,6 +259,11 @@ class TailorMindAPI:
                 if len(getattr(entry, field)) > limits.max_text_chars:
                     raise APIError(413, "too_large", f"history.{n}.{field}: longer than "
                                    f"{limits.max_text_chars} characters (api.max_text_chars)")
+            tags = ", ".join(entry.tags)
+            if len(tags) > limits.max_text_chars:
+                raise APIError(413, "too_large", f"history.{n}.tags: {len(entry.tags)} tags, "
+                               f"{len(tags)} characters joined, over {limits.max_text_chars} "
+                               f"(api.max_text_chars)")
         if self.profiles_in_flight >= limits.max_concurrent_profiles:
             self.metrics.reject("profiles")
             raise _overloaded("ad-hoc profiles", limits.max_concurrent_profiles,
@@ -263,13 +291,19 @@ class TailorMindAPI:
             result["embedding"] = None
         return AdhocProfile(**result)
 
-    def _profile_row(self, user_id: str) -> dict[str, Any]:
+    async def _read(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` (workspace I/O) in a thread, its errors as API errors."""
         try:
-            return self.view.profile(user_id)
+            return await asyncio.to_thread(fn, *args)
         except NotFoundError as exc:
             raise APIError(404, "unknown_user", str(exc)) from None
+        except CorruptFileError as exc:
+            raise APIError(503, "corrupt_workspace", str(exc)) from None
         except WorkspaceError as exc:
             raise APIError(404, "no_profile", str(exc)) from None
+
+    async def _profile_row(self, user_id: str) -> dict[str, Any]:
+        return await self._read(self.view.profile, user_id)
 
     # -- posts and jobs -------------------------------------------------------------------------
     @app.post("/v1/users/{user_id}/posts", response_model=PostAccepted, status_code=202,
@@ -289,118 +323,90 @@ class TailorMindAPI:
             self.catalog.platform(platform)
         except ConfigError as exc:
             raise APIError(422, "invalid_request", f"platform: {exc}") from None
-        self._profile_row(user_id)
         seed = self.settings.seeds.generation if body.seed is None else body.seed
-        post_id = self.view.post_id(user_id, body.kind, platform, seed)
+        post_id = await self._read(self.view.post_id, user_id, body.kind, platform, seed)
         prefix = _prefix(request)
-        bundle = self.view.bundle_of(user_id, post_id)
+        bundle = await self._read(self.view.bundle_of, user_id, post_id)
         if bundle is not None:
-            post = _post_of(self.view.record(bundle), f"{prefix}/v1/posts/{post_id}")
+            record = await self._record(bundle, post_id)
+            post = _post_of(record, f"{prefix}/v1/posts/{post_id}")
             return JSONResponse(PostAccepted(status="done", post=post).model_dump(),
                                 status_code=200)
-        existing = self.jobs.read(post_id)
-        if post_id in self.watchers and existing is not None:
-            return self._accepted(existing, prefix)
-        if existing is not None and existing["status"] in ACTIVE:
-            live = self.jobs.effective(existing, limits.stale_job_s, limits.job_timeout_s)
-            if live["status"] in ACTIVE:  # started by another ingress replica and still moving
-                return self._accepted(live, prefix)
-        if len(self.watchers) >= limits.max_pending_jobs:
+        steps = total_steps(body.kind, self.settings.generation.reflection_rounds)
+        reply = await self.coordinator.submit.remote(
+            {"job_id": post_id, "user_id": user_id, "kind": body.kind, "platform": platform,
+             "seed": seed, "steps": steps})
+        if "overloaded" in reply:
             self.metrics.reject("jobs")
-            raise _overloaded("generation jobs", limits.max_pending_jobs, limits.retry_after_s)
-        job = self.jobs.new(job_id=post_id, user_id=user_id, kind=body.kind, platform=platform,
-                            seed=seed, steps=total_steps(body.kind,
-                                                         self.settings.generation.reflection_rounds))
-        self.watchers[post_id] = asyncio.get_running_loop().create_task(self._watch(post_id))
-        self.metrics.gauge("jobs", len(self.watchers))
-        return self._accepted(job, prefix)
+            raise APIError(503, "overloaded", f"{reply['overloaded']}; retry after "
+                           f"{limits.retry_after_s} s", {"Retry-After": str(limits.retry_after_s)})
+        self.view.remember(post_id, user_id)
+        return self._accepted(reply["job"], prefix)
 
     def _accepted(self, job: dict[str, Any], prefix: str) -> JSONResponse:
         url = f"{prefix}/v1/jobs/{job['job_id']}"
         body = PostAccepted(status="accepted", job=_job_view(job, prefix), job_url=url)
         return JSONResponse(body.model_dump(), status_code=202, headers={"Location": url})
 
-    async def _watch(self, job_id: str) -> None:
-        """Run the job on a worker; record a failure the worker could not (it died, Serve
-        refused the call). The job's own outcomes are recorded by the worker."""
-        try:
-            final = await self.generation_worker.run.remote(job_id)
-            self.metrics.job(final["status"])
-        except asyncio.CancelledError:
-            self._mark_failed(job_id, "the API replica stopped while the job was queued")
-            raise
-        except Exception as exc:
-            self.metrics.job("failed")
-            self._mark_failed(job_id, f"{type(exc).__name__}: {exc}")
-        finally:
-            self.watchers.pop(job_id, None)
-            self.metrics.gauge("jobs", len(self.watchers))
-
-    def _mark_failed(self, job_id: str, error: str) -> None:
-        job = self.jobs.read(job_id)
-        if job is not None and job["status"] in ACTIVE:
-            self.jobs.write({**job, "status": "failed", "error": error})
-
-    def _job(self, job_id: str) -> dict[str, Any]:
-        job = self.jobs.read(job_id) if JOB_ID.match(job_id) else None
+    async def _job(self, job_id: str, cancel: bool = False) -> dict[str, Any]:
+        if not JOB_ID.match(job_id):
+            raise APIError(404, "unknown_job", f"no job {job_id!r}")
+        call = self.coordinator.cancel if cancel else self.coordinator.get
+        job = await call.remote(job_id)
         if job is None:
             raise APIError(404, "unknown_job", f"no job {job_id!r}")
-        if job_id in self.watchers:  # this replica is running it: it is alive
-            return job
-        return self.jobs.effective(job, self.limits.stale_job_s, self.limits.job_timeout_s)
+        return job
 
     @app.get("/v1/jobs/{job_id}", response_model=Job, responses=ERRORS)
     async def job_status(self, job_id: str, request: Request) -> Job:
-        return _job_view(self._job(job_id), _prefix(request))
+        return _job_view(await self._job(job_id), _prefix(request))
 
     @app.delete("/v1/jobs/{job_id}", response_model=Job, responses=ERRORS)
     async def cancel_job(self, job_id: str, request: Request) -> Job:
-        """Ask the job to stop at its next stage; a queued job never starts."""
-        job = self._job(job_id)
-        if job["status"] in ACTIVE:
-            self.jobs.request_cancel(job_id)
-        return _job_view(job, _prefix(request))
+        """Cancel through the job coordinator, whichever replica is asked: a queued job never
+        starts; a running one stops at its next step."""
+        return _job_view(await self._job(job_id, cancel=True), _prefix(request))
 
-    def _bundle(self, post_id: str) -> Any:
-        """The post's bundle: through its job record (the user, so no directory scan) when the
-        API made it, else found among every user's bundles."""
-        job = self.jobs.read(post_id) if JOB_ID.match(post_id) else None
-        bundle = self.view.bundle_of(job["user_id"], post_id) if job else None
-        bundle = bundle or self.view.bundle(post_id)
+    async def _bundle(self, post_id: str) -> Any:
+        bundle = await self._read(self.view.bundle, post_id)
         if bundle is None:
             raise APIError(404, "unknown_post", f"no post {post_id!r}")
         return bundle
 
+    async def _record(self, bundle: Any, post_id: str) -> dict[str, Any]:
+        try:
+            return await asyncio.to_thread(self.view.record, bundle)
+        except CorruptFileError as exc:
+            raise APIError(503, "corrupt_post", f"post {post_id}: {exc}") from None
+
     @app.get("/v1/posts/{post_id}", response_model=Post, responses=ERRORS)
     async def get_post(self, post_id: str, request: Request) -> Post:
-        bundle = self._bundle(post_id)
-        try:
-            record = self.view.record(bundle)
-        except (OSError, ValueError) as exc:
-            raise APIError(500, "unreadable_post", f"post {post_id}: post.json does not read "
-                           f"({exc})") from None
+        bundle = await self._bundle(post_id)
+        record = await self._record(bundle, post_id)
         return _post_of(record, f"{_prefix(request)}/v1/posts/{post_id}")
 
     @app.get("/v1/posts/{post_id}/media/{name:path}", response_class=FileResponse,
              responses=ERRORS)
     async def get_media(self, post_id: str, name: str) -> FileResponse:
-        bundle = self._bundle(post_id)
+        bundle = await self._bundle(post_id)
         try:
-            path = self.view.media_file(bundle, name)
+            path = await asyncio.to_thread(self.view.media_file, bundle, name)
         except ValueError as exc:
             raise APIError(400, "bad_path", str(exc)) from None
         except FileNotFoundError:
             raise APIError(404, "unknown_file", f"post {post_id} has no file {name!r}") from None
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return FileResponse(path, media_type=media_type)
+        return FileResponse(path, media_type=media_type, headers=MEDIA_HEADERS)
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """Bind the API for ``serve run`` / ``serve deploy``; see :class:`ApiAppArgs`."""
     from tailormind.serve.api_args import parse_api_args
     from tailormind.serve.api_workers import GenerationWorker, ProfileWorker
+    from tailormind.serve.job_coordinator import JobCoordinator
 
     parsed = parse_api_args(args)
     common = (parsed.workspace, parsed.config, parsed.settings or None)
-    return TailorMindAPI.bind(ProfileWorker.bind(*common), GenerationWorker.bind(*common),
-                              *common)
+    generation = GenerationWorker.bind(*common)
+    return TailorMindAPI.bind(ProfileWorker.bind(*common), generation,
+                              JobCoordinator.bind(generation, *common), *common)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from tailormind.config import load_config
 from tailormind.errors import ConfigError
 
-API_DEPLOYMENTS = ("TailorMindAPI", "ProfileWorker", "GenerationWorker")
+API_DEPLOYMENTS = ("TailorMindAPI", "ProfileWorker", "GenerationWorker", "JobCoordinator")
 
 
 class ApiAppArgs(BaseModel):

@@ -2,8 +2,13 @@
 
 - With a token (``api.token`` or ``$TAILORMIND_API_TOKEN``), every route but the health routes
   and the OpenAPI docs needs ``Authorization: Bearer <token>`` (compared in constant time): 401.
-- Without one, only loopback clients are answered (403 for others); ``tailormind serve`` also
-  binds 127.0.0.1 and says so at start-up.
+- Without one, only loopback clients are answered (403 for others), and only when the ``Host``
+  header names loopback (or a host in ``api.allowed_hosts``): a page on another site that
+  rebinds its DNS name to 127.0.0.1 is refused (403). ``tailormind serve`` also binds 127.0.0.1
+  and says so at start-up.
+- A POST, PUT or PATCH must say ``Content-Type: application/json`` (415 otherwise), so a
+  cross-site HTML form (which can only send form or text bodies) never reaches a route.
+- Every response carries ``X-Content-Type-Options: nosniff``.
 - A body over ``api.max_body_bytes`` gets 413, whether it announces its length or is chunked
   (the body is read, at most one byte over the limit, then replayed to the route).
 
@@ -30,14 +35,17 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 class GuardSettings:
     token: str | None = None
     max_body_bytes: int = 1_048_576
+    allowed_hosts: tuple[str, ...] = ()
     configured: bool = False
 
 
 GUARD = GuardSettings()
 
 
-def configure(token: str | None, max_body_bytes: int) -> None:
-    GUARD.token, GUARD.max_body_bytes, GUARD.configured = token, max_body_bytes, True
+def configure(token: str | None, max_body_bytes: int, allowed_hosts: list[str] = ()) -> None:
+    GUARD.token, GUARD.max_body_bytes = token, max_body_bytes
+    GUARD.allowed_hosts = tuple(h.lower() for h in allowed_hosts)
+    GUARD.configured = True
 
 
 def is_loopback(host: str | None) -> bool:
@@ -47,6 +55,19 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def host_name(header: str) -> str:
+    """The name in a ``Host`` header, without its port (``[::1]:8000`` -> ``::1``)."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 def token_matches(header: str, token: str) -> bool:
@@ -70,6 +91,17 @@ def _route_path(scope: dict[str, Any]) -> str:
     return path or "/"
 
 
+def _nosniff(send: Any) -> Any:
+    async def wrapped(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            headers = [h for h in message.get("headers", [])
+                       if h[0].lower() != b"x-content-type-options"]
+            message = {**message, "headers": [*headers, (b"x-content-type-options", b"nosniff")]}
+        await send(message)
+
+    return wrapped
+
+
 class Guard:
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -78,6 +110,9 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self._guarded(scope, receive, _nosniff(send))
+
+    async def _guarded(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not GUARD.configured:
             await _reply(send, 503, "starting", "the API replica is starting",
                          [(b"retry-after", b"1")])
@@ -91,12 +126,22 @@ class Guard:
                              "no API token is configured, so this server answers local clients "
                              "only; set api.token or TAILORMIND_API_TOKEN")
                 return
+            host = host_name(headers.get("host", ""))
+            if GUARD.token is None and not (is_loopback(host) or host in GUARD.allowed_hosts):
+                await _reply(send, 403, "bad_host",
+                             f"Host {host!r} is not loopback: without an API token this server "
+                             f"answers for localhost only (api.allowed_hosts adds names)")
+                return
             if GUARD.token is not None and not token_matches(headers.get("authorization", ""),
                                                              GUARD.token):
                 await _reply(send, 401, "unauthorized", "missing or wrong bearer token",
                              [(b"www-authenticate", b"Bearer")])
                 return
         if scope.get("method") in BODY_METHODS:
+            if not is_json(headers.get("content-type", "")):
+                await _reply(send, 415, "unsupported_media_type",
+                             "send the body as JSON with Content-Type: application/json")
+                return
             limit = GUARD.max_body_bytes
             declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:

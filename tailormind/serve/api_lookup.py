@@ -1,19 +1,26 @@
-"""What the API ingress reads from the workspace, without loading a model: users, stored
-profiles, the id a post request will get, and bundled posts and their media.
+"""What the API ingress reads from the workspace, without loading a model: a user's stored
+profile, the id a post request will get, and bundled posts and their media.
 
-Tables are re-read when the workspace manifest changes, so profiles written by a batch job after
-the service started are served without a restart.
+Every method here does file I/O and is called by the ingress in a thread (``asyncio.to_thread``),
+never on its event loop. Reads are per user: the profile and user tables are read with a filter
+on ``user_id`` and only the columns needed, so a request costs one user's rows (Parquet row-group
+statistics skip the rest), and a batch job rewriting the workspace is seen on the next request.
+Bundles are found through an index from post id to user (the job coordinator's records add to
+it; a miss re-scans the gallery at most every ``rescan_s`` seconds).
 """
 
 from __future__ import annotations
 
-import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from tailormind.config import Settings
-from tailormind.data.workspace import Workspace
-from tailormind.errors import NotFoundError, WorkspaceError
+from tailormind.data.atomic import read_json_record
+from tailormind.errors import CorruptFileError, NotFoundError, WorkspaceError
 from tailormind.generation.bundle import GENERATIONS, POST_JSON, safe_component
 from tailormind.generation.pipeline import planned_post_id
 from tailormind.profiling.profiles import PROFILES_TABLE
@@ -23,65 +30,95 @@ MANIFEST = "workspace.json"
 
 
 class WorkspaceView:
-    def __init__(self, root: str | Path, settings: Settings) -> None:
+    def __init__(self, root: str | Path, settings: Settings, rescan_s: float = 10.0) -> None:
         self.root = Path(root)
         self.settings = settings
-        self._stamp: float | None = None
-        self._users: set[str] = set()
-        self._profiles: dict[str, dict[str, Any]] = {}
-        self.refresh()
+        self.rescan_s = rescan_s
+        self._posts: dict[str, str] = {}  # post id -> user directory name
+        self._scanned_at = float("-inf")
+        self._lock = threading.Lock()
+        self.check()
 
-    def refresh(self) -> None:
-        """Re-read users and profiles if the manifest changed since the last read."""
-        manifest = self.root / MANIFEST
-        if not manifest.is_file():
+    def check(self) -> None:
+        """WorkspaceError when the root is not a workspace; CorruptFileError when its manifest
+        does not read."""
+        if read_json_record(self.root / MANIFEST) is None:
             raise WorkspaceError(f"{self.root} is not a workspace (no {MANIFEST})")
-        stamp = manifest.stat().st_mtime
-        if stamp == self._stamp:
-            return
-        workspace = Workspace.open(self.root)
-        self._users = set(workspace.read("users", columns=["user_id"]).column("user_id")
-                          .to_pylist())
-        self._profiles = ({r["user_id"]: r for r in workspace.read(PROFILES_TABLE).to_pylist()}
-                          if workspace.has(PROFILES_TABLE) else {})
-        self._stamp = stamp
 
-    @property
-    def profiled_users(self) -> int:
-        return len(self._profiles)
+    def _rows(self, table: str, user_id: str,
+              columns: list[str] | None) -> list[dict[str, Any]]:
+        path = self.root / f"{table}.parquet"
+        if not path.is_file():
+            return []
+        try:
+            return pq.read_table(path, columns=columns,
+                                 filters=[("user_id", "=", user_id)]).to_pylist()
+        except OSError as exc:  # a truncated or foreign file, not a missing one
+            raise CorruptFileError(f"{path}: does not read as Parquet ({exc})") from None
 
-    def profile(self, user_id: str) -> dict[str, Any]:
-        """The stored profile row; NotFoundError for an unknown user, WorkspaceError for a known
-        one without a profile yet."""
-        self.refresh()
-        if user_id not in self._users:
+    def profile(self, user_id: str, columns: list[str] | None = None) -> dict[str, Any]:
+        """The stored profile row (``columns`` of it; None: all); NotFoundError for an unknown
+        user, WorkspaceError for a known one without a profile yet."""
+        self.check()
+        wanted = None if columns is None else sorted({"user_id", *columns})
+        rows = self._rows(PROFILES_TABLE, user_id, wanted)
+        if rows:
+            return rows[-1]
+        if not self._rows("users", user_id, ["user_id"]):
             raise NotFoundError(f"unknown user {user_id!r}")
-        row = self._profiles.get(user_id)
-        if row is None:
-            raise WorkspaceError(f"user {user_id!r} has no profile yet; run `tailormind profile "
-                                 f"run --workspace WS --user {user_id}` (or jobs/profile_users.py)")
-        return row
+        raise WorkspaceError(f"user {user_id!r} has no profile yet; run `tailormind profile "
+                             f"run --workspace WS --user {user_id}` (or jobs/profile_users.py)")
 
     def post_id(self, user_id: str, kind: str, platform: str, seed: int | None) -> str:
-        return planned_post_id(self.settings, user_id, self.profile(user_id)["profile"], kind,
-                               platform, seed)
+        profile = self.profile(user_id, ["profile"])["profile"]
+        return planned_post_id(self.settings, user_id, profile, kind, platform, seed)
+
+    # -- bundles --------------------------------------------------------------------------------
+    def remember(self, post_id: str, user_id: str) -> None:
+        with self._lock:
+            self._posts[post_id] = safe_component(user_id)
 
     def bundle(self, post_id: str) -> Path | None:
         """The bundle directory of ``post_id`` (any user), or None."""
         if not JOB_ID.match(post_id):
             return None
+        with self._lock:
+            user_dir = self._posts.get(post_id)
+        if user_dir is None and time.monotonic() - self._scanned_at > self.rescan_s:
+            self._scan()
+            with self._lock:
+                user_dir = self._posts.get(post_id)
+        if user_dir is None:
+            return None
+        path = self.root / GENERATIONS / user_dir / post_id
+        return path if (path / POST_JSON).is_file() else None
+
+    def _scan(self) -> None:
+        found = {}
         generations = self.root / GENERATIONS
-        for candidate in generations.glob(f"*/{post_id}/{POST_JSON}"):
-            return candidate.parent
-        return None
+        if generations.is_dir():
+            for record in generations.glob(f"*/*/{POST_JSON}"):
+                post_dir = record.parent
+                if not post_dir.name.startswith(".") and JOB_ID.match(post_dir.name):
+                    found[post_dir.name] = post_dir.parent.name
+        with self._lock:
+            self._posts.update(found)
+            self._scanned_at = time.monotonic()
 
     def bundle_of(self, user_id: str, post_id: str) -> Path | None:
         path = self.root / GENERATIONS / safe_component(user_id) / post_id
-        return path if (path / POST_JSON).is_file() else None
+        if not (path / POST_JSON).is_file():
+            return None
+        self.remember(post_id, user_id)
+        return path
 
     @staticmethod
     def record(bundle: Path) -> dict[str, Any]:
-        return json.loads((bundle / POST_JSON).read_text(encoding="utf-8"))
+        """``post.json``; CorruptFileError when it is empty or not JSON."""
+        record = read_json_record(bundle / POST_JSON)
+        if record is None:
+            raise CorruptFileError(f"{bundle / POST_JSON}: missing from its bundle")
+        return record
 
     @staticmethod
     def media_file(bundle: Path, name: str) -> Path:
@@ -95,3 +132,4 @@ class WorkspaceView:
         if not path.is_file():
             raise FileNotFoundError(name)
         return path
+

@@ -82,7 +82,8 @@ class AdhocProfileRequest(_Body):
     history: list[HistoryEntry] = Field(description="Oldest first; the last one is held out for "
                                         "validation when refining.")
     refine: bool = Field(True, description="Run the textual-gradient refinement (Eq. 10-14).")
-    seed: int | None = Field(None, description="Seed of the validation negatives.")
+    seed: int | None = Field(None, ge=0, lt=2**32,
+                             description="Seed of the validation negatives, in [0, 2^32).")
     include_embedding: bool = False
 
 
@@ -109,7 +110,8 @@ class AdhocProfile(BaseModel):
 class PostRequest(_Body):
     kind: str = Field("post", description="post (image-text) or video.")
     platform: str | None = Field(None, description="rednote, hupu or bilibili (default: config).")
-    seed: int | None = Field(None, description="Default: seeds.generation.")
+    seed: int | None = Field(None, ge=0, lt=2**32,
+                             description="In [0, 2^32); default: seeds.generation.")
 
 
 class JobProgress(BaseModel):

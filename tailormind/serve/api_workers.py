@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +29,9 @@ from ray import serve
 from tailormind.config import Settings, load_config
 from tailormind.data.workspace import Workspace
 from tailormind.errors import TailorMindError
-from tailormind.serve.api_jobs import JobStore, total_steps
 from tailormind.serve.heap_trim import HeapTrimmer
+
+logger = logging.getLogger("ray.serve")
 
 
 class Cancelled(Exception):
@@ -87,22 +91,26 @@ class _Worker:
         return {"ready": True, "models": self._models(), "stats": dict(self.stats)}
 
     async def _exclusive(self, fn: Callable[[threading.Event], Any]) -> Any:
-        """Run ``fn(cancel_event)`` in a thread in one of the replica's slots; on cancellation
-        set the event and wait for the thread to stop before giving the slot to the next request."""
-        cancel = threading.Event()
+        """Run ``fn(cancel_event)`` in a thread in one of the replica's slots."""
         await self._ensure_loaded()
         async with self._slots:
-            future = asyncio.get_running_loop().run_in_executor(None, fn, cancel)
-            try:
-                return await asyncio.shield(future)
-            except asyncio.CancelledError:
-                cancel.set()
-                self.stats["cancelled"] += 1
-                with contextlib.suppress(BaseException):
-                    await future
-                raise
-            finally:
-                self._trim()
+            return await self._in_thread(fn, threading.Event())
+
+    async def _in_thread(self, fn: Callable[[threading.Event], Any],
+                         cancel: threading.Event) -> Any:
+        """``fn(cancel)`` in a thread; on cancellation set the event and wait for the thread to
+        stop before returning the slot to the next request."""
+        future = asyncio.get_running_loop().run_in_executor(None, fn, cancel)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel.set()
+            self.stats["cancelled"] += 1
+            with contextlib.suppress(BaseException):
+                await future
+            raise
+        finally:
+            self._trim()
 
 
 @serve.deployment(name="ProfileWorker", max_ongoing_requests=32,
@@ -144,13 +152,19 @@ class ProfileWorker(_Worker):
 
 
 @serve.deployment(name="GenerationWorker", max_ongoing_requests=64,
-                  ray_actor_options={"num_cpus": 0.1})
+                  graceful_shutdown_timeout_s=1800, ray_actor_options={"num_cpus": 0.1})
 class GenerationWorker(_Worker):
+    """Runs the jobs the ``JobCoordinator`` dispatches: claims one when a slot is free, renews
+    the lease while it runs (reporting progress, learning of a cancel), and reports the end.
+    ``graceful_shutdown_timeout_s`` lets a running job finish on a redeploy; a job still running
+    when the replica is killed loses its lease and is re-queued."""
+
     def __init__(self, workspace: str, config: str | None = None,
                  overrides: dict[str, Any] | None = None) -> None:
         super().__init__(workspace, config, overrides)
-        self.jobs = JobStore(self.root)
         self._profiles_mtime = 0.0
+        self._coordinator: Any = None
+        self.name = f"{_replica_name()}/{uuid.uuid4().hex[:6]}"
 
     def _load(self) -> None:
         from tailormind.generation.pipeline import Generator, Roles
@@ -179,54 +193,119 @@ class GenerationWorker(_Worker):
                                        self.generator.roles, self.generator.catalog)
             self._profiles_mtime = self._profiles_changed_at()
 
+    def coordinator(self) -> Any:
+        if self._coordinator is None:
+            app = serve.get_replica_context().app_name
+            self._coordinator = serve.get_deployment_handle("JobCoordinator", app_name=app)
+        return self._coordinator
+
     async def run(self, job_id: str) -> dict[str, Any]:
-        """Run a queued job to its end, recording progress; returns the final record."""
-        job = self.jobs.read(job_id)
-        if job is None:
-            raise TailorMindError(f"job {job_id} has no record")
-        steps = total_steps(job["kind"], self.settings.generation.reflection_rounds)
+        """Claim the job when a slot is free, run it, report the end; ``{"status":
+        "not_claimed"}`` when another worker holds it or it ended meanwhile."""
+        await self._ensure_loaded()
+        async with self._slots:
+            owner = f"{self.name}/{uuid.uuid4().hex[:6]}"
+            job = await self.coordinator().claim.remote(job_id, owner)
+            if job is None:
+                return {"status": "not_claimed"}
+            self.stats["started"] += 1
+            lease = _Lease(self.coordinator(), job_id, owner, self.settings.api.lease_s / 3,
+                           job["progress"]["of"])
+            status, error, post_id = await self._run_claimed(job, lease)
+            self.stats[{"done": "completed"}.get(status, status)] += 1
+            final = await lease.finish(status, error, post_id)
+        return final or {"status": status, "error": error}
+
+    async def _run_claimed(self, job: dict[str, Any],
+                           lease: _Lease) -> tuple[str, str | None, str | None]:
         limit = self.settings.api.job_timeout_s
 
-        def work(cancel: threading.Event) -> dict[str, Any]:
+        def work(cancel: threading.Event) -> str:
             started = time.monotonic()
-            step = 0
-            if self.jobs.cancel_requested(job_id):
-                raise Cancelled("cancelled before it started")
 
             def progress(stage: str) -> None:
-                nonlocal step
-                if cancel.is_set() or self.jobs.cancel_requested(job_id):
-                    raise Cancelled("cancelled")
+                if cancel.is_set():
+                    raise Cancelled(lease.stop_reason or "cancelled")
                 if time.monotonic() - started > limit:
                     raise TimeoutError(f"ran longer than api.job_timeout_s = {limit:g} s")
-                step += 1
-                self.jobs.update(job_id, status="running",
-                                 progress={"stage": stage, "step": min(step, steps), "of": steps})
+                lease.advance(stage)
 
             self._refresh()
             post = self.generator.generate(job["user_id"], platform=job["platform"],
                                            kind=job["kind"], seed=job["seed"], progress=progress)
-            if post.post_id != job_id:  # the profile changed between request and run
-                return {"post_id": post.post_id}
-            return {"post_id": job_id}
+            return post.post_id  # differs from the job id when the profile changed meanwhile
 
-        self.stats["started"] += 1
+        cancel = threading.Event()
+        renewals = asyncio.get_running_loop().create_task(lease.keep(cancel))
         try:
-            outcome = await self._exclusive(work)
-        except asyncio.CancelledError:
-            self.jobs.update(job_id, status="cancelled", error="cancelled while running")
-            raise
-        except Cancelled as exc:
-            self.stats["cancelled"] += 1
-            return self.jobs.update(job_id, status="cancelled", error=str(exc))
+            post_id = await self._in_thread(work, cancel)
+        except (asyncio.CancelledError, Cancelled) as exc:
+            reason = lease.stop_reason or ("cancelled while running"
+                                           if isinstance(exc, asyncio.CancelledError) else str(exc))
+            if isinstance(exc, asyncio.CancelledError):
+                asyncio.get_running_loop().create_task(lease.finish("cancelled", reason, None))
+                raise
+            return "cancelled", reason, None
         except (TailorMindError, TimeoutError) as exc:
-            self.stats["failed"] += 1
-            return self.jobs.update(job_id, status="failed", error=f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # a bug: recorded on the job, then raised for the replica log
-            self.stats["failed"] += 1
-            self.jobs.update(job_id, status="failed", error=f"internal error: "
-                             f"{type(exc).__name__}: {exc}")
-            raise
-        self.stats["completed"] += 1
-        return self.jobs.update(job_id, status="done", post_id=outcome["post_id"],
-                                progress={"stage": "done", "step": steps, "of": steps})
+            return "failed", f"{type(exc).__name__}: {exc}", None
+        except Exception as exc:  # a bug: recorded on the job, and in the replica log
+            logger.exception("GenerationWorker: job %s failed", job["job_id"])
+            return "failed", f"internal error: {type(exc).__name__}: {exc}", None
+        finally:
+            renewals.cancel()
+        return "done", None, post_id
+
+
+def _replica_name() -> str:
+    try:
+        return serve.get_replica_context().replica_tag
+    except Exception:  # outside a replica (unit tests)
+        return f"pid{os.getpid()}"
+
+
+class _Lease:
+    """A worker's hold on one job: renews it every ``every_s`` seconds and at each new stage;
+    sets the work's cancel event when the coordinator asks for a cancel or the hold is lost."""
+
+    def __init__(self, coordinator: Any, job_id: str, owner: str, every_s: float,
+                 steps: int) -> None:
+        self.coordinator, self.job_id, self.owner = coordinator, job_id, owner
+        self.every_s, self.steps, self.step = every_s, steps, 0
+        self.progress: dict[str, Any] | None = None
+        self.stop_reason: str | None = None
+        self._changed = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    def advance(self, stage: str) -> None:
+        """Called from the work thread at each stage."""
+        self.step += 1
+        self.progress = {"stage": stage, "step": min(self.step, self.steps), "of": self.steps}
+        self._loop.call_soon_threadsafe(self._changed.set)
+
+    async def keep(self, cancel: threading.Event) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=self.every_s)
+            self._changed.clear()
+            try:
+                answer = await self.coordinator.renew.remote(self.job_id, self.owner,
+                                                             self.progress)
+            except Exception as exc:  # the coordinator is restarting: try again next time
+                logger.warning("GenerationWorker: renewing %s failed: %s", self.job_id, exc)
+                continue
+            if not answer["held"] or answer["cancel"]:
+                self.stop_reason = ("cancelled" if answer["held"] else
+                                    "the lease was lost (the job was given to another worker)")
+                cancel.set()
+
+    async def finish(self, status: str, error: str | None,
+                     post_id: str | None) -> dict[str, Any] | None:
+        """Report the end, retrying while the coordinator restarts (then the lease decides)."""
+        for attempt in range(5):
+            try:
+                return await self.coordinator.finish.remote(self.job_id, self.owner, status,
+                                                            error, post_id)
+            except Exception as exc:
+                logger.warning("GenerationWorker: reporting %s failed: %s", self.job_id, exc)
+                await asyncio.sleep(0.5 * 2 ** attempt)
+        return None

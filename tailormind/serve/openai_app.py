@@ -2,9 +2,11 @@
 ``/v1/embeddings``, so the official ``openai`` client (and TailorMind's own ``openai`` backend) can
 use the embedded models through Serve exactly as they use vLLM in production.
 
-Errors use OpenAI's shape, ``{"error": {"message", "type", "code"}}``. When the environment variable
-named by ``api_key_env`` is set on the replica, every route but ``/healthz`` needs
-``Authorization: Bearer <that value>`` (compared in constant time).
+Errors use OpenAI's shape, ``{"error": {"message", "type", "code"}}``. Every route but
+``/healthz`` is behind :class:`~tailormind.serve.model_key_guard.ModelKeyGuard`: with a key in
+the replica's environment (``api_key_env``, else ``$TAILORMIND_MODELS_API_KEY``, else
+``$TAILORMIND_API_TOKEN``) it needs ``Authorization: Bearer <key>``; without one it answers
+loopback clients only.
 
 No ``from __future__ import annotations`` here: FastAPI must see the real ``Request`` and body
 types on the ingress methods, which Serve re-wraps.
@@ -12,8 +14,6 @@ types on the ingress methods, which Serve re-wraps.
 
 
 import base64
-import hmac
-import os
 import time
 import uuid
 from typing import Any
@@ -26,6 +26,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from tailormind.errors import ModelError, ModelInputError
+from tailormind.serve import model_key_guard
 from tailormind.serve.openai_protocol import (
     ChatChoice,
     ChatChoiceMessage,
@@ -45,6 +46,7 @@ app = FastAPI(
     description="The model roles of TailorMind behind OpenAI's chat, embeddings and models routes.",
     version="1",
 )
+app.add_middleware(model_key_guard.ModelKeyGuard)
 
 
 class APIError(Exception):
@@ -136,16 +138,8 @@ class OpenAIIngress:
                  api_key_env: str | None = None) -> None:
         self.handles = handles
         self.names = served_names  # role -> served model name
-        self.api_key = os.environ.get(api_key_env) if api_key_env else None
+        model_key_guard.configure(api_key_env)
         self.created = int(time.time())
-
-    def _authorize(self, request: Request) -> None:
-        if not self.api_key:
-            return
-        header = request.headers.get("authorization", "")
-        token = header[7:] if header.lower().startswith("bearer ") else ""
-        if not hmac.compare_digest(token.encode(), self.api_key.encode()):
-            raise APIError(401, "missing or wrong API key", "authentication_error", "invalid_api_key")
 
     def _handle_for(self, role: str, model: str) -> DeploymentHandle:
         if role not in self.handles or self.names.get(role) != model:
@@ -160,7 +154,6 @@ class OpenAIIngress:
 
     @app.get("/v1/models", response_model=ModelList)
     async def models(self, request: Request) -> ModelList:
-        self._authorize(request)
         cards = []
         for role, name in self.names.items():
             info = await self.handles[role].info.remote()
@@ -170,7 +163,6 @@ class OpenAIIngress:
 
     @app.post("/v1/chat/completions", response_model=ChatCompletionResponse)
     async def chat(self, body: ChatCompletionRequest, request: Request) -> ChatCompletionResponse:
-        self._authorize(request)
         handle = self._handle_for("text", body.model)
         if body.stream:
             raise APIError(400, "stream=true is not supported; ask without streaming",
@@ -197,7 +189,6 @@ class OpenAIIngress:
 
     @app.post("/v1/embeddings", response_model=EmbeddingResponse)
     async def embeddings(self, body: EmbeddingRequest, request: Request) -> EmbeddingResponse:
-        self._authorize(request)
         handle = self._handle_for("embed", body.model)
         texts = [body.input] if isinstance(body.input, str) else body.input
         if not texts:

@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from tailormind.errors import ConfigError
 
 LLM_APP = "ray.serve.llm:build_openai_app"
+#: The same app behind a key (``tailormind/serve/llm_app.py``).
+GUARDED_LLM_APP = "tailormind.serve.llm_app:build_app"
 MODELS_APP = "tailormind.serve.model_app:build_app"
 API_APP = "tailormind.serve.api:build_app"
 
@@ -46,14 +48,16 @@ def check_serve_config(spec: dict[str, Any], source: str = "serve config") -> Se
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_first_error(exc)}") from None
     report = ServeConfigReport()
+    _check_exposure(spec, source)
     hosted: dict[str, set[str]] = {}  # models app name -> roles it hosts
     apis = []
     for app in spec.get("applications", []):
         name = app.get("name", "default")
         report.applications.append(name)
         where = f"{source}: application {name!r}"
-        if app.get("import_path") == LLM_APP:
-            report.llm_models += _check_llm_app(app.get("args") or {}, where)
+        if app.get("import_path") in (LLM_APP, GUARDED_LLM_APP):
+            args = {k: v for k, v in (app.get("args") or {}).items() if k != "api_key_env"}
+            report.llm_models += _check_llm_app(args, where)
         elif app.get("import_path") == MODELS_APP:
             notes, roles = _check_models_app(app, where)
             report.notes += notes
@@ -63,6 +67,22 @@ def check_serve_config(spec: dict[str, Any], source: str = "serve config") -> Se
     for app, where in apis:
         report.notes += _check_api_app(app, where, hosted)
     return report
+
+
+def _check_exposure(spec: dict[str, Any], source: str) -> None:
+    """Refuse a model app with no key check on HTTP reachable beyond loopback: Ray Serve LLM's
+    own ``build_openai_app`` answers anyone (use ``tailormind.serve.llm_app:build_app``, or
+    ``route_prefix: null`` to reach it through handles only)."""
+    from tailormind.serve.api_guard import is_loopback
+
+    host = (spec.get("http_options") or {}).get("host", "127.0.0.1")
+    if is_loopback(host):
+        return
+    for app in spec.get("applications", []):
+        if app.get("import_path") == LLM_APP and app.get("route_prefix", "/") is not None:
+            raise ConfigError(f"{source}: application {app.get('name', 'default')!r} serves "
+                              f"{LLM_APP} on {host} with no API key; use {GUARDED_LLM_APP} "
+                              f"(same args, plus api_key_env) or route_prefix: null")
 
 
 def _check_llm_app(args: dict[str, Any], where: str) -> list[str]:
@@ -143,4 +163,8 @@ def _check_api_app(app: dict[str, Any], where: str, hosted: dict[str, set[str]])
             raise ConfigError(f"{where}: deployments: no deployment named "
                               f"{deployment.get('name')!r} in this app (it has "
                               f"{', '.join(API_DEPLOYMENTS)})")
+        if deployment["name"] == "JobCoordinator" and (
+                deployment.get("num_replicas", 1) != 1 or "autoscaling_config" in deployment):
+            raise ConfigError(f"{where}: deployments: JobCoordinator owns every job's state and "
+                              f"must run exactly one replica (no num_replicas, no autoscaling)")
     return notes

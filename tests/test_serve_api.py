@@ -26,13 +26,15 @@ import pytest
 
 from tailormind.generation.bundle import GENERATIONS
 from tests.conftest import REPO, fresh
+from tests.serve_gate import GATE_APP, Gate, gate_deployment, marked
 from tests.test_generation_pipeline import generated_ws  # noqa: F401
 
 TOKEN = "api-test-token"
+MODELS_KEY_ENV = "SERVE_TEST_MODELS_KEY"  # TAILORMIND_* would be read as config
+MODELS_KEY = "models-test-key"
 METRICS: dict[str, int] = {}  # the Prometheus port of the test cluster
 HTTP: dict[str, int] = {}  # the Serve proxy's port
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-GATE_APP = "tailormind-gate"
 #: What the tests did that ``ray_tailormind_api_*`` must count: ("rejected", reason) and
 #: ("jobs", status), added by each test as it causes them (checked by the metrics test).
 LEDGER: Counter = Counter()
@@ -45,92 +47,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _gate_deployment() -> Any:
-    """``TextGate``: the text role's Serve methods in front of the models app's ``TextModel``.
-    Built in a function so Ray ships the class by value (the replica cannot import tests/)."""
-    import asyncio
-
-    from ray import serve
-
-    @serve.deployment(name="TextGate", max_ongoing_requests=64,
-                      ray_actor_options={"num_cpus": 0.05})
-    class TextGate:
-        def __init__(self) -> None:
-            self.model = serve.get_deployment_handle("TextModel", app_name="tailormind-models")
-            self.held, self.permits = False, 0
-            self.log: list[list[str]] = []  # per call: each conversation's messages, joined
-            self.changed = asyncio.Condition()
-
-        async def chat_batch(self, request: tuple) -> list:
-            async with self.changed:
-                self.log.append(["\n".join(m["content"] for m in conversation)
-                                 for conversation in request[0]])
-                self.changed.notify_all()
-                await self.changed.wait_for(lambda: not self.held or self.permits > 0)
-                if self.held:
-                    self.permits -= 1
-            return await self.model.chat_batch.remote(request)
-
-        async def hold(self) -> None:
-            async with self.changed:
-                self.held, self.permits = True, 0
-
-        async def release(self, calls: int | None = None) -> None:
-            """Let ``calls`` more calls through, or (None) open the gate."""
-            async with self.changed:
-                if calls is None:
-                    self.held = False
-                else:
-                    self.permits += calls
-                self.changed.notify_all()
-
-        async def calls(self, at_least: int = 0, timeout_s: float = 0.0) -> list[list[str]]:
-            """The calls so far, once there are ``at_least`` (or ``timeout_s`` passed)."""
-            async with self.changed:
-                try:
-                    await asyncio.wait_for(
-                        self.changed.wait_for(lambda: len(self.log) >= at_least), timeout_s)
-                except TimeoutError:
-                    pass
-                return list(self.log)
-
-    return TextGate.bind()
-
-
-class Gate:
-    """The test's side of ``TextGate``."""
-
-    def __init__(self) -> None:
-        from ray import serve
-
-        self.handle = serve.get_deployment_handle("TextGate", app_name=GATE_APP)
-
-    def hold(self) -> None:
-        self.handle.hold.remote().result(timeout_s=60)
-
-    def release(self, calls: int | None = None) -> None:
-        self.handle.release.remote(calls).result(timeout_s=60)
-
-    def calls(self, at_least: int = 0, timeout_s: float = 0.0) -> list[list[str]]:
-        return self.handle.calls.remote(at_least, timeout_s).result(timeout_s=timeout_s + 60)
-
-    def wait_for_call(self, marker: str, timeout_s: float = 180) -> int:
-        """Block until a call whose conversations mention ``marker`` has arrived; the number of
-        such calls."""
-        deadline = time.monotonic() + timeout_s
-        seen = self.calls()
-        while time.monotonic() < deadline:
-            marked = _marked(seen, marker)
-            if marked:
-                return marked
-            seen = self.calls(at_least=len(seen) + 1, timeout_s=5)
-        raise AssertionError(f"no text call mentioning {marker!r} within {timeout_s} s")
-
-
-def _marked(calls: list[list[str]], marker: str) -> int:
-    return sum(1 for call in calls if any(marker in conversation for conversation in call))
 
 
 @pytest.fixture(scope="module")
@@ -146,18 +62,19 @@ def api(generated_ws, profiled_ws, models_cache: Path, tmp_path_factory):  # noq
     ws = fresh((ws.root, settings), tmp_path_factory.mktemp("api"))
     llm = tiny_llama(tmp_path_factory.mktemp("tiny-llm"))
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a throw-away local cluster for this test only
+    os.environ.pop(MODELS_KEY_ENV, None)  # the key reaches the replicas through the runtime env
     port = HTTP["port"] = _free_port()
     METRICS["port"] = _free_port()
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
              _metrics_export_port=METRICS["port"],
              _system_config={"metrics_report_interval_ms": 1000},
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", MODELS_KEY_ENV: MODELS_KEY}})
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_models({"models": {"cache_dir": str(models_cache),
                                        "text": {"backend": "transformers", "path": str(llm)}},
-                            "roles": ["text"]}),
+                            "roles": ["text"], "api_key_env": MODELS_KEY_ENV}),
               name="tailormind-models", route_prefix="/models")
-    serve.run(_gate_deployment(), name=GATE_APP, route_prefix=None)
+    serve.run(gate_deployment(), name=GATE_APP, route_prefix=None)
     common = {"models": {"cache_dir": str(models_cache),
                          "text": {"backend": "serve", "app": GATE_APP, "deployment": "TextGate"}},
               "generation": {"answer_format": "fields", "reflection_rounds": 1},
@@ -179,12 +96,12 @@ def api(generated_ws, profiled_ws, models_cache: Path, tmp_path_factory):  # noq
     base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base, timeout=120) as client:
         deadline = time.monotonic() + 180
-        ready = client.get("/api/readyz")
+        ready = client.get("/api/v1/status", headers=AUTH)
         while ready.status_code != 200 and time.monotonic() < deadline:
             assert ready.json()["status"] == "not_ready" and "error" not in json.dumps(
                 ready.json()["detail"]), ready.text  # loading, not failing
             time.sleep(0.5)
-            ready = client.get("/api/readyz")
+            ready = client.get("/api/v1/status", headers=AUTH)
         assert ready.status_code == 200, ready.text
         yield client, ws
     serve.shutdown()
@@ -251,9 +168,12 @@ def _wait_job(client: httpx.Client, url: str, timeout: float = 180) -> dict:
 def test_health_ready_and_docs_need_no_token(api) -> None:
     client, _ = api
     assert client.get("/api/healthz").json() == {"status": "ok", "detail": {}}
-    ready = client.get("/api/readyz").json()
-    assert ready["status"] == "ready"
-    assert ready["detail"]["generation_worker"]["models"]["text"]  # the served tiny Llama
+    # unauthenticated readiness says ready, nothing internal; the details need the token
+    assert client.get("/api/readyz").json() == {"status": "ready", "detail": {}}
+    status = client.get("/api/v1/status", headers=AUTH).json()
+    assert status["status"] == "ready"
+    assert status["detail"]["generation_worker"]["models"]["text"]  # the served tiny Llama
+    assert set(status["detail"]["jobs"]) == {"queued", "running", "corrupt_records"}
     schema = client.get("/api/openapi.json").json()
     assert {"/v1/profiles", "/v1/users/{user_id}/posts", "/v1/jobs/{job_id}",
             "/v1/posts/{post_id}/media/{name}"} <= set(schema["paths"])
@@ -261,13 +181,15 @@ def test_health_ready_and_docs_need_no_token(api) -> None:
 
 def test_not_ready_says_why_and_profiles_still_work(api) -> None:
     client, ws = api
-    ready = client.get("/bare/readyz")
+    ready = client.get("/bare/v1/status")
     for _ in range(60):
         if "error" in ready.json()["detail"]["generation_worker"]:
             break
         time.sleep(0.5)
-        ready = client.get("/bare/readyz")
+        ready = client.get("/bare/v1/status")
     assert ready.status_code == 503 and ready.json()["status"] == "not_ready"
+    assert client.get("/bare/readyz").json() == {"status": "not_ready", "detail": {}}
+    assert client.get("/bare/readyz").status_code == 503
     assert "has no profiles" in ready.json()["detail"]["generation_worker"]["error"]
     assert ready.json()["detail"]["profile_worker"]["ready"] is True
     user = _users(ws)[0]
@@ -284,7 +206,7 @@ def test_the_models_app_beside_it_answers_the_official_openai_client(api) -> Non
 
     client, _ = api
     base = str(client.base_url).rstrip("/")
-    models = OpenAI(base_url=f"{base}/models/v1", api_key="unused", max_retries=0)
+    models = OpenAI(base_url=f"{base}/models/v1", api_key=MODELS_KEY, max_retries=0)
     served = [m.id for m in models.models.list().data]
     assert len(served) == 1  # the text role only: the API's serve backend uses it too
     chat = models.chat.completions.create(model=served[0], max_tokens=5, temperature=0,
@@ -298,7 +220,10 @@ def test_every_other_route_needs_the_token(api) -> None:
     for method, path in [("GET", f"/api/v1/users/{user}/profile"), ("POST", "/api/v1/profiles"),
                          ("POST", f"/api/v1/users/{user}/posts"),
                          ("GET", "/api/v1/jobs/post-000000000000"),
-                         ("GET", "/api/v1/posts/post-000000000000")]:
+                         ("DELETE", "/api/v1/jobs/post-000000000000"),
+                         ("GET", "/api/v1/posts/post-000000000000"),
+                         ("GET", "/api/v1/posts/post-000000000000/media/preview.html"),
+                         ("GET", "/api/v1/status")]:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
             answer = client.request(method, path, headers=headers, json={})
             assert answer.status_code == 401, (method, path, headers)
@@ -306,6 +231,43 @@ def test_every_other_route_needs_the_token(api) -> None:
             assert answer.headers["www-authenticate"] == "Bearer"
     # without a configured token, a loopback client needs none
     assert client.get(f"/open/v1/users/{user}/profile").status_code == 200
+
+
+def test_model_routes_need_the_models_key(api) -> None:
+    client, _ = api
+    chat = {"model": "anything", "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": 2}
+    for path, method in [("/models/v1/chat/completions", "POST"), ("/models/v1/models", "GET"),
+                         ("/models/v1/embeddings", "POST")]:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": MODELS_KEY},
+                        AUTH):  # the API's token is not the models key
+            answer = client.request(method, path, headers=headers, json=chat)
+            assert answer.status_code == 401, (path, headers, answer.text)
+            assert answer.json()["error"]["code"] == "invalid_api_key"
+    assert client.get("/models/healthz").status_code == 200
+
+
+def test_without_a_token_the_host_must_be_loopback_and_posts_json(api) -> None:
+    """DNS rebinding (a foreign Host on a loopback connection) and cross-site form posts."""
+    client, ws = api
+    user = _users(ws)[0]
+    for host in ("localhost", "127.0.0.1:8000", "[::1]:8000"):
+        answer = client.get(f"/open/v1/users/{user}/profile", headers={"Host": host})
+        assert answer.status_code == 200, (host, answer.text)
+    for host in ("attacker.example", "attacker.example:8000", "127.0.0.1.attacker.example"):
+        answer = client.get(f"/open/v1/users/{user}/profile", headers={"Host": host})
+        assert answer.status_code == 403 and answer.json()["error"]["code"] == "bad_host", host
+    assert client.get("/open/healthz", headers={"Host": "attacker.example"}).status_code == 200
+    history = json.dumps({"history": [{"text": "x"}]})
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", "multipart/form-data",
+                         None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        for path in ("/open/v1/profiles", f"/open/v1/users/{user}/posts"):
+            answer = client.post(path, content=history, headers=headers)
+            assert answer.status_code == 415, (path, content_type, answer.text)
+            assert answer.json()["error"]["code"] == "unsupported_media_type"
+    # every answer says nosniff
+    assert client.get("/open/healthz").headers["x-content-type-options"] == "nosniff"
 
 
 def test_stored_profile_with_its_iterations(api) -> None:
@@ -355,6 +317,10 @@ def test_adhoc_profile_from_item_ids_and_raw_texts(api) -> None:
     ({"history": [{"text": "x" * 301}]}, 413, "too_large"),  # api.max_text_chars = 300
     ({"history": [{"text": "x" * 5000}]}, 413, "too_large"),  # body over api.max_body_bytes
     ({"history": [{"text": "x"}], "extra": 1}, 422, "invalid_request"),
+    ({"history": [{"text": "x", "tags": ["t" * 150, "u" * 149]}]}, 413, "too_large"),  # 301 joined
+    ({"history": [{"text": "x", "tags": ["t"] * 101}]}, 413, "too_large"),  # 101 + 100 ", "
+    ({"history": [{"text": "x"}], "seed": -1}, 422, "invalid_request"),
+    ({"history": [{"text": "x"}], "seed": 2**32}, 422, "invalid_request"),
 ])
 def test_bad_profile_requests(api, payload, status, code) -> None:
     client, _ = api
@@ -434,7 +400,7 @@ def test_a_post_job_polled_to_completion_then_served(api, gate) -> None:
                                  "of": len(POST_STAGES)}
     assert final["post_url"] == f"/api/v1/posts/{job['post_id']}"
     # what the polls saw is the post's stages in order, each at its own step, ending done
-    walk = [("queued", 0), *((stage, n) for n, stage in enumerate(POST_STAGES, 1)),
+    walk = [("queued", 0), ("started", 0), *((stage, n) for n, stage in enumerate(POST_STAGES, 1)),
             ("done", len(POST_STAGES))]
     assert _subsequence(_deduped(seen), walk) and seen[-1] == ("done", len(POST_STAGES)), seen
     # the stages that ask the text model were each seen while one of their calls was held,
@@ -460,6 +426,11 @@ def test_a_post_job_polled_to_completion_then_served(api, gate) -> None:
     assert cover.content == (bundle / post["media"][0]["file"]).read_bytes()
     preview = client.get(post["preview_url"], headers=AUTH)
     assert preview.status_code == 200 and "text/html" in preview.headers["content-type"]
+    for media in (cover, preview):  # served as what they are, the page in a sandbox
+        assert media.headers["x-content-type-options"] == "nosniff"
+        policy = media.headers["content-security-policy"]
+        assert policy.startswith("sandbox;") and "default-src 'none'" in policy
+        assert "script-src" not in policy
     # asked again once bundled: 200 with the post, no job
     done = client.post(f"/api/v1/users/{user}/posts", headers=AUTH, json=request)
     assert done.status_code == 200 and done.json()["post"]["post_id"] == job["post_id"]
@@ -470,6 +441,14 @@ def test_a_post_job_polled_to_completion_then_served(api, gate) -> None:
                          ("%2Fetc%2Fpasswd", 400), ("nothing.png", 404)]:
         answer = client.get(f"{base}/media/{name}", headers=AUTH)
         assert answer.status_code == status, (name, answer.text)
+    # a link inside the bundle that points out of it (fault test 7)
+    escape = bundle / "escape.png"
+    escape.symlink_to(ws.root / "workspace.json")
+    try:
+        answer = client.get(f"{base}/media/escape.png", headers=AUTH)
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_path"
+    finally:
+        escape.unlink()
     assert client.get("/api/v1/posts/post-ffffffffffff", headers=AUTH).status_code == 404
     assert client.get("/api/v1/posts/..%2Fx", headers=AUTH).status_code == 404
 
@@ -479,6 +458,9 @@ def test_a_post_job_polled_to_completion_then_served(api, gate) -> None:
     (None, {"kind": "podcast"}, 422, "invalid_request"),
     (None, {"platform": "myspace"}, 422, "invalid_request"),
     (None, {"seed": "x"}, 422, "invalid_request"),
+    (None, {"seed": -1}, 422, "invalid_request"),
+    (None, {"seed": 2**32}, 422, "invalid_request"),
+    (None, {"seed": 1.5}, 422, "invalid_request"),
 ])
 def test_bad_post_requests(api, user, body, status, code) -> None:
     client, ws = api
@@ -502,7 +484,7 @@ def test_job_queue_is_bounded_and_a_queued_job_can_be_cancelled(api, gate) -> No
     assert third.json()["error"]["code"] == "overloaded"
     LEDGER["rejected", "jobs"] += 1
     cancel = client.delete(second.json()["job_url"], headers=AUTH)
-    assert cancel.status_code == 200 and cancel.json()["status"] == "queued"
+    assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled"  # at once
     gate.release()
     assert _wait_job(client, first.json()["job_url"])["status"] == "done"
     cancelled = _wait_job(client, second.json()["job_url"])
@@ -578,13 +560,13 @@ def _stops_before_its_next_step(worker: Any, gate: Gate, marker: str, before: Co
     """After a cancel reached ``worker``: the cancelled profile asks nothing more once its held
     call is let through. A profile sent next (one at a time per replica, so it runs only after
     the cancelled one's thread stopped) completes; only it is counted completed."""
-    at_cancel = _marked(gate.calls(), marker)
+    at_cancel = marked(gate.calls(), marker)
     gate.release()
     other = marker.replace("MARK", "NEXT")
     follow = worker.profile.remote([{"title": f"{other} lake", "text": "A quiet lake."}],
                                    False, 1).result(timeout_s=300)
     assert follow["history_items"] == 1
-    assert _marked(gate.calls(), marker) == at_cancel
+    assert marked(gate.calls(), marker) == at_cancel
     assert _stats(worker) - before == Counter({"started": 2, "cancelled": 1, "completed": 1})
 
 
@@ -699,10 +681,11 @@ def test_guard_auth(monkeypatch, client_host, token, headers, status) -> None:
 
     async def call():
         transport = httpx.ASGITransport(app=_guarded_app(), client=(client_host, 5555))
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             answer = await client.get("/v1/x", headers=headers)
             health = await client.get("/healthz")
-            big = await client.post("/v1/x", content=b"x" * 2000, headers=headers)
+            big = await client.post("/v1/x", content=b"x" * 2000,
+                                    headers={**headers, "Content-Type": "application/json"})
             return answer, health, big
 
     answer, health, big = asyncio.run(call())
@@ -719,7 +702,7 @@ def test_guard_refuses_until_configured(monkeypatch) -> None:
 
     async def call():
         transport = httpx.ASGITransport(app=_guarded_app(), client=("127.0.0.1", 5555))
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             return await client.get("/v1/x")
 
     answer = asyncio.run(call())
@@ -775,38 +758,6 @@ def test_serve_command_bad_input(cli, serve_calls, tmp_path) -> None:
     bad = cli("serve", "--config", broken)
     assert bad.code == 2 and "colour" in bad.err
     assert serve_calls == []
-
-
-def test_job_records_report_lost_work(tmp_path) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from tailormind.serve.api_jobs import JobStore, total_steps
-
-    store = JobStore(tmp_path)
-    job = store.new(job_id="post-0123456789ab", user_id="7", kind="post", platform="rednote",
-                    seed=1, steps=total_steps("post", 3))
-    assert job["progress"] == {"stage": "queued", "step": 0, "of": 4 + 2 * 3 + 1}
-    assert total_steps("video", 0) == 4 + 1 + 1
-    assert store.effective(job, 60, 600)["status"] == "queued"
-
-    def aged(record: dict, seconds: float) -> dict:
-        stamp = datetime.now(UTC) - timedelta(seconds=seconds)
-        return {**record, "updated_at": stamp.isoformat(timespec="milliseconds")}
-
-    running = {**job, "status": "running"}
-    assert store.effective(aged(running, 30), 60, 600)["status"] == "running"
-    lost = store.effective(aged(running, 90), 60, 600)
-    assert lost["status"] == "failed" and lost["error"].startswith("lost: no progress for 90 s")
-    assert store.effective(aged(job, 90), 60, 600)["status"] == "queued"  # queued: job timeout
-    assert store.effective(aged(job, 700), 60, 600)["status"] == "failed"
-    assert store.effective(aged({**job, "status": "done"}, 10_000), 60, 600)["status"] == "done"
-    assert store.read("post-0123456789ab")["status"] == "queued"  # never rewritten by a reader
-    store.request_cancel(job["job_id"])
-    assert store.cancel_requested(job["job_id"])
-    store.new(job_id=job["job_id"], user_id="7", kind="post", platform="rednote", seed=1, steps=5)
-    assert not store.cancel_requested(job["job_id"])  # a fresh job starts without the old cancel
-    with pytest.raises(ValueError, match="not a job id"):
-        store.path("../../etc/passwd")
 
 
 class _FakeClock:
@@ -868,3 +819,27 @@ def test_heap_trimmer_trims_at_most_once_per_interval_and_after_a_burst() -> Non
         assert loop.run_until_complete(burst()) == [2, 2, 3, 3]
     finally:
         loop.close()
+
+
+def test_the_ingress_never_reads_the_workspace_on_its_event_loop() -> None:
+    """Every workspace read of the ingress (``self.view.<method>``) is handed to a thread
+    (``self._read`` / ``asyncio.to_thread``), never called on the event loop; only ``remember``
+    (a dict update) is called directly."""
+    import ast
+    import inspect
+
+    from tailormind.serve import api
+
+    tree = ast.parse(inspect.getsource(api))
+    ingress = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "TailorMindAPI")
+    direct = []
+    for node in ast.walk(ingress):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "view"
+                and node.func.attr != "remember"):
+            direct.append(f"line {node.lineno}: self.view.{node.func.attr}(...)")
+    assert direct == []
+    handed = [n for n in ast.walk(ingress) if isinstance(n, ast.Attribute)
+              and isinstance(n.value, ast.Attribute) and n.value.attr == "view"]
+    assert {n.attr for n in handed} >= {"profile", "post_id", "bundle_of", "bundle", "record",
+                                        "media_file"}

@@ -115,3 +115,53 @@ def test_broken_api_configs_fail(mutate, message: str) -> None:
 
     with pytest.raises(ConfigError, match=message):
         check_serve_config(_break(mutate))
+
+
+def test_an_unauthenticated_model_route_beyond_loopback_is_refused() -> None:
+    from tailormind.errors import ConfigError
+
+    raw = _break(lambda s: (s["applications"][0].update(import_path="ray.serve.llm:build_openai_app"),
+                            s["applications"][0]["args"].pop("api_key_env")))
+    with pytest.raises(ConfigError, match="no API key; use tailormind.serve.llm_app:build_app"):
+        check_serve_config(raw)
+    # the same app reachable through handles only, or on loopback only, is accepted
+    hidden = copy.deepcopy(raw)
+    hidden["applications"][0]["route_prefix"] = None
+    assert check_serve_config(hidden).llm_models
+    local = copy.deepcopy(raw)
+    local["http_options"]["host"] = "127.0.0.1"
+    assert check_serve_config(local).llm_models
+    # as shipped: the guarded builder, and the API's openai roles send its key
+    spec = _gpu()
+    assert spec["applications"][0]["import_path"] == "tailormind.serve.llm_app:build_app"
+    api = next(a for a in spec["applications"] if a["name"] == "tailormind-api")
+    for role in ("text", "describe"):
+        assert api["args"]["settings"]["models"][role]["api_key_env"] == \
+            spec["applications"][0]["args"]["api_key_env"]
+
+
+def test_the_job_coordinator_runs_one_replica() -> None:
+    from tailormind.errors import ConfigError
+
+    def scale(spec: dict, **options) -> None:
+        api = next(a for a in spec["applications"] if a["name"] == "tailormind-api")
+        next(d for d in api["deployments"] if d["name"] == "JobCoordinator").update(options)
+
+    for options in ({"num_replicas": 2}, {"autoscaling_config": {"max_replicas": 2}}):
+        with pytest.raises(ConfigError, match="exactly one replica"):
+            check_serve_config(_break(lambda s, o=options: scale(s, **o)))
+    assert check_serve_config(_break(lambda s: scale(s, num_replicas=1))).applications
+
+
+def test_starlette_is_pinned_past_the_range_header_dos() -> None:
+    """CVE-2025-62727 (FileResponse Range header, quadratic parsing) is fixed in 0.49.1."""
+    import tomllib
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    [starlette] = [Requirement(d) for d in declared if Requirement(d).name == "starlette"]
+    assert not starlette.specifier.contains("0.49.0") and starlette.specifier.contains("0.49.1")
+    assert Version(version("starlette")) >= Version("0.49.1")

@@ -151,6 +151,13 @@ def _job_view(job: dict[str, Any], prefix: str) -> Job:
     return Job(**{k: v for k, v in job.items() if k in Job.model_fields}, post_url=post_url)
 
 
+def _replica_id() -> str:
+    try:
+        return serve.get_replica_context().replica_tag
+    except Exception:  # outside a Serve replica
+        return ""
+
+
 def _prefix(request: Request) -> str:
     return request.scope.get("root_path", "").rstrip("/")
 
@@ -194,7 +201,8 @@ class TailorMindAPI:
         self.settings = api_settings(config, overrides)
         self.limits = self.settings.api
         token = self.limits.resolved_token()
-        api_guard.configure(token, self.limits.max_body_bytes, self.limits.allowed_hosts)
+        api_guard.configure(token, self.limits.max_body_bytes, self.limits.allowed_hosts,
+                            served_by=_replica_id())
         if token is None:
             logger.warning("TailorMind API: no token configured (api.token / "
                            "TAILORMIND_API_TOKEN): answering loopback clients only")
@@ -230,12 +238,13 @@ class TailorMindAPI:
         body = Health(status="ready" if ready else "not_ready")
         return body if ready else JSONResponse(body.model_dump(), status_code=503)
 
-    @app.get("/v1/status", response_model=Health, responses=ERRORS)
-    async def service_status(self) -> Health:
-        """Readiness with the reasons: each worker's models, load errors and counters, and the
-        jobs queued and running."""
+    @app.get("/v1/status", response_model=Health, responses={**ERRORS, 503: {"model": Health}})
+    async def service_status(self) -> Any:
+        """Readiness with the reasons (503 when not ready): each worker's models, load errors
+        and counters, and the jobs queued and running."""
         ready, detail = await self._readiness()
-        return Health(status="ready" if ready else "not_ready", detail=detail)
+        body = Health(status="ready" if ready else "not_ready", detail=detail)
+        return body if ready else JSONResponse(body.model_dump(), status_code=503)
 
     # -- profiles -------------------------------------------------------------------------------
     @app.get("/v1/users/{user_id}/profile", response_model=StoredProfile, responses=ERRORS)

@@ -36,14 +36,17 @@ class GuardSettings:
     token: str | None = None
     max_body_bytes: int = 1_048_576
     allowed_hosts: tuple[str, ...] = ()
+    served_by: str = ""
     configured: bool = False
 
 
 GUARD = GuardSettings()
 
 
-def configure(token: str | None, max_body_bytes: int, allowed_hosts: list[str] = ()) -> None:
-    GUARD.token, GUARD.max_body_bytes = token, max_body_bytes
+def configure(token: str | None, max_body_bytes: int, allowed_hosts: list[str] = (),
+              served_by: str = "") -> None:
+    """``served_by`` (the replica) goes out as ``X-Served-By`` on routes behind the auth check."""
+    GUARD.token, GUARD.max_body_bytes, GUARD.served_by = token, max_body_bytes, served_by
     GUARD.allowed_hosts = tuple(h.lower() for h in allowed_hosts)
     GUARD.configured = True
 
@@ -91,12 +94,11 @@ def _route_path(scope: dict[str, Any]) -> str:
     return path or "/"
 
 
-def _nosniff(send: Any) -> Any:
+def _with_header(send: Any, name: bytes, value: str) -> Any:
     async def wrapped(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
-            headers = [h for h in message.get("headers", [])
-                       if h[0].lower() != b"x-content-type-options"]
-            message = {**message, "headers": [*headers, (b"x-content-type-options", b"nosniff")]}
+            headers = [h for h in message.get("headers", []) if h[0].lower() != name]
+            message = {**message, "headers": [*headers, (name, value.encode("latin-1"))]}
         await send(message)
 
     return wrapped
@@ -110,7 +112,8 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await self._guarded(scope, receive, _nosniff(send))
+        await self._guarded(scope, receive, _with_header(send, b"x-content-type-options",
+                                                         "nosniff"))
 
     async def _guarded(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not GUARD.configured:
@@ -132,6 +135,8 @@ class Guard:
                              f"Host {host!r} is not loopback: without an API token this server "
                              f"answers for localhost only (api.allowed_hosts adds names)")
                 return
+            if GUARD.served_by:
+                send = _with_header(send, b"x-served-by", GUARD.served_by)
             if GUARD.token is not None and not token_matches(headers.get("authorization", ""),
                                                              GUARD.token):
                 await _reply(send, 401, "unauthorized", "missing or wrong bearer token",

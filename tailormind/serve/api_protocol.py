@@ -133,6 +133,9 @@ class Job(BaseModel):
     progress: JobProgress | None = None
     error: str | None = None
     post_url: str | None = None
+    attempts: int = Field(0, description="Times a worker took the job (a lost worker's job is "
+                          "run again, up to api.max_attempts).")
+    lost: list[str] = Field([], description="Why each earlier attempt ended without a result.")
 
 
 class MediaFile(BaseModel):

@@ -240,8 +240,7 @@ class GenerationWorker(_Worker):
         try:
             post_id = await self._in_thread(work, cancel)
         except (asyncio.CancelledError, Cancelled) as exc:
-            reason = lease.stop_reason or ("cancelled while running"
-                                           if isinstance(exc, asyncio.CancelledError) else str(exc))
+            reason = lease.stop_reason or "cancelled"
             if isinstance(exc, asyncio.CancelledError):
                 asyncio.get_running_loop().create_task(lease.finish("cancelled", reason, None))
                 raise

@@ -99,7 +99,8 @@ class JobCoordinator:
             pass  # a cancel: the worker records the outcome, or its lease runs out
         except Exception as exc:  # the worker replica died or Serve refused the call
             job = self.book.get(job_id)
-            if job is not None and job["status"] == "running":
+            # after a cancel the call ends at once; the worker reports when it has stopped
+            if job is not None and job["status"] == "running" and not job["cancel_requested"]:
                 self.metrics.ended(self.book.release(job_id, f"{type(exc).__name__}: {exc}"))
         finally:
             if self.dispatched.get(job_id) is response:

@@ -1,0 +1,221 @@
+"""Fault injection on a real local Ray Serve, over real HTTP: the API with two ingress replicas and
+a short job lease (2 s), so the faults a cluster meets happen here in seconds:
+
+1. eight identical concurrent POSTs through both replicas make one job, run once (counted by the
+   worker itself);
+2. ``ray.kill`` of the generation worker mid-job: the job is run again to completion
+   (attempts = 2) and leaves exactly one bundle;
+3. a DELETE answered by the replica that did not take the POST stops the running generation
+   within 10 s.
+
+Text calls pass through ``TextGate`` (tests/serve_gate.py), so "mid-job" is an event: the job
+is waiting in a text call the test holds. Each test is bounded in time."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tailormind.generation.bundle import GENERATIONS
+from tests.conftest import fresh
+from tests.serve_gate import GATE_APP, Gate, gate_deployment
+from tests.test_generation_pipeline import generated_ws  # noqa: F401
+
+TOKEN = "fault-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+LEASE_S = 2.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service(generated_ws, models_cache: Path, tmp_path_factory):  # noqa: F811
+    import ray
+    from ray import serve
+
+    from tailormind.serve.api import TailorMindAPI
+    from tailormind.serve.api_workers import GenerationWorker, ProfileWorker
+    from tailormind.serve.job_coordinator import JobCoordinator
+    from tailormind.serve.model_app import build_app as build_models
+    from tests.tiny_models import tiny_llama
+
+    ws, settings = generated_ws
+    ws = fresh((ws.root, settings), tmp_path_factory.mktemp("faults"))
+    llm = tiny_llama(tmp_path_factory.mktemp("tiny-llm"))
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # a throw-away local cluster for this test only
+    port = _free_port()
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_models({"models": {"cache_dir": str(models_cache),
+                                       "text": {"backend": "transformers", "path": str(llm)}},
+                            "roles": ["text"]}),
+              name="tailormind-models", route_prefix="/models")
+    serve.run(gate_deployment(), name=GATE_APP, route_prefix=None)
+    common = (str(ws.root), None, {
+        "models": {"cache_dir": str(models_cache),
+                   "text": {"backend": "serve", "app": GATE_APP, "deployment": "TextGate"}},
+        "generation": {"answer_format": "fields", "reflection_rounds": 1},
+        "api": {"token": TOKEN, "lease_s": LEASE_S, "max_attempts": 3, "max_pending_jobs": 16}})
+    generation = GenerationWorker.bind(*common)  # build_app's graph, with two ingress replicas
+    serve.run(TailorMindAPI.options(num_replicas=2).bind(
+        ProfileWorker.bind(*common), generation, JobCoordinator.bind(generation, *common),
+        *common), name="tailormind-api", route_prefix="/api")
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+        _until(lambda: client.get("/api/v1/status", headers=AUTH).status_code == 200,
+               "the API is ready", 300)
+        yield client, ws
+    serve.shutdown()
+    ray.shutdown()
+
+
+def _until(condition, what: str, timeout_s: float = 120) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout_s} s")
+
+
+def _stats() -> dict[str, int]:
+    from ray import serve
+
+    worker = serve.get_deployment_handle("GenerationWorker", app_name="tailormind-api")
+    return worker.ready.remote().result(timeout_s=120)["stats"]
+
+
+def _users(ws) -> list[str]:
+    return sorted(ws.read("profiles").column("user_id").to_pylist())
+
+
+def _bundles(ws, user: str, post_id: str) -> list[str]:
+    """Directories of this post in the user's gallery, hidden staging ones included."""
+    folder = ws.root / GENERATIONS / user
+    return sorted(p.name for p in folder.iterdir() if post_id in p.name) if folder.is_dir() else []
+
+
+def _job(client: httpx.Client, url: str) -> dict:
+    return client.get(url, headers=AUTH).json()
+
+
+def _ingress_replicas() -> int:
+    from ray import serve
+
+    status = serve.status().applications["tailormind-api"].deployments["TailorMindAPI"]
+    return sum(status.replica_states.values())
+
+
+def test_two_replicas_and_eight_identical_posts_make_one_run(service) -> None:
+    client, ws = service
+    assert _ingress_replicas() == 2
+    gate = Gate()
+    user = _users(ws)[0]
+    before = _stats()
+    gate.hold()
+    calls = len(gate.calls())
+    try:
+        request = {"kind": "post", "platform": "rednote", "seed": 31}
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(
+                lambda _: client.post(f"/api/v1/users/{user}/posts", headers=AUTH, json=request),
+                range(8)))
+        assert [a.status_code for a in answers] == [202] * 8, [a.text for a in answers]
+        job_ids = {a.json()["job"]["job_id"] for a in answers}
+        assert len(job_ids) == 1
+        assert len({a.headers["x-served-by"] for a in answers}) == 2  # both replicas answered
+        url = answers[0].json()["job_url"]
+        gate.calls(at_least=calls + 1, timeout_s=120)  # the one run is asking its first question
+    finally:
+        gate.release()
+    final = _until(lambda: (j := _job(client, url))["status"] in ("done", "failed") and j,
+                   "the job ends", 300)
+    assert final["status"] == "done" and final["attempts"] == 1, final
+    after = _stats()
+    assert after.get("started", 0) - before.get("started", 0) == 1  # the worker's own count
+    assert after.get("completed", 0) - before.get("completed", 0) == 1
+    assert _bundles(ws, user, final["post_id"]) == [final["post_id"]]
+
+
+def _generation_worker_actor() -> Any:
+    import ray
+
+    for actor in ray.util.list_named_actors(all_namespaces=True):
+        if "GenerationWorker" in actor["name"] and "tailormind-api" in actor["name"]:
+            return ray.get_actor(actor["name"], namespace=actor["namespace"])
+    raise AssertionError("no GenerationWorker replica")
+
+
+def test_a_killed_worker_is_replaced_and_its_job_runs_again(service) -> None:
+    import ray
+
+    client, ws = service
+    gate = Gate()
+    user = _users(ws)[1]
+    gate.hold()
+    try:
+        calls = len(gate.calls())
+        accepted = client.post(f"/api/v1/users/{user}/posts", headers=AUTH, json={"seed": 32})
+        assert accepted.status_code == 202, accepted.text
+        url = accepted.json()["job_url"]
+        gate.calls(at_least=calls + 1, timeout_s=120)  # mid-job: waiting in a text call
+        assert _job(client, url)["status"] == "running"
+        ray.kill(_generation_worker_actor(), no_restart=True)
+        # the coordinator sees the call fail (or the lease run out) and queues the job again
+        requeued = _until(lambda: (j := _job(client, url))["lost"] and j, "the job is requeued",
+                          60)
+        assert requeued["status"] in ("queued", "running") and len(requeued["lost"]) == 1
+    finally:
+        gate.release()
+    final = _until(lambda: (j := _job(client, url))["status"] in ("done", "failed") and j,
+                   "the job ends", 300)
+    assert final["status"] == "done" and final["attempts"] == 2, final
+    assert _bundles(ws, user, final["post_id"]) == [final["post_id"]]
+    record = json.loads((ws.root / GENERATIONS / user / final["post_id"] / "post.json")
+                        .read_text(encoding="utf-8"))
+    assert record["post_id"] == final["post_id"]
+
+
+def test_a_delete_through_the_other_replica_stops_the_run_within_10_s(service) -> None:
+    client, ws = service
+    gate = Gate()
+    user = _users(ws)[2]
+    for seed in range(40, 60):  # until the DELETE lands on the replica that did not take the POST
+        before = _stats()
+        gate.hold()
+        try:
+            calls = len(gate.calls())
+            accepted = client.post(f"/api/v1/users/{user}/posts", headers=AUTH,
+                                   json={"seed": seed})
+            assert accepted.status_code == 202, accepted.text
+            url = accepted.json()["job_url"]
+            gate.calls(at_least=calls + 1, timeout_s=120)
+            cancel = client.delete(url, headers=AUTH)
+            assert cancel.status_code == 200, cancel.text
+            asked = time.monotonic()
+        finally:
+            gate.release()
+        final = _until(lambda: (j := _job(client, url))["status"] not in ("queued", "running")
+                       and j, "the job stops", 10)
+        stopped_after = time.monotonic() - asked
+        assert final["status"] == "cancelled", final
+        assert _bundles(ws, user, final["post_id"]) == []
+        after = _stats()
+        assert after.get("cancelled", 0) - before.get("cancelled", 0) == 1
+        if cancel.headers["x-served-by"] != accepted.headers["x-served-by"]:
+            assert stopped_after < 10
+            return
+    pytest.fail("20 DELETEs in a row reached the replica that took the POST")

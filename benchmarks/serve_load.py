@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"# {route} c={concurrency}: {cell.row()}", file=sys.stderr, flush=True)
             time.sleep(settle[1])
             after = tree_pss_mib(process.pid)
-            ready = client.get("/api/readyz", timeout=300).json()
+            ready = client.get("/api/v1/status", timeout=300).json()  # with the workers' stats
     finally:
         stop_service(process)
     memory["before_mib"], memory["after_mib"] = sum(before.values()), sum(after.values())

@@ -14,12 +14,13 @@ An unknown key or a bad value raises :class:`~tailormind.errors.ConfigError` nam
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tailormind.errors import ConfigError
 
@@ -30,6 +31,8 @@ ENV_RESERVED = frozenset({"TAILORMIND_CONFIG", "TAILORMIND_WORKSPACE", "TAILORMI
                           "TAILORMIND_MODELS_API_KEY"})
 #: The HTTP API's bearer token, when ``api.token`` is not set in the config.
 API_TOKEN_ENV = "TAILORMIND_API_TOKEN"
+#: A DNS host name: dot-separated labels of letters, digits and inner hyphens.
+_HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
 
 
 class _Section(BaseModel):
@@ -172,6 +175,23 @@ class GenerationConfig(_Section):
     line_tokens: int = Field(40, ge=8, description="fields: length of a one-line answer (idea, "
                              "title, image prompt, shot, narration).")
     body_tokens: int = Field(96, ge=16, description="fields: length of the body/introduction.")
+    link_allowlist: list[str] = Field(
+        default_factory=list, description="Hosts a post may link to (http/https; a host covers "
+        "its subdomains). A post keeps a link only if it appears verbatim in its source items or "
+        "its host is listed here; any other link is removed and recorded among the post's "
+        "fallbacks."
+    )
+
+    @field_validator("link_allowlist")
+    @classmethod
+    def _bare_hosts(cls, hosts: list[str]) -> list[str]:
+        """Lower-cased host names (``imdb.com``), no scheme, port or path."""
+        cleaned = [host.strip().lower().rstrip(".") for host in hosts]
+        for host in cleaned:
+            if not _HOST_NAME.fullmatch(host):
+                raise ValueError(f"{host!r} is not a host name (write e.g. imdb.com, without "
+                                 f"scheme or path)")
+        return cleaned
 
 
 class ApiConfig(_Section):

@@ -40,6 +40,7 @@ from tailormind.bench.report import REPORT_HTML, REPORT_JSON, REPORT_MD
 from tailormind.bench.run import run_bench
 from tailormind.bench.users import all_users, select_users
 from tailormind.generation.pipeline import Roles
+from tailormind.generation.ugc import CLOSE
 from tailormind.models.base import Completion, TextModel
 from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures
@@ -53,7 +54,8 @@ JUDGE_KEYS = [s.key for specs in SCORERS.values() for s in specs if s.judge]
 
 
 def _post(prompt: str) -> str:
-    return prompt.split('"""\n', 1)[1].rsplit('\n"""', 1)[0]
+    """The judged post: the body of the prompt's quoted ``post`` block."""
+    return prompt.split("<<<ugc post>>>\n", 1)[1].split(f"\n{CLOSE}", 1)[0]
 
 
 class FlatJudge(TextModel):

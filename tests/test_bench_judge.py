@@ -49,7 +49,8 @@ def test_plain_text_scores_with_prefill_and_counted_failures() -> None:
     assert judge.stats["unparsed"] == 1
     asked = model.seen[0]
     assert asked[-1] == {"role": "assistant", "content": "Score:"}
-    assert "- Heat (1995)" in asked[0]["content"] and "one number from 0 to 10" in asked[0]["content"]
+    assert "<<<ugc liked item 1>>>\nHeat (1995)\n<<<end ugc>>>" in asked[0]["content"]
+    assert "one number from 0 to 10" in asked[0]["content"]
     assert judge.aesthetic([POST])[0].value == 0.9
 
 

@@ -324,7 +324,9 @@ def test_generate_fits_the_post_to_the_platform(cli, profiled_ws, tmp_path, monk
                                                 images, links, fixes) -> None:
     ws, users = _profiled_copy(profiled_ws, tmp_path, users=1)
     _, settings = profiled_ws
-    _env(monkeypatch, settings, GENERATION__REFLECTION_ROUNDS="1")
+    # the writer's https link is no source item's: kept only because its host is allowlisted
+    _env(monkeypatch, settings, GENERATION__REFLECTION_ROUNDS="1",
+         GENERATION__LINK_ALLOWLIST="[example.org]")
     text_role(OverLimitWriter())
     result = cli("generate", "-w", ws.root, "--user", users[0], "--platform", platform,
                  "--kind", "post", "--json")

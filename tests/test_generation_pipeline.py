@@ -171,6 +171,40 @@ def test_writer_answers_that_are_not_json_give_a_recorded_draft(generated_ws) ->
     assert "title from the idea" in fixes and "image prompt from the title" in fixes
 
 
+class LinkingWriter(ScriptedWriter):
+    """The scripted writer whose every post body ends with three links."""
+
+    LINKS = (" More: https://www.imdb.com/title/tt0113277/ javascript:alert(1) "
+             "https://evil.example/x")
+
+    def _generate(self, batch, params, json_schema):
+        out = super()._generate(batch, params, json_schema)
+        for completion in out:
+            answer = json.loads(completion.text)
+            if "body" in answer:
+                answer["body"] += self.LINKS
+                completion.text = json.dumps(answer)
+        return out
+
+
+def test_a_post_keeps_allowlisted_links_and_records_each_removed_one(generated_ws,
+                                                                     tmp_path) -> None:
+    ws, settings = generated_ws
+    settings = settings.with_overrides({"generation": {"link_allowlist": ["imdb.com"],
+                                                       "reflection_rounds": 0}})
+    user = ws.read("profiles").column("user_id")[4].as_py()
+    post = Generator(ws, settings, roles=_roles(settings, LinkingWriter()),
+                     output_root=tmp_path).generate(user)
+    record = post.record
+    assert record["body"].endswith(" More: https://www.imdb.com/title/tt0113277/")
+    removed = [f for f in record["fallbacks"] if f.startswith("link removed")]
+    assert removed == [f"link removed (in neither the source items nor "
+                       f"generation.link_allowlist): {url}"
+                       for url in ("javascript:alert(1)", "https://evil.example/x")]
+    assert json.loads((post.path / "post.json").read_text("utf-8"))["fallbacks"] == \
+        record["fallbacks"]
+
+
 def test_unknown_user_and_unprofiled_user_are_clear_errors(generated_ws, profiled_ws,
                                                            tmp_path) -> None:
     ws, settings = generated_ws

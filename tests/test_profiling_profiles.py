@@ -48,7 +48,8 @@ class PromptedText(TextModel):
             if kind == "init":
                 text = self.init
             elif kind == "critique":
-                chosen = prompt.split("Item(s) the person actually chose:\n- ", 1)[1].split("\n")[0]
+                chosen_block = prompt.split("Item(s) the person actually chose:\n<<<ugc ", 1)[1]
+                chosen = chosen_block.split(">>>\n", 1)[1].split("\n")[0]
                 text = self.critique if self.critique is not None else f"Stress this: {chosen}"
             else:
                 suggestion = prompt.split("Stress this: ", 1)[-1].split("\n")[0]

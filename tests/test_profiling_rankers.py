@@ -8,6 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
+from tailormind.generation.ugc import CHARS_PER_TOKEN, CLOSE
 from tailormind.models.base import Completion, Embedder, TextModel
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.rankers import (RANKING_SCHEMA, EmbeddingRanker, LLMRanker, RankQuery,
@@ -148,14 +149,17 @@ def test_llm_ranker_defaults_are_the_configs() -> None:
     ranker = LLMRanker(long_features, text)
     assert settings.profiling.llm_window == 20 and settings.profiling.prompt_item_chars == 150
     assert settings.seeds.profiling == 2026
+    assert ranker.profile_chars == CHARS_PER_TOKEN * settings.profiling.profile_tokens
     candidates = [f"m{i}" for i in range(45)]
     query = RankQuery("u1", "likes quiet films", candidates)
     [scores] = ranker.score([query])
     (window_prompts, params, schema), (final_prompts, _, _) = text.calls
     assert [numbers_shown(p) for p in window_prompts] == [list(range(1, 21))] * 2 + [[1, 2, 3, 4, 5]]
     shown = presentation_order(query, 2026)
-    assert f"[1] {long_features.describe(shown[0])[:150]}\n" in window_prompts[0]
-    assert long_features.describe(shown[0])[:151] not in window_prompts[0]
+    # each description quoted, cut to prompt_item_chars (no space to cut at: 150 characters + …)
+    first = long_features.describe(shown[0])
+    assert f"[1] <<<ugc item 1>>>\n{first[:150]}…\n{CLOSE}\n" in window_prompts[0]
+    assert first[:151] not in window_prompts[0]
     assert params.max_tokens == 256 and schema == RANKING_SCHEMA
     assert all("likes quiet films" in p for p in window_prompts + final_prompts)
     assert "Rank these 20 items" in window_prompts[0] and "Rank these 5 items" in window_prompts[2]

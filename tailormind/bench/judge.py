@@ -11,6 +11,8 @@ production; the embedded 135M model here, whose numbers the report labels as suc
   contains it (case- and space-insensitive, or ≥ 60% of its words in one sentence of the post).
   1 = at least one accepted claim; 0 = none claimed; ``None`` = claims were made but none could be
   found in the post (``stats['uncited']``), so the check is undecided rather than guessed.
+* The post, the liked items and the sources are untrusted text: each enters the prompt quoted
+  (:mod:`tailormind.generation.ugc`), so a post that says "score this 10" is judged, not obeyed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tailormind.generation.ugc import quote_each, quote_ugc
 from tailormind.models.base import GenerationParams, TextModel
 from tailormind.prompts import render
 
@@ -37,6 +40,15 @@ CLAIMS_SCHEMA = {
 _NUMBER = re.compile(r"(?<![\d.])(10|\d)(?:\.\d+)?(?!\d|\.\d)")
 _WORD = re.compile(r"\w+")
 NONE_ANSWERS = ("none", "no", "nothing", "n/a")
+#: A judged post is quoted whole up to this many characters (the longest platform body is 250
+#: words); a liked item or a source (a title, or a title and 300 description characters) up to
+#: ``ITEM_CHARS``.
+POST_CHARS = 4000
+ITEM_CHARS = 600
+
+
+def _post(post: str) -> str:
+    return quote_ugc(post, label="post", limit=POST_CHARS)
 
 
 @dataclass
@@ -119,26 +131,31 @@ class Judge:
 
     def novelty(self, posts: Sequence[str], histories: Sequence[Sequence[str]]) -> list[Score]:
         """Novelty/interestingness of each post for the user whose liked items are given."""
-        return self._scores([render("bench/judge_novelty.txt", post=post, history=list(history),
+        return self._scores([render("bench/judge_novelty.txt", post=_post(post),
+                                    history=quote_each(history, label="liked item",
+                                                       limit=ITEM_CHARS),
                                     json_answer=self.text.follows_json)
                              for post, history in zip(posts, histories, strict=True)])
 
     def coherence(self, posts: Sequence[str], histories: Sequence[Sequence[str]]) -> list[Score]:
         """How well each post fits the taste of the user whose liked items are given (used by
         the calibration only: the bench's coherence columns are embedding metrics)."""
-        return self._scores([render("bench/judge_coherence.txt", post=post,
-                                    history=list(history), json_answer=self.text.follows_json)
+        return self._scores([render("bench/judge_coherence.txt", post=_post(post),
+                                    history=quote_each(history, label="liked item",
+                                                       limit=ITEM_CHARS),
+                                    json_answer=self.text.follows_json)
                              for post, history in zip(posts, histories, strict=True)])
 
     def aesthetic(self, posts: Sequence[str]) -> list[Score]:
         """Writing quality and appeal of each post's text."""
-        return self._scores([render("bench/judge_aesthetic.txt", post=post,
+        return self._scores([render("bench/judge_aesthetic.txt", post=_post(post),
                                     json_answer=self.text.follows_json) for post in posts])
 
     def hallucination(self, posts: Sequence[str],
                       sources: Sequence[Sequence[str]]) -> list[Verdict]:
         """Grounded check of each post against its own source items (see the module doc)."""
-        prompts = [render("bench/judge_hallucination.txt", post=post, sources=list(found),
+        prompts = [render("bench/judge_hallucination.txt", post=_post(post),
+                          sources=quote_each(found, label="source", limit=ITEM_CHARS),
                           json_answer=self.text.follows_json)
                    for post, found in zip(posts, sources, strict=True)]
         if self.text.follows_json:

@@ -94,14 +94,15 @@ def field_context(*, platform: Platform, kind: str, profile: str,
                   feedback: str = "") -> str:
     """The shared start of every plain-text field question. It is sent once per field, so it
     is kept short: the profile and the previous version cut to ``ugc_chars``, each exemplar to
-    a third of it (a 135M model also loses the question in a long prompt). The previous
-    version is model text that may echo UGC, so it is quoted too."""
+    a third of it (a 135M model also loses the question in a long prompt). The idea and the
+    previous version are model text that may echo UGC, so they are quoted too."""
     short = max(config.ugc_chars // 3, 20)
     return render("generation/field_context.txt", platform=platform, kind=kind,
                   profile=quote_ugc(profile, label="profile", limit=config.ugc_chars),
                   exemplars=[quote_ugc(body, label=label, limit=short)
                              for label, body in exemplar_texts],
-                  template=template, idea=idea, feedback=feedback,
+                  template=template, feedback=feedback,
+                  idea=quote_ugc(idea, label="idea", limit=config.ugc_chars) if idea else "",
                   previous=quote_ugc(previous, label="previous version",
                                      limit=config.ugc_chars) if previous else "")
 

@@ -255,6 +255,8 @@ class Generator:
         rendered: list[RenderedImage] = reflection.best.media
         if best.fallback:
             fallbacks.append(best.fallback)
+        fallbacks += [f"link removed (in neither the source items nor generation.link_allowlist):"
+                      f" {url}" for url in best.removed_links]
         fallbacks += [i.error for i in rendered if i.error]
 
         post_id = planned_post_id(self.settings, user_id, profile, kind, platform_cfg.name, seed)

@@ -9,7 +9,9 @@ to ``title_max_chars``, body to ``body_max_words``, hashtags cleaned, de-duplica
 when too few), links kept only where the platform allows them and only as http(s) URLs, shot
 durations clamped to [1, 10] s and the storyboard scaled into the platform's
 ``video_seconds``. An answer that is not usable JSON at all gives a fallback draft built from the
-idea — recorded in ``Draft.fallback``.
+idea — recorded in ``Draft.fallback``. Before the fitting, every link that neither the source
+items nor ``generation.link_allowlist`` vouch for is removed from the idea and the answer
+(:mod:`tailormind.generation.links`) and listed in ``Draft.removed_links``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from tailormind.generation.fields import (
     field_asks,
     field_context,
 )
-from tailormind.generation.ugc import clean_ugc, quote_ugc
+from tailormind.generation.links import LinkPolicy, without_unsourced_links
+from tailormind.generation.ugc import CHARS_PER_TOKEN, clean_ugc, quote_ugc
 from tailormind.models.base import GenerationParams, Shot, TextModel
 from tailormind.prompts import render
 
@@ -73,6 +76,7 @@ class Draft:
     repaired: bool = False
     format: str = "json"  # how the text model was asked: json or fields
     empty: list[str] = field(default_factory=list)  # fields whose answer was empty
+    removed_links: list[str] = field(default_factory=list)  # not in the sources nor allowlisted
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -223,7 +227,21 @@ def write_draft(*, kind: str, platform: Platform, template: IdeaTemplate, idea: 
                 profile: str, exemplar_texts: list[tuple[str, str]], text: TextModel,
                 config: GenerationConfig, fallback_tags: list[str],
                 previous: Draft | None = None, feedback: str | None = None) -> Draft:
-    """One draft (or, with ``previous`` and ``feedback``, one reflection-round revision)."""
+    """One draft (or, with ``previous`` and ``feedback``, one reflection-round revision).
+
+    ``exemplar_texts`` are the source items: the only links the draft may carry besides
+    http(s) links to ``config.link_allowlist`` hosts are theirs."""
+    links = LinkPolicy.from_sources([body for _, body in exemplar_texts], config.link_allowlist)
+    idea, removed_from_idea = links.strip(idea)
+
+    def fitted(value: dict[str, Any]) -> Draft:
+        value, removed = without_unsourced_links(value, links)
+        draft = fit_to_platform(value, kind=kind, platform=platform, idea=idea,
+                                template=template, fallback_tags=fallback_tags,
+                                ugc_chars=config.ugc_chars)
+        draft.removed_links = removed_from_idea + removed
+        return draft
+
     if answer_format(config, text) == "fields":
         context = field_context(platform=platform, kind=kind, profile=profile,
                                 exemplar_texts=exemplar_texts, config=config, template=template,
@@ -231,27 +249,26 @@ def write_draft(*, kind: str, platform: Platform, template: IdeaTemplate, idea: 
                                 feedback=feedback or "")
         answers = ask_fields(text, context, field_asks(kind, platform, template), config,
                              platform)
-        draft = fit_to_platform(as_answer(answers.values, kind, template), kind=kind,
-                                platform=platform, idea=idea, template=template,
-                                fallback_tags=fallback_tags, ugc_chars=config.ugc_chars)
+        draft = fitted(as_answer(answers.values, kind, template))
         draft.format, draft.attempts, draft.empty = "fields", 1, answers.empty
         draft.prompt_tokens, draft.completion_tokens = (answers.prompt_tokens,
                                                         answers.completion_tokens)
         return draft
     prompt = render(
         "generation/write_video.txt" if kind == "video" else "generation/write_post.txt",
-        platform=platform, template=template, idea=idea,
+        platform=platform, template=template,
+        idea=quote_ugc(idea, label="idea", limit=config.ugc_chars),
         profile=quote_ugc(profile, label="profile", limit=config.ugc_chars * 2),
         exemplars=[quote_ugc(body, label=label, limit=config.ugc_chars)
                    for label, body in exemplar_texts],
-        previous=previous.summary() if previous is not None else "", feedback=feedback or "")
+        previous=quote_ugc(previous.summary(), label="previous version",
+                           limit=CHARS_PER_TOKEN * config.write_tokens)
+        if previous is not None else "", feedback=feedback or "")
     params = GenerationParams(max_tokens=config.write_tokens,
                               temperature=text.default_params.temperature)
     schema = VIDEO_SCHEMA if kind == "video" else POST_SCHEMA
     (answer,) = text.complete_json([[{"role": "user", "content": prompt}]], schema, params)
-    value = answer.value if answer.ok else {}
-    draft = fit_to_platform(value, kind=kind, platform=platform, idea=idea, template=template,
-                            fallback_tags=fallback_tags, ugc_chars=config.ugc_chars)
+    draft = fitted(answer.value if answer.ok else {})
     if not answer.ok:
         draft.fallback = f"writer: no usable JSON ({answer.error}); draft built from the idea"
     draft.attempts, draft.repaired = answer.attempts, answer.repaired

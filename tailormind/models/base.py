@@ -236,10 +236,18 @@ class TextModel(Role):
         return answers
 
 
+#: The reason an answer failed, quoted back to the model, is cut to this many characters.
+RETRY_ERROR_CHARS = 400
+
+
 def _retry_message(error: str, schema: dict) -> str:
+    """The re-ask after an unusable answer. ``error`` can carry the answer's own text (which may
+    echo quoted UGC), so it is quoted too."""
+    from tailormind.generation.ugc import quote_ugc
     from tailormind.prompts import render
 
-    return render("json_retry.txt", error=error, schema=schema)
+    return render("json_retry.txt", error=quote_ugc(error, label="error", limit=RETRY_ERROR_CHARS),
+                  schema=schema)
 
 
 def _check_conversation(conversation: Conversation) -> None:

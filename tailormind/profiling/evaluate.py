@@ -46,6 +46,7 @@ from tailormind.cf.train import score_candidates
 from tailormind.config import Settings
 from tailormind.data.workspace import Workspace
 from tailormind.errors import WorkspaceError
+from tailormind.generation.ugc import CHARS_PER_TOKEN
 from tailormind.models.base import TextModel
 from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures
@@ -272,6 +273,7 @@ def _llm_ranker_row(data: CFData, settings: Settings, features: ItemFeatures,
     text = text or load_role("text", settings)
     ranker = LLMRanker(features, text, window=settings.profiling.llm_window,
                        description_chars=settings.profiling.prompt_item_chars,
+                       profile_chars=CHARS_PER_TOKEN * settings.profiling.profile_tokens,
                        seed=settings.seeds.profiling)
     queries, positives = [], []
     for p in chosen:

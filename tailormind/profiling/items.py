@@ -29,12 +29,21 @@ from tailormind.data.item_tags import model_items
 from tailormind.data.schemas import ITEM_FEATURES
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ModelError, ModelNotConfiguredError, TailorMindError
+from tailormind.generation.ugc import CHARS_PER_TOKEN, quote_ugc
 from tailormind.models.base import Describer, Embedder, GenerationParams, TextModel
 from tailormind.models.registry import load_role
 from tailormind.profiling.parts import PartWriter
 from tailormind.prompts import render
 
 ITEM_COLUMNS = ["item_id", "title", "text", "tags", "image_paths", "video_paths", "platform"]
+#: Item text (title, tags, text, platform) enters a describing prompt quoted and cut to this many
+#: characters (the start of a long text carries its subject; prompt length is the cost).
+QUOTED_ITEM_CHARS = 8000
+
+
+def _quoted(text: str, label: str) -> str:
+    """Item-provided ``text`` as a quoted block, or ``""`` when it is empty."""
+    return quote_ugc(text, label=label, limit=QUOTED_ITEM_CHARS) if text else ""
 
 
 def item_text(row: dict[str, Any]) -> str:
@@ -147,8 +156,10 @@ class ItemDescriber:
         if not long:
             return [t or None for t in out], sources
         prompts = [[{"role": "user", "content": render(
-            "profiling/item_text.txt", max_words=self.max_words, title=rows[i].get("title") or "",
-            tags=rows[i].get("tags") or [], text=texts[i])}] for i in long]
+            "profiling/item_text.txt", max_words=self.max_words,
+            title=_quoted(rows[i].get("title") or "", "title"),
+            tags=_quoted(", ".join(rows[i].get("tags") or []), "tags"),
+            text=_quoted(texts[i], "text"))}] for i in long]
         try:
             answers = self.text.complete(prompts, self.params)
         except ModelError as exc:
@@ -183,7 +194,8 @@ class ItemDescriber:
                                     f"{self.describe_reason}")
                 continue
             instruction = render("profiling/describe_image.txt", max_words=self.max_words,
-                                 platform=row.get("platform") or "", title=row.get("title") or "")
+                                 platform=_quoted(row.get("platform") or "", "platform"),
+                                 title=_quoted(row.get("title") or "", "title"))
             try:
                 answer = self.describe.describe(paths, instruction, self.params)
             except TailorMindError as exc:
@@ -210,7 +222,7 @@ class ItemDescriber:
             try:
                 head_instruction = render("profiling/describe_video.txt", segment="first",
                                           seconds=int(window), max_words=self.max_words,
-                                          title=row.get("title") or "")
+                                          title=_quoted(row.get("title") or "", "title"))
                 video = self.describe.describe_video(paths[0], head_instruction, self.params)
             except TailorMindError as exc:
                 sources[i] = "failed"
@@ -222,9 +234,12 @@ class ItemDescriber:
             else:
                 merges.append((i, video.head.text, video.tail.text))
         if merges:
+            half_chars = CHARS_PER_TOKEN * self.config.item_description_tokens
             prompts = [[{"role": "user", "content": render(
                 "profiling/video_merge.txt", max_words=self.max_words,
-                seconds=int(self.describe.window_s), head=head, tail=tail)}]
+                seconds=int(self.describe.window_s),
+                head=quote_ugc(head, label="opening", limit=half_chars),
+                tail=quote_ugc(tail, label="ending", limit=half_chars))}]
                 for _, head, tail in merges]
             try:
                 answers = [a.text for a in self.text.complete(prompts, self.params)]

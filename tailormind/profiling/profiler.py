@@ -13,6 +13,11 @@ For a batch of users, every LLM step is one batched ``text.complete`` call:
    decoding (temperature 0) the user then stops, since the next round would get the same
    prompts and so the same critique and update.
 
+Every item description, profile and critique enters a prompt quoted
+(:mod:`tailormind.generation.ugc`): item text is untrusted, and so is what a model wrote from it.
+A profile is at most ``profile_tokens`` tokens' worth of characters (the extractive one is cut to
+that), so quoting never cuts one.
+
 Only validation candidates are ranked here; the test set is not loaded by this module.
 """
 
@@ -27,6 +32,7 @@ import numpy as np
 
 from tailormind.config import Settings
 from tailormind.errors import ModelError
+from tailormind.generation.ugc import CHARS_PER_TOKEN, quote_each, quote_ugc
 from tailormind.models.base import Completion, GenerationParams, TextModel
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence
 from tailormind.profiling.rankers import RankQuery, Ranker, presentation_order
@@ -116,6 +122,8 @@ class Profiler:
         self.greedy = base.temperature == 0
         self.seed = settings.seeds.profiling
         self.max_words = max(30, int(self.config.profile_tokens * 0.6))
+        self.profile_chars = CHARS_PER_TOKEN * self.config.profile_tokens
+        self.critique_chars = CHARS_PER_TOKEN * self.config.critique_tokens
         #: Called before every LLM step; an exception it raises stops the batch (cancellation).
         self.checkpoint: Callable[[], None] | None = None
 
@@ -143,8 +151,17 @@ class Profiler:
         return answers
 
     def _descriptions(self, items: list[str]) -> list[str]:
+        """The items' descriptions, each cut to ``prompt_item_chars`` (the extractive profile)."""
         limit = self.config.prompt_item_chars
         return [_clip(self.features.describe(i), limit) for i in items]
+
+    def _quoted_items(self, items: list[str], label: str) -> list[str]:
+        """The items' descriptions as quoted blocks, each cut to ``prompt_item_chars``."""
+        return quote_each([self.features.describe(i) for i in items], label=label,
+                          limit=self.config.prompt_item_chars)
+
+    def _quoted_profile(self, profile: str) -> str:
+        return quote_ugc(profile, label="profile", limit=self.profile_chars)
 
     # -- Eq. 9 ----------------------------------------------------------------------------------
     def initialise(self, evidence: list[UserEvidence]) -> list[ProfileState]:
@@ -154,8 +171,8 @@ class Profiler:
             recent = state.evidence.history[-self.config.history_items:]
             cf = state.evidence.cf if self.config.use_cf else []
             prompts.append(render("profiling/profile_init.txt", max_words=self.max_words,
-                                  history=self._descriptions(recent),
-                                  cf=self._descriptions(cf)))
+                                  history=self._quoted_items(recent, "item"),
+                                  cf=self._quoted_items(cf, "similar item")))
         answers = self._ask(states, prompts, self.profile_params, "init")
         for state, answer in zip(states, answers, strict=True):
             text = answer.text.strip() if answer is not None else ""
@@ -172,11 +189,13 @@ class Profiler:
         return states
 
     def extractive(self, evidence: UserEvidence) -> str:
-        """The fallback profile: what the user recently interacted with, verbatim."""
+        """The fallback profile: what the user recently interacted with, verbatim (cut to
+        ``profile_chars``)."""
         items = evidence.history[-5:] or evidence.cf[:5]
         if not items:
             return ""
-        return "Recently enjoyed: " + " | ".join(self._descriptions(items[::-1]))
+        return _clip("Recently enjoyed: " + " | ".join(self._descriptions(items[::-1])),
+                     self.profile_chars)
 
     # -- Eq. 10-11: the loss --------------------------------------------------------------------
     def _z_items(self, evidence: UserEvidence) -> list[str]:
@@ -238,9 +257,11 @@ class Profiler:
             critiques = self._ask(
                 [states[i] for i in active],
                 [render("profiling/critique.txt", rank=states[i].valid_rank,
-                        total=states[i].evidence.valid_set_size, profile=states[i].profile,
-                        wrong=self._descriptions(wrong_items[i]),
-                        positives=self._descriptions(self._z_items(states[i].evidence)),
+                        total=states[i].evidence.valid_set_size,
+                        profile=self._quoted_profile(states[i].profile),
+                        wrong=self._quoted_items(wrong_items[i], "wrongly ranked item"),
+                        positives=self._quoted_items(self._z_items(states[i].evidence),
+                                                     "chosen item"),
                         max_words=max(20, int(self.config.critique_tokens * 0.6)))
                  for i in active],
                 self.critique_params, "critique")
@@ -255,7 +276,8 @@ class Profiler:
                 kept.append((i, text))
             updates = self._ask(
                 [states[i] for i, _ in kept],
-                [render("profiling/update.txt", profile=states[i].profile, critique=text,
+                [render("profiling/update.txt", profile=self._quoted_profile(states[i].profile),
+                        critique=quote_ugc(text, label="feedback", limit=self.critique_chars),
                         max_words=self.max_words) for i, text in kept],
                 self.profile_params, "update")
             candidates = [(i, text, u.text.strip() if u is not None else "")

@@ -21,6 +21,7 @@ from tailormind.config import Settings
 from tailormind.data.schemas import PROFILES
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ConfigError
+from tailormind.generation.ugc import CHARS_PER_TOKEN
 from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence, load_evidence
 from tailormind.profiling.parts import PartWriter
@@ -78,6 +79,7 @@ def build_ranker(settings: Settings, features: ItemFeatures, *, text=None, embed
         return LLMRanker(features, text or load_role("text", settings),
                          window=settings.profiling.llm_window,
                          description_chars=settings.profiling.prompt_item_chars,
+                         profile_chars=CHARS_PER_TOKEN * settings.profiling.profile_tokens,
                          seed=settings.seeds.profiling)
     embedder = embed or load_role("embed", settings)
     if settings.profiling.ranker == "hybrid":

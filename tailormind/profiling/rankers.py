@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tailormind.generation.ugc import quote_ugc
 from tailormind.models.base import Embedder, GenerationParams, TextModel
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.fusion import PROFILE_SIGNAL, Fusion, Signals
@@ -131,22 +132,28 @@ class LLMRanker(Ranker):
     name = "llm"
 
     def __init__(self, features: ItemFeatures, text: TextModel, *, window: int = 20,
-                 max_tokens: int = 256, description_chars: int = 150, seed: int = 2026) -> None:
+                 max_tokens: int = 256, description_chars: int = 150, profile_chars: int = 960,
+                 seed: int = 2026) -> None:
+        """``description_chars`` and ``profile_chars``: each item description and the profile
+        are quoted (:func:`~tailormind.generation.ugc.quote_ugc`) cut to these."""
         super().__init__()
         self.features, self.text = features, text
         self.window, self.seed = window, seed
         self.params = GenerationParams(max_tokens=max_tokens)
-        self.description_chars = description_chars
+        self.description_chars, self.profile_chars = description_chars, profile_chars
 
     def _rank_windows(self, windows: list[tuple[str, list[str]]]) -> list[list[str]]:
         """Each (profile, ids) window -> ids best first (unranked appended in the given order,
         which is the seeded presentation order)."""
         prompts = []
         for profile, ids in windows:
-            items = [(i, self.features.describe(item)[: self.description_chars])
+            items = [(i, quote_ugc(self.features.describe(item), label=f"item {i}",
+                                   limit=self.description_chars))
                      for i, item in enumerate(ids, start=1)]
             prompts.append([{"role": "user", "content": render(
-                "profiling/rank.txt", profile=profile, items=items, n=len(ids))}])
+                "profiling/rank.txt", profile=quote_ugc(profile, label="profile",
+                                                        limit=self.profile_chars),
+                items=items, n=len(ids))}])
         answers = self.text.complete_json(prompts, RANKING_SCHEMA, self.params)
         out = []
         for (_, ids), answer in zip(windows, answers, strict=True):

@@ -85,9 +85,9 @@ class Gate:
         deadline = time.monotonic() + timeout_s
         seen = self.calls()
         while time.monotonic() < deadline:
-            marked = marked(seen, marker)
-            if marked:
-                return marked
+            found = marked(seen, marker)
+            if found:
+                return found
             seen = self.calls(at_least=len(seen) + 1, timeout_s=5)
         raise AssertionError(f"no text call mentioning {marker!r} within {timeout_s} s")
 

@@ -36,7 +36,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -67,7 +66,9 @@ from tailormind.bench.posts import item_text
 from tailormind.bench.scoring import item_title, source_line
 from tailormind.bench.users import BenchUser, all_users, train_histories
 from tailormind.config import Settings
+from tailormind.data.atomic import read_json_record, write_json_atomic
 from tailormind.data.workspace import Workspace
+from tailormind.errors import CorruptFileError
 from tailormind.generation.reflection import relevance
 from tailormind.models.base import Embedder, TextModel
 from tailormind.profiling.evidence import ItemFeatures
@@ -359,9 +360,11 @@ def _records(pairs: dict[str, list[Pair]],
 
 
 def _saved(path: Path, digest: str) -> dict[str, Any] | None:
+    """The saved calibration of these inputs; None when there is none, it is stale, or it is
+    corrupt (then it is recomputed and rewritten: repaired, never trusted)."""
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        saved = read_json_record(path, "calibration")
+    except CorruptFileError:
         return None
     if not isinstance(saved, dict) or saved.get("inputs_hash") != digest:
         return None
@@ -370,10 +373,7 @@ def _saved(path: Path, digest: str) -> dict[str, Any] | None:
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(path, data, ensure_ascii=False)
 
 
 def load_items(workspace: Workspace) -> dict[str, dict[str, Any]]:

@@ -38,7 +38,6 @@ hallucination check grounds in (a post's exemplars and recent history; an item: 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import re
 import unicodedata
@@ -53,7 +52,9 @@ from tailormind.bench.content_metrics import unit_rows
 from tailormind.bench.methods import BENCH_DIR
 from tailormind.bench.posts import post_text
 from tailormind.bench.users import BenchUser
-from tailormind.generation.bundle import GENERATIONS, POST_JSON
+from tailormind.data.atomic import is_hidden, read_json_record
+from tailormind.generation.bundle import POST_JSON
+from tailormind.generation.bundle_scan import post_files
 from tailormind.models.base import Embedder
 from tailormind.profiling.evidence import ItemFeatures
 
@@ -223,9 +224,14 @@ def swap_fact(text: str, sources: str, pool: FactPool, rng: np.random.Generator,
 # -- units -----------------------------------------------------------------------------------
 
 def bundle_files(root: Path) -> list[Path]:
-    """``post.json`` of every bundle: the product's (``generations/``) and the bench methods'."""
-    found = list((root / GENERATIONS).glob(f"*/*/{POST_JSON}"))
-    found += list((root / BENCH_DIR / "methods").glob(f"*/{GENERATIONS}/*/*/{POST_JSON}"))
+    """``post.json`` of every live bundle (never a staging or ``.old`` directory): the
+    product's (``generations/``) and the bench methods'."""
+    found = post_files(root)
+    methods = root / BENCH_DIR / "methods"
+    if methods.is_dir():
+        for method in methods.iterdir():
+            if method.is_dir() and not is_hidden(method.name):
+                found += post_files(method)
     return sorted(found)
 
 
@@ -236,9 +242,8 @@ def post_units(root: Path, users: dict[str, BenchUser], history_items: int,
     units: list[Unit] = []
     writer: dict[str, str] | None = None
     for path in bundle_files(root):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        record = read_json_record(path, POST_JSON)  # a corrupt one is an error, named
+        if not isinstance(record, dict):
             continue
         user = users.get(str(record.get("user_id")))
         text = post_text(record)

@@ -11,7 +11,6 @@ benchmark users first, in this process.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,8 @@ from tailormind.generation.batch import (
     GenerationTask,
     generate_users,
 )
-from tailormind.generation.bundle import POST_JSON, bundle_dir
+from tailormind.generation.bundle import POST_JSON, bundle_dir, live_bundle, read_post
+from tailormind.generation.bundle_scan import recover_bundles
 from tailormind.generation.pipeline import Generator, Roles, planned_post_id
 from tailormind.profiling.profiles import profile_users
 from tailormind.progress import ProgressLog
@@ -104,6 +104,7 @@ def plan_method(workspace: Workspace, settings: Settings, method: Method,
         profiles = dict(zip(table.column("user_id").to_pylist(),
                             table.column("profile").to_pylist(), strict=True))
     root = method.output_root(workspace.root)
+    recover_bundles(root)  # a killed earlier run's leftovers: no phantom, no missing post
     todo, paths, unplanned = [], {}, {}
     for user in users:
         if user.user_id not in profiles:
@@ -112,7 +113,7 @@ def plan_method(workspace: Workspace, settings: Settings, method: Method,
         post_id = planned_post_id(msettings, user.user_id, profiles[user.user_id], kind, platform)
         path = bundle_dir(root, user.user_id, post_id) / POST_JSON
         paths[user.user_id] = path
-        if not path.is_file():
+        if live_bundle(path.parent) is None:
             todo.append(GenerationTask(user.user_id, kind, platform, post_id))
     return todo, paths, unplanned
 
@@ -153,9 +154,9 @@ def read_posts(workspace: Workspace, method: Method, users: list[BenchUser],
                 sources=[user.target])
             continue
         path = paths[user.user_id]
-        if not path.is_file():
+        record = read_post(path.parent)  # a corrupt one is an error naming it, never "no post"
+        if record is None:
             continue
-        record = json.loads(path.read_text(encoding="utf-8"))
         images = [path.parent / i["file"] for i in record.get("images", [])]
         exemplars = [e["item_id"] for e in record.get("exemplars", [])]
         recent = user.history[::-1][:history_items]

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import math
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
@@ -40,6 +38,7 @@ from tailormind.bench.paired import paired_content, paired_profiling, paired_tab
 from tailormind.bench.posts import BenchPost
 from tailormind.bench.users import BenchUser
 from tailormind.config import Settings
+from tailormind.data.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from tailormind.data.workspace import Workspace
 from tailormind.generation.pipeline import generation_config_hash
 
@@ -507,7 +506,7 @@ def write_report(bench_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
     for name, png in figures.items():
         if png is None:
             continue
-        _atomic(plot_dir / f"{name}.png", png)
+        write_bytes_atomic(plot_dir / f"{name}.png", png)
         plot_files[name] = f"{PLOTS_DIR}/{name}.png"
         data_uris[name] = "data:image/png;base64," + base64.b64encode(png).decode()
     root = bench_dir.parent
@@ -515,18 +514,13 @@ def write_report(bench_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
                                  else None} for p in e["posts"]]} for e in report["examples"]]
     paths = {"json": bench_dir / REPORT_JSON, "md": bench_dir / REPORT_MD,
              "html": bench_dir / REPORT_HTML}
-    _atomic(paths["json"], (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode())
-    _atomic(paths["md"], render_markdown(report, plot_files).encode())
+    write_json_atomic(paths["json"], report, ensure_ascii=False)
+    write_text_atomic(paths["md"], render_markdown(report, plot_files))
     html = _html_template().render(report=report, tables=tables(report), plots=data_uris,
                                    calibration=calibration_table(report.get("calibration")),
                                    calibration_heading=calibration_heading(report),
                                    paired=paired_tables(report),
                                    examples=examples)
-    _atomic(paths["html"], html.encode())
+    write_text_atomic(paths["html"], html)
     return paths
 
-
-def _atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -16,8 +16,9 @@ import torch
 from tailormind.cf.data import CFData
 from tailormind.cf.train import TrainResult
 from tailormind.config import CFConfig
-from tailormind.data.workspace import Workspace, atomic_path
-from tailormind.errors import WorkspaceError
+from tailormind.data.atomic import atomic_path
+from tailormind.data.workspace import Workspace
+from tailormind.errors import CorruptFileError, WorkspaceError
 
 FORMAT = 1
 
@@ -76,7 +77,17 @@ def load_checkpoint(workspace: Workspace, model: str) -> CFCheckpoint:
             f"`tailormind cf train --workspace {workspace.root} --model {model}` first"
         )
     path = workspace.artifact_path(workspace.artifact(name)["path"])
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise WorkspaceError(f"{path}: the checkpoint of CF model '{model}' is gone; run "
+                             f"`tailormind cf train --workspace {workspace.root} --model {model}`"
+                             ) from None
+    except Exception as exc:  # noqa: BLE001 (torch/pickle raise many types for a damaged file)
+        raise CorruptFileError(f"{path}: corrupt checkpoint ({type(exc).__name__}: {exc})"
+                               ) from None
+    if not isinstance(payload, dict):
+        raise CorruptFileError(f"{path}: corrupt checkpoint (not a TailorMind checkpoint)")
     if payload.get("format") != FORMAT:
         raise WorkspaceError(f"{path}: unsupported checkpoint format {payload.get('format')}")
     return CFCheckpoint(

@@ -20,6 +20,7 @@ from tailormind.cf.data import load_cf_data
 from tailormind.cf.recommender import GraphRecommender
 from tailormind.cf.train import EpochLog, TrainResult, train_model
 from tailormind.config import CFConfig
+from tailormind.data.atomic import atomic_path
 from tailormind.data.workspace import Workspace
 
 RESULT_FILE = "result.pt"
@@ -57,9 +58,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         wrap=ray.train.torch.prepare_model, report=report,
     )
     if rank == 0:
-        out = Path(config["result_dir"])
-        out.mkdir(parents=True, exist_ok=True)
-        torch.save(result, out / RESULT_FILE)
+        with atomic_path(Path(config["result_dir"]) / RESULT_FILE) as tmp:
+            torch.save(result, tmp)
 
 
 def train_distributed(

@@ -24,6 +24,7 @@ import yaml
 
 from tailormind.cli.console import err
 from tailormind.config import API_TOKEN_ENV
+from tailormind.data.atomic import write_text_atomic
 from tailormind.errors import ConfigError
 
 DEFAULT_SERVE_CONFIG = Path("serve_configs/local.yaml")
@@ -99,7 +100,7 @@ def serve(
         if spec.get("http_options") != (yaml.safe_load(config.read_text()) or {}).get(
                 "http_options"):
             run_config = Path(tmp) / config.name
-            run_config.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+            write_text_atomic(run_config, yaml.safe_dump(spec, sort_keys=False))
         command = [executable, "run", str(run_config)]
         if address:
             command += ["--address", address]

@@ -1,18 +1,19 @@
 """Write an :class:`~tailormind.data.records.ImportBundle` as a new workspace, all or nothing.
 
 The new workspace is built in a hidden sibling directory (tables, media copies, manifest) and
-renamed into place only when complete. Replacing an existing workspace needs ``overwrite``; the
-old one is moved aside first and deleted only after the new one is in place.
+put in place only when complete (:func:`~tailormind.data.atomic.atomic_dir`: flushed, then
+swapped with the old one in one step). Replacing an existing workspace needs ``overwrite``; the
+old one is deleted only after the new one is in place.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from tailormind.data.atomic import atomic_dir
 from tailormind.data.records import ImportBundle
 from tailormind.data.workspace import MANIFEST, IMPORTED_TABLES, Workspace
 from tailormind.errors import WorkspaceError
@@ -39,9 +40,7 @@ def save_import(bundle: ImportBundle, root: str | Path, *, overwrite: bool = Fal
     """Create the workspace ``root`` from ``bundle``; returns it opened."""
     root = Path(root)
     check_target(root, overwrite=overwrite)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.import-", dir=root.parent))
-    try:
+    with atomic_dir(root) as staging:  # swapped with the old workspace in one step
         workspace = Workspace.create(staging)
         for dest, src in bundle.media.items():
             _link_or_copy(src, workspace.media_path(dest))
@@ -50,30 +49,7 @@ def save_import(bundle: ImportBundle, root: str | Path, *, overwrite: bool = Fal
             tables["tag_events"] = bundle.tag_events
         assert set(tables) <= set(IMPORTED_TABLES)
         workspace.write_many(tables, manifest_updates={"import": _jsonable(bundle.report)})
-        _swap_into_place(staging, root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return Workspace.open(root)
-
-
-def _swap_into_place(staging: Path, root: Path) -> None:
-    old: Path | None = None
-    if root.exists():
-        if (root / MANIFEST).exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
-            old.rmdir()
-            os.replace(root, old)
-        else:
-            root.rmdir()  # empty directory, checked by the caller
-    try:
-        os.replace(staging, root)
-    except BaseException:
-        if old is not None:
-            os.replace(old, root)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,18 +1,16 @@
 """A workspace: one directory of Parquet tables and media files, plus a ``workspace.json`` manifest.
 
-Writes are atomic: a table is written to a temporary name in the same directory and renamed over
-the final name, so a crash leaves either the old table or the new one, never half of one. The
-manifest is rewritten (atomically) last, so it only ever lists tables that are complete.
+Writes are atomic and durable (:mod:`tailormind.data.atomic`): a table is written to a temporary
+name in the same directory, flushed and renamed over the final name, so a crash leaves either the
+old table or the new one, never half of one. The manifest is rewritten (atomically) last, so it
+only ever lists tables that are complete. A manifest or table that exists but does not read is a
+:class:`~tailormind.errors.CorruptFileError`, never "no workspace" or "no such table".
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tailormind.data import schemas
-from tailormind.errors import WorkspaceError
+from tailormind.data.atomic import (
+    ensure_dir,
+    read_json_record,
+    write_json_atomic,
+    write_tables_atomic,
+)
+from tailormind.errors import CorruptFileError, WorkspaceError
 
 MANIFEST = "workspace.json"
 FORMAT = "tailormind-workspace"
@@ -36,26 +40,6 @@ TAG_DEPENDENT = ("item_features",)
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it over ``final`` only on success."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, final)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
 class Workspace:
@@ -77,10 +61,9 @@ class Workspace:
         if not path.is_file():
             raise WorkspaceError(f"{root} is not a workspace (no {MANIFEST}); create one with "
                                  f"`tailormind data import ... --workspace {root}`")
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise WorkspaceError(f"{path}: corrupt manifest ({exc})") from None
+        manifest = read_json_record(path, "manifest")
+        if manifest is None:  # removed between the two looks
+            raise WorkspaceError(f"{root} is not a workspace (no {MANIFEST})")
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise WorkspaceError(f"{path}: not a TailorMind workspace manifest")
         if manifest.get("version") != VERSION:
@@ -106,7 +89,7 @@ class Workspace:
             cls.open(root).clear()
         elif root.exists() and (not root.is_dir() or any(root.iterdir())):
             raise WorkspaceError(f"{root} exists and is not an empty directory nor a workspace")
-        root.mkdir(parents=True, exist_ok=True)
+        ensure_dir(root)
         manifest = {"format": FORMAT, "version": VERSION, "created_at": _now(), "tables": {}}
         write_json_atomic(root / MANIFEST, manifest)
         return cls(root, manifest)
@@ -137,7 +120,13 @@ class Workspace:
                 "candidates": "run `tailormind data split --workspace WS` first",
             }.get(name, "run the stage that produces it first")
             raise WorkspaceError(f"workspace {self.root} has no '{name}' table; {hint}")
-        table = pq.read_table(self.table_path(name), columns=columns)
+        path = self.table_path(name)
+        try:
+            table = pq.read_table(path, columns=columns)
+        except FileNotFoundError:
+            raise WorkspaceError(f"workspace {self.root} has no '{name}' table file") from None
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise CorruptFileError(f"{path}: corrupt table ({exc})") from None
         expected = schemas.schema_for(name)
         if expected is None:
             return table
@@ -167,20 +156,12 @@ class Workspace:
             name: schemas.conform(table, schema) if (schema := schemas.schema_for(name)) else table
             for name, table in tables.items()
         }
-        staged: list[tuple[Path, Path]] = []
-        try:
-            for name, table in tables.items():
-                final = self.table_path(name)
-                fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=self.root)
-                os.close(fd)
-                staged.append((Path(tmp), final))
-                pq.write_table(table, tmp, compression="zstd")
-        except BaseException:
-            for tmp, _ in staged:
-                tmp.unlink(missing_ok=True)
-            raise
         listed = self.manifest.setdefault("tables", {})
         artifacts = self.manifest.setdefault("artifacts", {})
+        write_tables_atomic({self.table_path(name): table for name, table in tables.items()},
+                            compression="zstd")
+        for name, table in tables.items():
+            listed[name] = {"rows": table.num_rows, "written_at": _now(), **dict(info.get(name, {}))}
         for name in drop:
             if name in tables:
                 continue
@@ -189,9 +170,6 @@ class Workspace:
                 self.table_path(name).unlink(missing_ok=True)
             if name in artifacts:
                 self.artifact_path(artifacts.pop(name)["path"]).unlink(missing_ok=True)
-        for (tmp, final), (name, table) in zip(staged, tables.items(), strict=True):
-            os.replace(tmp, final)
-            listed[name] = {"rows": table.num_rows, "written_at": _now(), **dict(info.get(name, {}))}
         if manifest_updates:
             self.manifest.update(manifest_updates)
         write_json_atomic(self.root / MANIFEST, self.manifest)

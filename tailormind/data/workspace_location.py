@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from tailormind.data.atomic import atomic_path, is_hidden, write_json_atomic
 from tailormind.errors import WorkspaceError
 
 MANIFEST = "workspace.json"
@@ -103,7 +104,7 @@ class StagedWorkspace:
 
     def _save_record(self, remote: dict[str, list]) -> None:
         local = {k: list(v) for k, v in self.baseline.items()}
-        self.record.write_text(json.dumps({"uri": self.uri, "remote": remote, "local": local}))
+        write_json_atomic(self.record, {"uri": self.uri, "remote": remote, "local": local})
 
     def pull(self) -> int:
         """Copy the remote files that are new or changed on either side since the last sync;
@@ -123,12 +124,10 @@ class StagedWorkspace:
                          and last["local"].get(relative) == list(local[relative]))
             if unchanged:
                 continue
-            target = self.stage / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.pull")
-            with self.fs.open_input_stream(f"{self.remote}/{relative}") as src, open(tmp, "wb") as dst:
+            with (atomic_path(self.stage / relative) as tmp,
+                  self.fs.open_input_stream(f"{self.remote}/{relative}") as src,
+                  open(tmp, "wb") as dst):
                 shutil.copyfileobj(src, dst, _CHUNK)
-            os.replace(tmp, target)
             copied += 1
         self.baseline = _snapshot(self.stage)
         self._save_record(remote)
@@ -138,7 +137,7 @@ class StagedWorkspace:
         """Upload new or changed files (the manifest last), then delete removed ones."""
         now = _snapshot(self.stage)
         changed = sorted(r for r, sig in now.items() if self.baseline.get(r) != sig
-                         and not Path(r).name.startswith("."))
+                         and not any(is_hidden(part) for part in Path(r).parts))
         changed.sort(key=lambda r: r == MANIFEST)
         for relative in changed:
             target = f"{self.remote}/{relative}"

@@ -13,7 +13,6 @@ read.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,9 +23,11 @@ from typing import Any
 import pyarrow as pa
 
 from tailormind.config import Settings
+from tailormind.data.atomic import read_json_record
 from tailormind.data.workspace import Workspace
-from tailormind.errors import ConfigError, TailorMindError, WorkspaceError
-from tailormind.generation.bundle import GENERATIONS, POST_JSON, bundle_dir
+from tailormind.errors import ConfigError, CorruptFileError, TailorMindError, WorkspaceError
+from tailormind.generation.bundle import POST_JSON, bundle_dir, live_bundle
+from tailormind.generation.bundle_scan import post_files, recover_bundles
 from tailormind.generation.catalog import packaged_catalog
 from tailormind.generation.pipeline import KINDS, Generator, Roles, planned_post_id
 from tailormind.profiling.profiles import PROFILES_TABLE, sample_users
@@ -107,7 +108,7 @@ def plan_generations(workspace: Workspace, settings: Settings, *,
     for user in wanted:
         for kind in kinds:
             post_id = planned_post_id(settings, user, profiles[user], kind, platform)
-            done = (bundle_dir(workspace.root, user, post_id) / POST_JSON).is_file()
+            done = live_bundle(bundle_dir(workspace.root, user, post_id)) is not None
             if done and not force:
                 report.skipped_done += 1
             else:
@@ -164,16 +165,17 @@ BUNDLE_KEYS = ("post_id", "user_id", "kind", "platform", "title", "body", "idea"
 
 
 def read_bundles(root: Path, unreadable: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every ``post.json`` under ``root/generations``, by user then creation time (oldest
-    first). One that does not parse or lacks ``BUNDLE_KEYS`` is not listed; its path goes to
-    ``unreadable`` so the caller can say so (bundles are renamed into place whole, so this means
-    a file edited or copied in by hand)."""
+    """Every live bundle's ``post.json`` under ``root/generations`` (never a staging or ``.old``
+    directory: :func:`~tailormind.generation.bundle_scan.post_files`), by user then creation
+    time (oldest first). One that is corrupt or lacks ``BUNDLE_KEYS`` is not listed; its path
+    goes to ``unreadable`` so the caller can say so (bundles are written whole, so this means a
+    disk fault or a file edited or copied in by hand)."""
     records = []
-    for path in sorted((root / GENERATIONS).glob(f"*/*/{POST_JSON}")):
+    for path in post_files(root):
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
+            record = read_json_record(path, POST_JSON)
             usable = isinstance(record, dict) and all(k in record for k in BUNDLE_KEYS)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        except CorruptFileError:
             usable = False
         if not usable:
             if unreadable is not None:
@@ -186,10 +188,13 @@ def read_bundles(root: Path, unreadable: list[str] | None = None) -> list[dict[s
 
 
 def index_generations(workspace: Workspace, unreadable: list[str] | None = None) -> pa.Table:
-    """Write the ``generations`` table from the bundles on disk (the number of unreadable
-    ``post.json`` files is recorded in its manifest entry and their paths in ``unreadable``)."""
+    """Write the ``generations`` table from the live bundles on disk, after repairing what a
+    killed writer left (:func:`~tailormind.generation.bundle_scan.recover_bundles`). The number
+    of unreadable ``post.json`` files is recorded in its manifest entry and their paths in
+    ``unreadable``."""
     rows = []
     skipped: list[str] = [] if unreadable is None else unreadable
+    recover_bundles(workspace.root)
     for r in read_bundles(workspace.root, skipped):
         rounds = r.get("reflection", {}).get("rounds", [])
         ideation = r.get("ideation", {})

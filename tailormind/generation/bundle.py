@@ -2,18 +2,19 @@
 idea, exemplars, profile version, reflection scores, model ids, config hash), the media files and
 a self-contained ``preview.html`` that references only files inside the bundle.
 
-The bundle is built in a hidden sibling directory and renamed into place, so a crash never leaves
-a half-written post; writing the same post id again replaces the old bundle whole.
+The bundle is built in a hidden sibling directory, flushed to disk and put in place in one step
+(:func:`~tailormind.data.atomic.atomic_dir`), so a crash never leaves a half-written post;
+writing the same post id again swaps the new bundle for the old one whole, and a reader never
+finds the post missing meanwhile. Every value in ``preview.html`` is HTML-escaped and only
+``http(s)`` links are links: a generated or imported text cannot run script in the page.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
-import tempfile
 from functools import lru_cache
 from html.parser import HTMLParser
 from importlib import resources
@@ -24,6 +25,15 @@ from urllib.parse import urlparse
 import jinja2
 from PIL import Image
 
+from tailormind.data.atomic import (
+    atomic_dir,
+    live_path,
+    old_name,
+    read_json_record,
+    write_json_atomic,
+    write_text_atomic,
+)
+from tailormind.errors import CorruptFileError
 from tailormind.generation.catalog import Platform
 
 GENERATIONS = "generations"
@@ -50,14 +60,47 @@ def bundle_dir(root: Path, user_id: str, post_id: str) -> Path:
     return root / GENERATIONS / safe_component(user_id) / post_id
 
 
+def live_bundle(directory: Path) -> Path | None:
+    """The directory holding the post ``directory`` names right now: itself, or — only in the
+    instant a replace without an atomic exchange is between its two renames — the previous copy
+    beside it. None when the post does not exist."""
+    return live_path(directory, POST_JSON)
+
+
+def read_post(directory: Path) -> dict[str, Any] | None:
+    """The ``post.json`` of the bundle ``directory`` (a replace in progress is no gap: see
+    :func:`live_bundle`); None only when the post does not exist. An empty, truncated or
+    non-JSON one — or JSON that is not an object — raises :class:`CorruptFileError`."""
+    for _ in range(3):  # a replace may finish (and its old copy go) between our looks
+        for place in (directory, old_name(directory)):
+            record = read_json_record(place / POST_JSON, POST_JSON)
+            if record is None:
+                continue
+            if not isinstance(record, dict):
+                raise CorruptFileError(f"{place / POST_JSON}: corrupt {POST_JSON} (not an object)")
+            return record
+    return None
+
+
+def web_link(value: object) -> bool:
+    """A link a page may make clickable: an absolute ``http``/``https`` URL (never
+    ``javascript:``, ``data:`` or a relative path)."""
+    if not isinstance(value, str):
+        return False
+    parsed = urlparse(value.strip())
+    return parsed.scheme.lower() in ("http", "https") and bool(parsed.netloc)
+
+
 @lru_cache(maxsize=1)
 def _templates() -> jinja2.Environment:
     def load(name: str) -> str | None:
         path = resources.files("tailormind.generation").joinpath("html", name)
         return path.read_text(encoding="utf-8") if path.is_file() else None
 
-    return jinja2.Environment(loader=jinja2.FunctionLoader(load), autoescape=True,
-                              undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.FunctionLoader(load), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.tests["web_link"] = web_link
+    return env
 
 
 def render_html(name: str, **values: Any) -> str:
@@ -66,33 +109,20 @@ def render_html(name: str, **values: Any) -> str:
 
 def write_bundle(target: Path, record: dict[str, Any], platform: Platform,
                  images: list[tuple[str, Image.Image]], video: Path | None = None) -> Path:
-    """Write ``record`` (its ``images[i].file`` / ``video.file`` name the files) atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    """Write ``record`` (its ``images[i].file`` / ``video.file`` name the files) as the bundle
+    ``target``, all or nothing; an existing bundle there is replaced in one step. ``video`` is
+    moved into the bundle."""
+    with atomic_dir(target) as stage:
         for name, image in images:
             image.save(stage / name, format="PNG")
         if video is not None:
             shutil.move(str(video), stage / record["video"]["file"])
-        (stage / POST_JSON).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n",
-                                       encoding="utf-8")
-        (stage / PREVIEW).write_text(render_html("preview.html.j2", post=record,
-                                                 platform=platform, theme=platform.theme),
-                                     encoding="utf-8")
+        write_json_atomic(stage / POST_JSON, record, ensure_ascii=False)
+        write_text_atomic(stage / PREVIEW, render_html("preview.html.j2", post=record,
+                                                       platform=platform, theme=platform.theme))
         problems = bundle_problems(stage)
         if problems:
             raise RuntimeError(f"bundle for {target} is incomplete: {'; '.join(problems)}")
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(stage, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(stage, target)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     return target
 
 
@@ -117,12 +147,17 @@ def local_references(html: str) -> list[str]:
 
 
 def bundle_problems(directory: Path) -> list[str]:
-    """What is wrong with a bundle: missing files, or references that leave it."""
+    """What is wrong with a bundle: a missing or corrupt ``post.json``, missing files, or
+    references that leave it."""
     problems: list[str] = []
-    record_path = directory / POST_JSON
-    if not record_path.is_file():
+    try:
+        record = read_json_record(directory / POST_JSON, POST_JSON)
+    except CorruptFileError as exc:
+        return [str(exc)]
+    if record is None:
         return [f"{POST_JSON} is missing"]
-    record = json.loads(record_path.read_text(encoding="utf-8"))
+    if not isinstance(record, dict):
+        return [f"{POST_JSON} is not a JSON object"]
     files = [i["file"] for i in record.get("images", [])]
     if record.get("video"):
         files.append(record["video"]["file"])

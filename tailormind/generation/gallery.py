@@ -9,15 +9,15 @@ the profile. Every reference is relative and stays inside ``generations/``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tailormind.data.atomic import write_text_atomic
 from tailormind.data.item_tags import model_items
 from tailormind.data.workspace import Workspace
 from tailormind.generation.batch import read_bundles
 from tailormind.generation.bundle import GENERATIONS, render_html
+from tailormind.generation.bundle_scan import recover_bundles
 from tailormind.profiling.evidence import load_evidence
 
 GALLERY = "index.html"
@@ -25,9 +25,12 @@ GALLERY = "index.html"
 
 def write_gallery(workspace: Workspace, history_items: int = 8,
                   unreadable: list[str] | None = None) -> Path:
-    """Write ``<workspace>/generations/index.html`` atomically; returns its path. Bundles whose
-    ``post.json`` cannot be read are left out, named on the page and in ``unreadable``."""
+    """Write ``<workspace>/generations/index.html`` atomically; returns its path. Lists the live
+    bundles after repairing what a killed writer left (never a staging or ``.old`` directory);
+    bundles whose ``post.json`` cannot be read are left out, named on the page and in
+    ``unreadable``."""
     skipped: list[str] = [] if unreadable is None else unreadable
+    recover_bundles(workspace.root)
     records = read_bundles(workspace.root, skipped)
     users = sorted({str(r["user_id"]) for r in records})
     evidence = load_evidence(workspace, users, use_cf=False) if users else {}
@@ -57,9 +60,5 @@ def write_gallery(workspace: Workspace, history_items: int = 8,
         posts=posts, users=len(users), workspace=workspace.root.name, unreadable=skipped,
         made_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     target = workspace.root / GENERATIONS / GALLERY
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".tmp", dir=target.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(html)
-    os.replace(tmp, target)
+    write_text_atomic(target, html)
     return target

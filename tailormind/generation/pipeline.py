@@ -12,7 +12,6 @@ and seconds and LLM tokens per stage.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from tailormind.config import Settings
+from tailormind.data.atomic import new_temp_file
 from tailormind.data.item_tags import model_items
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ConfigError, WorkspaceError
@@ -265,12 +265,12 @@ class Generator:
         if kind == "video":
             assert self.roles.video is not None
             report("video")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(suffix=".mp4", dir=target.parent, delete=False) as f:
-                video_path = Path(f.name)
+            # hidden beside the bundle: moved into it, or removed (by recovery if we are killed)
+            video_path = new_temp_file(target, suffix=".mp4")
             made, error = render_video(best, self.roles.video, platform_cfg, video_path, seed)
             if made is None:
                 fallbacks.append(error or "video failed")
+                video_path.unlink(missing_ok=True)
                 video_path = None
             else:
                 video_record = {"file": "video.mp4", "duration_s": round(made.duration_s, 3),

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from tailormind.data.atomic import atomic_path, write_bytes_atomic
 from tailormind.errors import ModelInputError
 from tailormind.models.cache import CallCache
 from tailormind.models.json_repair import JsonAnswerError, parse_json_answer
@@ -568,23 +569,16 @@ class VideoGenerator(Role):
             meta = self.cache.get_json(key + ":meta")
             if hit is not None and meta is not None:
                 self.stats["cache_hits"] += 1
-                _write_atomic(out_path, hit)
+                write_bytes_atomic(out_path, hit)
                 return GeneratedVideo(path=out_path, cached=True, **meta)
-        tmp = out_path.with_name(f".{out_path.name}.partial.mp4")
-        video = self._render(storyboard, tmp)
-        tmp.replace(out_path)
+        with atomic_path(out_path, suffix=".partial.mp4") as tmp:
+            video = self._render(storyboard, tmp)
         video.path = out_path
         if key and self.cache is not None:
             self.cache.put_bytes(key, out_path.read_bytes())
             meta = {k: v for k, v in asdict(video).items() if k not in ("path", "cached")}
             self.cache.put_json(key + ":meta", meta)
         return video
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 #: An image given to a role: a path, raw encoded bytes, or a PIL image.

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from tailormind.config import ModelBackendConfig
+from tailormind.data.atomic import write_bytes_atomic
 from tailormind.errors import ModelError
 from tailormind.models.base import (
     ClipScorer,
@@ -163,6 +164,6 @@ class ServeVideo(VideoGenerator):
 
     def _render(self, storyboard: Storyboard, out_path: Path) -> GeneratedVideo:
         answer = self.remote("render", storyboard.key())
-        out_path.write_bytes(answer["mp4"])
+        write_bytes_atomic(out_path, answer["mp4"])
         meta = answer["meta"]
         return GeneratedVideo(path=out_path, **meta)

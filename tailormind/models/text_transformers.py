@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from tailormind.data.atomic import atomic_dir
 from tailormind.errors import ModelError, ModelInputError
 from tailormind.models.backend_config import BackendOptions, resolve_device, resolve_dtype
 from tailormind.models.base import Completion, Conversation, GenerationParams, TextModel
@@ -241,19 +241,14 @@ def _gguf_cache_name(gguf_path: Path) -> str:
 
 
 def _save_dequantised(model: Any, tokenizer: Any, target: Path) -> None:
-    """Save float weights + tokenizer atomically (a temp dir renamed into place)."""
-    tmp = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    """Save float weights + tokenizer atomically (a staged directory put in place whole; one
+    another process put there first is kept)."""
     try:
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-            return
-        tmp.replace(target)
+        with atomic_dir(target, replace=False) as stage:
+            model.save_pretrained(stage)
+            tokenizer.save_pretrained(stage)
     except OSError as exc:  # a read-only cache only costs speed next time
         log.warning("could not cache dequantised weights in %s: %s", target, exc)
-        shutil.rmtree(tmp, ignore_errors=True)

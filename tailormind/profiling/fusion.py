@@ -21,7 +21,6 @@ listwise loss, fit by gradient descent on the validation sets. The test sets nev
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +31,9 @@ from tailormind.cf.checkpoint import load_checkpoint, trained_models
 from tailormind.cf.data import CFData, load_cf_data
 from tailormind.cf.recommend import check_alignment
 from tailormind.config import Settings
-from tailormind.data.workspace import Workspace, write_json_atomic
-from tailormind.errors import WorkspaceError
+from tailormind.data.atomic import read_json_record, write_json_atomic
+from tailormind.data.workspace import Workspace
+from tailormind.errors import CorruptFileError, WorkspaceError
 from tailormind.profiling.evidence import ItemFeatures
 
 FIT_STEPS = 400
@@ -196,7 +196,13 @@ class Fusion:
                 f"profile eval --workspace {workspace.root}` (it fits them on the validation "
                 "sets), or set profiling.ranker: embedding")
         path = workspace.artifact_path(workspace.artifact(FUSION_ARTIFACT)["path"])
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json_record(path, "hybrid weights file")
+        if data is None:
+            raise WorkspaceError(f"{path}: the fitted hybrid weights are gone; re-run `tailormind "
+                                 f"profile eval --workspace {workspace.root}`")
+        if not isinstance(data, dict) or not {"names", "weights", "fit_sets",
+                                              "config_hash"} <= set(data):
+            raise CorruptFileError(f"{path}: corrupt hybrid weights file (keys missing)")
         if data["names"] != signals.names(PROFILE_SIGNAL in data["names"]):
             raise WorkspaceError(
                 f"the hybrid weights in {path} were fit on signals {data['names']}, but this "

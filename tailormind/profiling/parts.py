@@ -9,9 +9,7 @@ key written twice, e.g. by a worker that was retried, keeps its last row) and re
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -19,7 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from tailormind.data.atomic import write_table_atomic
 from tailormind.data.workspace import Workspace
+from tailormind.errors import CorruptFileError
 
 PARTS_DIR = "parts"
 
@@ -42,26 +42,18 @@ class PartWriter:
         """Keys already written by earlier (possibly interrupted) runs."""
         keys: set[str] = set()
         for part in self.parts():
-            keys.update(pq.read_table(part, columns=[self.key]).column(self.key).to_pylist())
+            keys.update(_read_part(part, [self.key]).column(self.key).to_pylist())
         return keys
 
     def write(self, table: pa.Table) -> Path:
         """Write one batch atomically; returns the part's path."""
-        self.directory.mkdir(parents=True, exist_ok=True)
         final = self.directory / f"part-{uuid.uuid4().hex}.parquet"
-        fd, tmp = tempfile.mkstemp(prefix=".part-", suffix=".tmp", dir=self.directory)
-        os.close(fd)
-        try:
-            pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_table_atomic(final, table, compression="zstd")
         return final
 
     def read_all(self) -> pa.Table | None:
         """Every row of every part, the last row per key kept; None when nothing was written."""
-        tables = [pq.read_table(p) for p in self.parts()]
+        tables = [_read_part(p) for p in self.parts()]
         if not tables:
             return None
         table = pa.concat_tables(tables, promote_options="default")
@@ -82,6 +74,18 @@ class PartWriter:
 
     def clear(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _read_part(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """One part; a damaged one is a :class:`CorruptFileError` (parts are written atomically, so
+    this is a disk fault or a hand edit), never a batch quietly dropped."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise CorruptFileError(f"{path}: corrupt part ({exc}); delete it to redo its batch"
+                               ) from None
 
 
 def keys_in(table: pa.Table, key: str, keep: set[str]) -> pa.Table:

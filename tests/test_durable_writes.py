@@ -246,6 +246,41 @@ def test_a_corrupt_manifest_table_or_post_is_reported_with_its_path(tmp_path: Pa
         str((target / POST_JSON).relative_to(tmp_path))]
 
 
+def test_a_damaged_checkpoint_or_part_is_corrupt_not_missing(tmp_path: Path) -> None:
+    from tailormind.cf.checkpoint import load_checkpoint
+    from tailormind.profiling.parts import PartWriter
+
+    ws = Workspace.create(tmp_path / "ws")
+    checkpoint = ws.artifact_path("cf/hypergraph.pt")
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"PK\x03\x04 cut short")
+    ws.record_artifact("cf:hypergraph", "cf/hypergraph.pt")
+    with pytest.raises(CorruptFileError, match=f"{checkpoint}: corrupt checkpoint"):
+        load_checkpoint(ws, "hypergraph")
+    parts = PartWriter(ws, "profiles", "user_id")
+    part = parts.write(pa.table({"user_id": ["u1"]}))
+    assert parts.done() == {"u1"}
+    part.write_bytes(b"")
+    with pytest.raises(CorruptFileError, match=f"{part}: corrupt part"):
+        parts.done()
+
+
+def test_a_staged_workspace_never_uploads_a_staging_directory(tmp_path: Path) -> None:
+    from tailormind.data.workspace_location import StagedWorkspace
+
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    staged = StagedWorkspace(f"file://{remote}", tmp_path / "stage")
+    staged.pull()
+    user = tmp_path / "stage" / GENERATIONS / "u1"
+    for name in ("post-1", ".post-2.stage-0123456789abcdef", ".post-3.old"):
+        (user / name).mkdir(parents=True)
+        (user / name / POST_JSON).write_text("{}")
+    staged.push()
+    assert sorted(p.relative_to(remote).as_posix() for p in remote.rglob("*") if p.is_file()) \
+        == [f"{GENERATIONS}/u1/post-1/{POST_JSON}"]
+
+
 # -- no direct writes ------------------------------------------------------------------------
 
 _WRITE_MODE = set("wax+")

@@ -1,8 +1,8 @@
 """Fault injection on a real local Ray Serve, over real HTTP: the API with two ingress replicas and
 a short job lease (2 s), so the faults a cluster meets happen here in seconds:
 
-1. eight identical concurrent POSTs through both replicas make one job, run once (counted by the
-   worker itself);
+1. identical concurrent POSTs through both replicas (eight as the job is created, eight while it
+   runs) make one job, run once (counted by the worker itself);
 2. ``ray.kill`` of the generation worker mid-job: the job is run again to completion
    (attempts = 2) and leaves exactly one bundle;
 3. a DELETE answered by the replica that did not take the POST stops the running generation
@@ -65,7 +65,8 @@ def service(generated_ws, models_cache: Path, tmp_path_factory):  # noqa: F811
               name="tailormind-models", route_prefix="/models")
     serve.run(gate_deployment(), name=GATE_APP, route_prefix=None)
     common = (str(ws.root), None, {
-        "models": {"cache_dir": str(models_cache),
+        # no call cache: a job whose calls were all answered before would pass the gate
+        "models": {"cache_dir": str(models_cache), "cache": False,
                    "text": {"backend": "serve", "app": GATE_APP, "deployment": "TextGate"}},
         "generation": {"answer_format": "fields", "reflection_rounds": 1},
         "api": {"token": TOKEN, "lease_s": LEASE_S, "max_attempts": 3, "max_pending_jobs": 16}})
@@ -129,16 +130,21 @@ def test_two_replicas_and_eight_identical_posts_make_one_run(service) -> None:
     calls = len(gate.calls())
     try:
         request = {"kind": "post", "platform": "rednote", "seed": 31}
-        with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(
-                lambda _: client.post(f"/api/v1/users/{user}/posts", headers=AUTH, json=request),
-                range(8)))
-        assert [a.status_code for a in answers] == [202] * 8, [a.text for a in answers]
-        job_ids = {a.json()["job"]["job_id"] for a in answers}
-        assert len(job_ids) == 1
+
+        def post_eight() -> list[httpx.Response]:
+            with ThreadPoolExecutor(8) as pool:
+                return list(pool.map(lambda _: client.post(
+                    f"/api/v1/users/{user}/posts", headers=AUTH, json=request), range(8)))
+
+        answers = post_eight()  # while the job is being created and queued
+        assert len(gate.calls(at_least=calls + 1, timeout_s=120)) > calls  # the run is asking
+        answers += post_eight()  # while it runs
+        assert [a.status_code for a in answers] == [202] * 16, [a.text for a in answers]
+        jobs = [a.json()["job"] for a in answers]
+        assert len({j["job_id"] for j in jobs}) == 1
+        assert len({j["created_at"] for j in jobs}) == 1  # one record, never re-created
         assert len({a.headers["x-served-by"] for a in answers}) == 2  # both replicas answered
         url = answers[0].json()["job_url"]
-        gate.calls(at_least=calls + 1, timeout_s=120)  # the one run is asking its first question
     finally:
         gate.release()
     final = _until(lambda: (j := _job(client, url))["status"] in ("done", "failed") and j,
@@ -171,7 +177,7 @@ def test_a_killed_worker_is_replaced_and_its_job_runs_again(service) -> None:
         accepted = client.post(f"/api/v1/users/{user}/posts", headers=AUTH, json={"seed": 32})
         assert accepted.status_code == 202, accepted.text
         url = accepted.json()["job_url"]
-        gate.calls(at_least=calls + 1, timeout_s=120)  # mid-job: waiting in a text call
+        assert len(gate.calls(at_least=calls + 1, timeout_s=120)) > calls  # mid-job, in a call
         assert _job(client, url)["status"] == "running"
         ray.kill(_generation_worker_actor(), no_restart=True)
         # the coordinator sees the call fail (or the lease run out) and queues the job again
@@ -202,7 +208,7 @@ def test_a_delete_through_the_other_replica_stops_the_run_within_10_s(service) -
                                    json={"seed": seed})
             assert accepted.status_code == 202, accepted.text
             url = accepted.json()["job_url"]
-            gate.calls(at_least=calls + 1, timeout_s=120)
+            assert len(gate.calls(at_least=calls + 1, timeout_s=120)) > calls  # it is asking
             cancel = client.delete(url, headers=AUTH)
             assert cancel.status_code == 200, cancel.text
             asked = time.monotonic()

@@ -207,6 +207,8 @@ class TailorMindAPI:
             logger.warning("TailorMind API: no token configured (api.token / "
                            "TAILORMIND_API_TOKEN): answering loopback clients only")
         self.view = WorkspaceView(workspace, self.settings)
+        for line in self.view.repaired:
+            logger.warning("TailorMind API: repaired %s", line)
         self.profile_worker, self.generation_worker = profile_worker, generation_worker
         self.coordinator = coordinator
         self.catalog = packaged_catalog()
@@ -384,9 +386,12 @@ class TailorMindAPI:
 
     async def _record(self, bundle: Any, post_id: str) -> dict[str, Any]:
         try:
-            return await asyncio.to_thread(self.view.record, bundle)
+            record = await asyncio.to_thread(self.view.record, bundle)
         except CorruptFileError as exc:
             raise APIError(503, "corrupt_post", f"post {post_id}: {exc}") from None
+        if record is None:
+            raise APIError(404, "unknown_post", f"no post {post_id!r}")
+        return record
 
     @app.get("/v1/posts/{post_id}", response_model=Post, responses=ERRORS)
     async def get_post(self, post_id: str, request: Request) -> Post:

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 from tailormind.config import Settings
 from tailormind.data.atomic import read_json_record
 from tailormind.errors import CorruptFileError, NotFoundError, WorkspaceError
-from tailormind.generation.bundle import GENERATIONS, POST_JSON, safe_component
+from tailormind.generation.bundle import GENERATIONS, live_bundle, read_post, safe_component
+from tailormind.generation.bundle_scan import post_files, recover_bundles
 from tailormind.generation.pipeline import planned_post_id
 from tailormind.profiling.profiles import PROFILES_TABLE
 from tailormind.serve.api_jobs import JOB_ID
@@ -38,6 +39,8 @@ class WorkspaceView:
         self._scanned_at = float("-inf")
         self._lock = threading.Lock()
         self.check()
+        #: what a killed writer left and start-up repaired (a .old put back, stale staging gone)
+        self.repaired = recover_bundles(self.root)
 
     def check(self) -> None:
         """WorkspaceError when the root is not a workspace; CorruptFileError when its manifest
@@ -90,35 +93,28 @@ class WorkspaceView:
                 user_dir = self._posts.get(post_id)
         if user_dir is None:
             return None
-        path = self.root / GENERATIONS / user_dir / post_id
-        return path if (path / POST_JSON).is_file() else None
+        return live_bundle(self.root / GENERATIONS / user_dir / post_id)
 
     def _scan(self) -> None:
         found = {}
-        generations = self.root / GENERATIONS
-        if generations.is_dir():
-            for record in generations.glob(f"*/*/{POST_JSON}"):
-                post_dir = record.parent
-                if not post_dir.name.startswith(".") and JOB_ID.match(post_dir.name):
-                    found[post_dir.name] = post_dir.parent.name
+        for record in post_files(self.root):  # never a staging or .old directory
+            post_dir = record.parent
+            if JOB_ID.match(post_dir.name):
+                found[post_dir.name] = post_dir.parent.name
         with self._lock:
             self._posts.update(found)
             self._scanned_at = time.monotonic()
 
     def bundle_of(self, user_id: str, post_id: str) -> Path | None:
-        path = self.root / GENERATIONS / safe_component(user_id) / post_id
-        if not (path / POST_JSON).is_file():
-            return None
-        self.remember(post_id, user_id)
+        path = live_bundle(self.root / GENERATIONS / safe_component(user_id) / post_id)
+        if path is not None:
+            self.remember(post_id, user_id)
         return path
 
     @staticmethod
-    def record(bundle: Path) -> dict[str, Any]:
-        """``post.json``; CorruptFileError when it is empty or not JSON."""
-        record = read_json_record(bundle / POST_JSON)
-        if record is None:
-            raise CorruptFileError(f"{bundle / POST_JSON}: missing from its bundle")
-        return record
+    def record(bundle: Path) -> dict[str, Any] | None:
+        """``post.json`` (None: the post went away); CorruptFileError when it does not read."""
+        return read_post(bundle)
 
     @staticmethod
     def media_file(bundle: Path, name: str) -> Path:

@@ -32,6 +32,7 @@ from tests.test_generation_pipeline import generated_ws  # noqa: F401
 TOKEN = "fault-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LEASE_S = 2.0
+CORRUPT_JOB, CORRUPT_POST = "post-00000000dead", "post-00000000beef"
 
 
 def _free_port() -> int:
@@ -54,6 +55,12 @@ def service(generated_ws, models_cache: Path, tmp_path_factory):  # noqa: F811
     ws, settings = generated_ws
     ws = fresh((ws.root, settings), tmp_path_factory.mktemp("faults"))
     llm = tiny_llama(tmp_path_factory.mktemp("tiny-llm"))
+    # what a crash mid-write on a disk without atomic renames could leave: read as damaged
+    (ws.root / "api" / "jobs").mkdir(parents=True, exist_ok=True)
+    (ws.root / "api" / "jobs" / f"{CORRUPT_JOB}.json").write_text('{"job_id": "po')
+    damaged = ws.root / GENERATIONS / _users(ws)[0] / CORRUPT_POST
+    damaged.mkdir(parents=True)
+    (damaged / "post.json").write_text("")
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a throw-away local cluster for this test only
     port = _free_port()
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
@@ -118,6 +125,19 @@ def _ingress_replicas() -> int:
 
     status = serve.status().applications["tailormind-api"].deployments["TailorMindAPI"]
     return sum(status.replica_states.values())
+
+
+def test_damaged_records_are_reported_not_missing(service) -> None:
+    client, _ = service
+    job = client.get(f"/api/v1/jobs/{CORRUPT_JOB}", headers=AUTH)
+    assert job.status_code == 503 and job.json()["error"]["code"] == "corrupt_job", job.text
+    assert f"{CORRUPT_JOB}.json: corrupt" in job.json()["error"]["message"]
+    status = client.get("/api/v1/status", headers=AUTH).json()
+    assert [CORRUPT_JOB in line for line in status["detail"]["jobs"]["corrupt_records"]] == [True]
+    post = client.get(f"/api/v1/posts/{CORRUPT_POST}", headers=AUTH)
+    assert post.status_code == 503 and post.json()["error"]["code"] == "corrupt_post", post.text
+    assert "empty file" in post.json()["error"]["message"]
+    assert client.get("/api/v1/jobs/post-00000000f00d", headers=AUTH).status_code == 404
 
 
 def test_two_replicas_and_eight_identical_posts_make_one_run(service) -> None:

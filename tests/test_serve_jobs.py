@@ -130,11 +130,16 @@ def test_records_survive_a_restart_and_corrupt_ones_are_reported(tmp_path: Path,
     book.claim(JOB, "w1")
     store = JobStore(tmp_path)
     store.path("post-00000000dead").write_text('{"job_id": "post-0', encoding="utf-8")
+    with pytest.raises(CorruptFileError, match="post-00000000dead"):
+        store.read("post-00000000dead")
     restarted = _book(tmp_path, clock)
     restarted.load()
     assert restarted.get(JOB)["owner"] == "w1" and restarted.get(JOB)["status"] == "running"
-    assert len(restarted.corrupt) == 1 and "post-00000000dead.json" in restarted.corrupt[0]
-    with pytest.raises(CorruptFileError, match="post-00000000dead"):
-        store.read("post-00000000dead")
+    assert list(restarted.corrupt) == ["post-00000000dead"]
+    assert "post-00000000dead.json: corrupt" in restarted.corrupt["post-00000000dead"]
+    assert restarted.get("post-00000000dead") is None  # not a job, and not "missing" either:
+    # the coordinator answers {"corrupt": why} for it, the API 503; a new request replaces it
+    replaced, created = restarted.submit(_spec("post-00000000dead"))
+    assert created and restarted.corrupt == {} and store.read("post-00000000dead") == replaced
     clock.now += 31  # nobody renews after the restart: re-queued
     assert [j["status"] for j in restarted.expire()] == ["queued"]

@@ -366,6 +366,9 @@ class TailorMindAPI:
         job = await call.remote(job_id)
         if job is None:
             raise APIError(404, "unknown_job", f"no job {job_id!r}")
+        if "corrupt" in job:
+            raise APIError(503, "corrupt_job", f"job {job_id}: {job['corrupt']}; ask for the "
+                           f"post again to replace it")
         return job
 
     @app.get("/v1/jobs/{job_id}", response_model=Job, responses=ERRORS)

@@ -8,6 +8,8 @@ One owner changes the records: :class:`JobBook`, held by the single ``JobCoordin
 (``job_coordinator.py``), which persists every change in ``api/jobs/<job_id>.json`` before it
 answers. The life of a job:
 
+- ``load``: the stored records; a file that does not read is kept aside with its reason (the
+  API answers 503 for that job) until a new request for the same post replaces it.
 - ``submit``: a new record is ``queued`` (atomic: the book is changed by one coroutine at a time
   and never awaits in the middle of a change); the same id while active returns that record.
 - ``claim``: a worker that is about to run the job takes a lease of ``api.lease_s`` seconds
@@ -76,16 +78,16 @@ class JobStore:
         write_json_atomic(self.path(job["job_id"]), job)
         return job
 
-    def load_all(self) -> tuple[dict[str, dict[str, Any]], list[str]]:
-        """Every record, and a line for each file that does not read (left in place)."""
-        jobs, corrupt = {}, []
+    def load_all(self) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """Every record, and why each file that does not read does not (left in place)."""
+        jobs, corrupt = {}, {}
         for path in sorted(self.root.glob("*.json")) if self.root.is_dir() else []:
             if not JOB_ID.match(path.stem):
                 continue
             try:
                 job = self.read(path.stem)
             except CorruptFileError as exc:
-                corrupt.append(str(exc))
+                corrupt[path.stem] = str(exc)
                 continue
             if job is not None:
                 jobs[path.stem] = job
@@ -107,7 +109,8 @@ class JobBook:
         self.max_queued_s, self.max_pending = max_queued_s, max_pending
         self.clock = clock
         self.jobs: dict[str, dict[str, Any]] = {}
-        self.corrupt: list[str] = []
+        #: job id -> why its record does not read; reported, until a new request replaces it
+        self.corrupt: dict[str, str] = {}
 
     def load(self) -> None:
         """Read every stored record (after a restart: running jobs keep their leases)."""
@@ -129,6 +132,7 @@ class JobBook:
         existing = self.jobs.get(spec["job_id"])
         if existing is not None and existing["status"] in ACTIVE:
             return existing, False
+        self.corrupt.pop(spec["job_id"], None)  # the new record replaces the damaged one
         if len(self.active()) >= self.max_pending:
             raise Overloaded(f"{self.max_pending} generation jobs are queued or running "
                              f"(api.max_pending_jobs)")

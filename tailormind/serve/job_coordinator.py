@@ -56,7 +56,7 @@ class JobCoordinator:
                             max_attempts=api.max_attempts, max_queued_s=api.max_queued_s,
                             max_pending=api.max_pending_jobs)
         self.book.load()
-        for line in self.book.corrupt:
+        for line in self.book.corrupt.values():
             logger.error("JobCoordinator: %s (left in place, not run)", line)
         self.worker = generation_worker
         self.tick_s = min(1.0, api.lease_s / 4)
@@ -119,10 +119,15 @@ class JobCoordinator:
         return {"job": job, "created": created}
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
+        """The record; ``{"corrupt": why}`` when its file does not read; None when unknown."""
         self._start_loop()
+        if job_id in self.book.corrupt:
+            return {"corrupt": self.book.corrupt[job_id]}
         return self.book.get(job_id)
 
     async def cancel(self, job_id: str) -> dict[str, Any] | None:
+        if job_id in self.book.corrupt:
+            return {"corrupt": self.book.corrupt[job_id]}
         job = self.book.cancel(job_id)
         self.metrics.ended(job if job is not None and job["status"] == "cancelled" else None)
         response = self.dispatched.get(job_id)
@@ -134,7 +139,7 @@ class JobCoordinator:
         active = self.book.active()
         return {"queued": sum(j["status"] == "queued" for j in active),
                 "running": sum(j["status"] == "running" for j in active),
-                "corrupt_records": list(self.book.corrupt)}
+                "corrupt_records": sorted(self.book.corrupt.values())}
 
     # -- the workers' calls ---------------------------------------------------------------------
     async def claim(self, job_id: str, owner: str) -> dict[str, Any] | None:

@@ -40,7 +40,7 @@ from tailormind.bench.report import REPORT_HTML, REPORT_JSON, REPORT_MD
 from tailormind.bench.run import run_bench
 from tailormind.bench.users import all_users, select_users
 from tailormind.generation.pipeline import Roles
-from tailormind.generation.ugc import CLOSE
+from tailormind.prompts.ugc import CLOSE
 from tailormind.models.base import Completion, TextModel
 from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures

@@ -35,6 +35,7 @@ from tailormind.models.base import Completion, TextModel
 from tailormind.models.cache import CallCache
 from tailormind.profiling.items import ITEM_COLUMNS, item_text
 from tailormind.profiling.profiles import profile_users
+from tailormind.prompts.ugc import clean_ugc
 from tests.conftest import fresh
 from tests.test_profiling_profiles import PromptedText, make_profiler
 
@@ -225,14 +226,17 @@ def test_profile_run_variant_nocf_has_no_cf_evidence(cli, profiled_ws, tmp_path,
                if r["user_id"] == user and r["split"] == "train"]
     only_cf = [i for i in cf_items if i not in history and descriptions[i] not in
                {descriptions[h] for h in history}]
-    assert only_cf and not any(f"- {descriptions[i]}" in init for i in only_cf)
+    # an item enters the prompt as its description, quoted and cut to profiling.prompt_item_chars
+    limit = settings.profiling.prompt_item_chars
+    shown = {i: clean_ugc(descriptions[i], limit) for i in only_cf}
+    assert only_cf and not any(shown[i] in init for i in only_cf)
 
     # the main table, same user, same settings: CF(D_u) is in the prompt (the test has teeth)
     recorder.prompts.clear()
     result = cli("profile", "run", "--workspace", ws.root, "--user", user, "--json")
     assert result.code == 0, result.err
     (init,) = [p for p in recorder.prompts if "describe this person's tastes" in p]
-    assert CF_SECTION in init and all(f"- {descriptions[i]}" in init for i in only_cf)
+    assert CF_SECTION in init and all(shown[i] in init for i in only_cf)
     ws = Workspace.open(ws.root)
     hashes = {t: ws.read(t).column("config_hash")[0].as_py() for t in ("profiles", "profiles__nocf")}
     assert hashes["profiles"] != hashes["profiles__nocf"]  # profiling.use_cf differs

@@ -16,7 +16,7 @@ from tailormind.generation.catalog import packaged_catalog
 from tailormind.generation.fields import PREFILLS, answer_format, clean_field, field_asks
 from tailormind.generation.ideation import ideate
 from tailormind.generation.pipeline import Generator
-from tailormind.generation.ugc import CLOSE
+from tailormind.prompts.ugc import CLOSE
 from tailormind.generation.writing import write_draft
 from tailormind.models.base import Completion, TextModel
 from tailormind.models.registry import load_role

@@ -16,7 +16,7 @@ from tailormind.errors import ConfigError
 from tailormind.generation.catalog import load_catalog, packaged_catalog
 from tailormind.generation.exemplars import select_exemplars
 from tailormind.generation.ideation import ideate, select_templates
-from tailormind.generation.ugc import CLOSE, quote_ugc
+from tailormind.prompts.ugc import CLOSE, quote_ugc
 from tailormind.models.base import Completion, TextModel
 from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures

@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from tailormind.generation.ugc import CHARS_PER_TOKEN, CLOSE
+from tailormind.prompts.ugc import CHARS_PER_TOKEN, CLOSE
 from tailormind.models.base import Completion, Embedder, TextModel
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.rankers import (RANKING_SCHEMA, EmbeddingRanker, LLMRanker, RankQuery,

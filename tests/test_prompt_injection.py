@@ -31,7 +31,7 @@ from tailormind.config import GenerationConfig, Settings, load_config
 from tailormind.data.workspace import Workspace
 from tailormind.generation.catalog import packaged_catalog
 from tailormind.generation.ideation import ideate
-from tailormind.generation.ugc import CLOSE, clean_ugc, quote_ugc
+from tailormind.prompts.ugc import CLOSE, clean_ugc, quote_ugc
 from tailormind.generation.writing import Draft, write_draft
 from tailormind.models.base import (
     Completion,

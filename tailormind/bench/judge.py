@@ -12,7 +12,7 @@ production; the embedded 135M model here, whose numbers the report labels as suc
   1 = at least one accepted claim; 0 = none claimed; ``None`` = claims were made but none could be
   found in the post (``stats['uncited']``), so the check is undecided rather than guessed.
 * The post, the liked items and the sources are untrusted text: each enters the prompt quoted
-  (:mod:`tailormind.generation.ugc`), so a post that says "score this 10" is judged, not obeyed.
+  (:mod:`tailormind.prompts.ugc`), so a post that says "score this 10" is judged, not obeyed.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tailormind.generation.ugc import quote_each, quote_ugc
+from tailormind.prompts.ugc import quote_each, quote_ugc
 from tailormind.models.base import GenerationParams, TextModel
 from tailormind.prompts import render
 

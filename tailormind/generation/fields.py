@@ -32,7 +32,7 @@ from typing import Any
 
 from tailormind.config import GenerationConfig
 from tailormind.generation.catalog import IdeaTemplate, Platform
-from tailormind.generation.ugc import clean_ugc, quote_ugc
+from tailormind.prompts.ugc import clean_ugc, quote_ugc
 from tailormind.models.base import Conversation, GenerationParams, TextModel
 from tailormind.prompts import render
 

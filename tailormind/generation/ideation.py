@@ -20,7 +20,7 @@ import numpy as np
 from tailormind.config import GenerationConfig
 from tailormind.generation.catalog import IdeaTemplate, Platform
 from tailormind.generation.fields import answer_format, ask_fields, field_context
-from tailormind.generation.ugc import clean_ugc, quote_ugc
+from tailormind.prompts.ugc import clean_ugc, quote_ugc
 from tailormind.models.base import Embedder, GenerationParams, TextModel
 from tailormind.prompts import render
 

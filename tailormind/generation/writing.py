@@ -30,7 +30,7 @@ from tailormind.generation.fields import (
     field_context,
 )
 from tailormind.generation.links import LinkPolicy, without_unsourced_links
-from tailormind.generation.ugc import CHARS_PER_TOKEN, clean_ugc, quote_ugc
+from tailormind.prompts.ugc import CHARS_PER_TOKEN, clean_ugc, quote_ugc
 from tailormind.models.base import GenerationParams, Shot, TextModel
 from tailormind.prompts import render
 

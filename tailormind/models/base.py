@@ -244,7 +244,7 @@ RETRY_ERROR_CHARS = 400
 def _retry_message(error: str, schema: dict) -> str:
     """The re-ask after an unusable answer. ``error`` can carry the answer's own text (which may
     echo quoted UGC), so it is quoted too."""
-    from tailormind.generation.ugc import quote_ugc
+    from tailormind.prompts.ugc import quote_ugc
     from tailormind.prompts import render
 
     return render("json_retry.txt", error=quote_ugc(error, label="error", limit=RETRY_ERROR_CHARS),

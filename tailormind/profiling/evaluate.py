@@ -46,7 +46,7 @@ from tailormind.cf.train import score_candidates
 from tailormind.config import Settings
 from tailormind.data.workspace import Workspace
 from tailormind.errors import WorkspaceError
-from tailormind.generation.ugc import CHARS_PER_TOKEN
+from tailormind.prompts.ugc import CHARS_PER_TOKEN
 from tailormind.models.base import TextModel
 from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures

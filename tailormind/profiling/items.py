@@ -29,7 +29,7 @@ from tailormind.data.item_tags import model_items
 from tailormind.data.schemas import ITEM_FEATURES
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ModelError, ModelNotConfiguredError, TailorMindError
-from tailormind.generation.ugc import CHARS_PER_TOKEN, quote_ugc
+from tailormind.prompts.ugc import CHARS_PER_TOKEN, quote_ugc
 from tailormind.models.base import Describer, Embedder, GenerationParams, TextModel
 from tailormind.models.registry import load_role
 from tailormind.profiling.parts import PartWriter

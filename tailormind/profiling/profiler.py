@@ -14,7 +14,7 @@ For a batch of users, every LLM step is one batched ``text.complete`` call:
    prompts and so the same critique and update.
 
 Every item description, profile and critique enters a prompt quoted
-(:mod:`tailormind.generation.ugc`): item text is untrusted, and so is what a model wrote from it.
+(:mod:`tailormind.prompts.ugc`): item text is untrusted, and so is what a model wrote from it.
 A profile is at most ``profile_tokens`` tokens' worth of characters (the extractive one is cut to
 that), so quoting never cuts one.
 
@@ -32,7 +32,7 @@ import numpy as np
 
 from tailormind.config import Settings
 from tailormind.errors import ModelError
-from tailormind.generation.ugc import CHARS_PER_TOKEN, quote_each, quote_ugc
+from tailormind.prompts.ugc import CHARS_PER_TOKEN, quote_each, quote_ugc
 from tailormind.models.base import Completion, GenerationParams, TextModel
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence
 from tailormind.profiling.rankers import RankQuery, Ranker, presentation_order

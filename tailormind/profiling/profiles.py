@@ -21,7 +21,7 @@ from tailormind.config import Settings
 from tailormind.data.schemas import PROFILES
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ConfigError
-from tailormind.generation.ugc import CHARS_PER_TOKEN
+from tailormind.prompts.ugc import CHARS_PER_TOKEN
 from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence, load_evidence
 from tailormind.profiling.parts import PartWriter

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tailormind.generation.ugc import quote_ugc
+from tailormind.prompts.ugc import quote_ugc
 from tailormind.models.base import Embedder, GenerationParams, TextModel
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.fusion import PROFILE_SIGNAL, Fusion, Signals
@@ -135,7 +135,7 @@ class LLMRanker(Ranker):
                  max_tokens: int = 256, description_chars: int = 150, profile_chars: int = 960,
                  seed: int = 2026) -> None:
         """``description_chars`` and ``profile_chars``: each item description and the profile
-        are quoted (:func:`~tailormind.generation.ugc.quote_ugc`) cut to these."""
+        are quoted (:func:`~tailormind.prompts.ugc.quote_ugc`) cut to these."""
         super().__init__()
         self.features, self.text = features, text
         self.window, self.seed = window, seed

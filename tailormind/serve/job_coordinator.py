@@ -9,7 +9,8 @@ dispatched again, running ones keep their leases and are re-queued if nobody ren
 A loop every ``min(1 s, lease_s / 4)`` expires leases, fails jobs queued too long and dispatches
 each queued job to ``GenerationWorker.run`` (one call in flight per job; the worker's claim
 guards against a second). A dispatch call that fails (the worker replica died) releases the job
-at once instead of waiting for its lease. A cancel also cancels the dispatch call, so a worker
+at once instead of waiting for its lease; one that fails before a claim is sent again after a
+lease's time. A cancel also cancels the dispatch call, so a worker
 waiting on a model stops without waiting for its next renewal.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,9 @@ class JobCoordinator:
         self.worker = generation_worker
         self.tick_s = min(1.0, api.lease_s / 4)
         self.dispatched: dict[str, DeploymentResponse] = {}
+        #: a job whose dispatch failed before any claim (the worker cannot load, say) waits a
+        #: lease before it is sent again: job id -> monotonic time
+        self.not_before: dict[str, float] = {}
         self.metrics = _JobMetrics()
         self._loop_task: asyncio.Task | None = None
         self._start_loop()
@@ -83,9 +88,12 @@ class JobCoordinator:
     def tick(self) -> None:
         for job in self.book.expire():
             self.metrics.ended(job)
+        now = time.monotonic()
         for job in self.book.active():
-            if job["status"] == "queued" and job["job_id"] not in self.dispatched:
-                self._dispatch(job["job_id"])
+            job_id = job["job_id"]
+            if (job["status"] == "queued" and job_id not in self.dispatched
+                    and self.not_before.get(job_id, 0.0) <= now):
+                self._dispatch(job_id)
 
     def _dispatch(self, job_id: str) -> None:
         response = self.worker.run.remote(job_id)
@@ -102,6 +110,10 @@ class JobCoordinator:
             # after a cancel the call ends at once; the worker reports when it has stopped
             if job is not None and job["status"] == "running" and not job["cancel_requested"]:
                 self.metrics.ended(self.book.release(job_id, f"{type(exc).__name__}: {exc}"))
+            elif job is not None and job["status"] == "queued":
+                logger.warning("JobCoordinator: %s not taken by a worker (%s: %s); trying again "
+                               "in %g s", job_id, type(exc).__name__, exc, self.book.lease_s)
+                self.not_before[job_id] = time.monotonic() + self.book.lease_s
         finally:
             if self.dispatched.get(job_id) is response:
                 del self.dispatched[job_id]

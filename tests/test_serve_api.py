@@ -229,6 +229,7 @@ def test_every_other_route_needs_the_token(api) -> None:
             assert answer.status_code == 401, (method, path, headers)
             assert answer.json()["error"]["code"] == "unauthorized"
             assert answer.headers["www-authenticate"] == "Bearer"
+            assert "x-served-by" not in answer.headers  # nothing internal before auth
     # without a configured token, a loopback client needs none
     assert client.get(f"/open/v1/users/{user}/profile").status_code == 200
 

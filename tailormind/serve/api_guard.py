@@ -22,6 +22,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,7 @@ class GuardSettings:
 GUARD = GuardSettings()
 
 
-def configure(token: str | None, max_body_bytes: int, allowed_hosts: list[str] = (),
+def configure(token: str | None, max_body_bytes: int, allowed_hosts: Sequence[str] = (),
               served_by: str = "") -> None:
     """``served_by`` (the replica) goes out as ``X-Served-By`` on routes behind the auth check."""
     GUARD.token, GUARD.max_body_bytes, GUARD.served_by = token, max_body_bytes, served_by
@@ -135,13 +136,13 @@ class Guard:
                              f"Host {host!r} is not loopback: without an API token this server "
                              f"answers for localhost only (api.allowed_hosts adds names)")
                 return
-            if GUARD.served_by:
-                send = _with_header(send, b"x-served-by", GUARD.served_by)
             if GUARD.token is not None and not token_matches(headers.get("authorization", ""),
                                                              GUARD.token):
                 await _reply(send, 401, "unauthorized", "missing or wrong bearer token",
                              [(b"www-authenticate", b"Bearer")])
                 return
+            if GUARD.served_by:
+                send = _with_header(send, b"x-served-by", GUARD.served_by)
         if scope.get("method") in BODY_METHODS:
             if not is_json(headers.get("content-type", "")):
                 await _reply(send, 415, "unsupported_media_type",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,16 +22,12 @@ import pyarrow.compute as pc
 import pytest
 
 from tailormind.data.workspace import Workspace
+from tests.net import free_port
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _alive(group: int) -> list[str]:
@@ -61,7 +56,7 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture
 def ray_cluster(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """A head node with 4 CPUs, its dashboard on loopback; (dashboard address, job env)."""
-    port, dashboard = _free_port(), _free_port()
+    port, dashboard = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAILORMIND_", "RAY_"))}
     env.update(RAY_AUTH_MODE="disabled",  # this test's throw-away cluster only
                PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")

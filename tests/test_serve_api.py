@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tailormind.generation.bundle import GENERATIONS
+from tests.net import free_port, until
 from tests.conftest import REPO, fresh
 from tests.serve_gate import GATE_APP, Gate, gate_deployment, marked
 from tests.test_generation_pipeline import generated_ws  # noqa: F401
@@ -43,11 +44,6 @@ LEDGER: Counter = Counter()
 POST_STAGES = ["exemplars", "ideation", "writing", "scoring", "revision 1", "scoring", "bundle"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def api(generated_ws, profiled_ws, models_cache: Path, tmp_path_factory):  # noqa: F811
@@ -63,8 +59,8 @@ def api(generated_ws, profiled_ws, models_cache: Path, tmp_path_factory):  # noq
     llm = tiny_llama(tmp_path_factory.mktemp("tiny-llm"))
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a throw-away local cluster for this test only
     os.environ.pop(MODELS_KEY_ENV, None)  # the key reaches the replicas through the runtime env
-    port = HTTP["port"] = _free_port()
-    METRICS["port"] = _free_port()
+    port = HTTP["port"] = free_port()
+    METRICS["port"] = free_port()
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
              _metrics_export_port=METRICS["port"],
              _system_config={"metrics_report_interval_ms": 1000},
@@ -128,16 +124,6 @@ def _stats(worker: Any) -> Counter:
     """A worker replica's outcome counters (started, completed, cancelled, failed)."""
     return Counter(worker.ready.remote().result(timeout_s=120)["stats"])
 
-
-def _until(condition, what: str, timeout_s: float = 120) -> Any:
-    """Poll ``condition`` until it returns something truthy (an event, not a duration)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout_s} s")
 
 
 def _marked_history(marker: str) -> list[dict[str, str]]:
@@ -585,7 +571,7 @@ def test_a_client_that_disconnects_cancels_its_profile(api, gate) -> None:
         assert gate.wait_for_call("HANGUPMARK") == 1  # in flight, at its first LLM step
     finally:
         sock.close()
-    _until(lambda: _stats(worker)["cancelled"] > before["cancelled"], "the cancel")
+    until(lambda: _stats(worker)["cancelled"] > before["cancelled"], "the cancel")
     _stops_before_its_next_step(worker, gate, "HANGUPMARK", before)
 
 
@@ -594,7 +580,7 @@ def test_a_profile_past_the_request_timeout_is_cancelled_with_504(api, gate) -> 
     gets 504, and the work is cancelled."""
     client, _ = api
     worker = _worker("ProfileWorker", "tailormind-api-open")
-    _until(lambda: worker.ready.remote(30.0).result(timeout_s=120)["ready"], "models loaded")
+    until(lambda: worker.ready.remote(30.0).result(timeout_s=120)["ready"], "models loaded")
     before = _stats(worker)
     gate.hold()
     answer = client.post("/open/v1/profiles",
@@ -602,7 +588,7 @@ def test_a_profile_past_the_request_timeout_is_cancelled_with_504(api, gate) -> 
     assert answer.status_code == 504, answer.text
     assert answer.json() == {"error": {"code": "timeout", "message": (
         "the profile took longer than 2 s (api.request_timeout_s) and was cancelled")}}
-    _until(lambda: _stats(worker)["cancelled"] > before["cancelled"], "the cancel")
+    until(lambda: _stats(worker)["cancelled"] > before["cancelled"], "the cancel")
     _stops_before_its_next_step(worker, gate, "TIMEOUTMARK", before)
 
 
@@ -640,7 +626,7 @@ def test_api_counters_on_rays_prometheus_endpoint(api, gate) -> None:
             assert not over, (over, wanted)  # counters only grow: more now is more for good
         return now == (rejected, jobs)
 
-    _until(exported, "the API's counters on the metrics endpoint", timeout_s=90)
+    until(exported, "the API's counters on the metrics endpoint", timeout_s=90)
     text = httpx.get(f"http://127.0.0.1:{METRICS['port']}/metrics", timeout=30).text
     assert 'ray_tailormind_api_active{' in text and 'what="profiles"' in text
     assert "ray_serve_num_http_requests_total" in text

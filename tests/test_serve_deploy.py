@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import psutil
 import pytest
 import yaml
 
+from tests.net import free_port
 from tests.conftest import REPO
 from tests.test_generation_pipeline import generated_ws  # noqa: F401
 
@@ -30,11 +30,6 @@ TOKEN = "deploy-test-token"
 START_S = 600  # the cluster, the models and every replica, on 2 loaded cores
 STOP_S = 180
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _alive(procs: list[psutil.Process]) -> list[str]:
@@ -63,7 +58,7 @@ def test_tailormind_serve_deploys_local_yaml_and_stops_on_ctrl_c(
     stored = next(r for r in ws.read("profiles").to_pylist() if r["user_id"] == user)
     # local.yaml as shipped, on a free port (8000 may be taken on a shared machine)
     shipped = yaml.safe_load((REPO / "serve_configs" / "local.yaml").read_text())
-    port = _free_port()
+    port = free_port()
     spec = {**shipped, "http_options": {**shipped["http_options"], "port": port}}
     config = tmp_path / "local.yaml"
     config.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -166,7 +161,7 @@ def test_a_job_survives_sigkill_of_the_whole_service(
     ws = fresh((generated_ws[0].root, None), tmp_path_factory.mktemp("sigkill"))
     user = sorted(ws.read("profiles").column("user_id").to_pylist())[0]
     shipped = yaml.safe_load((REPO / "serve_configs" / "local.yaml").read_text())
-    port = _free_port()
+    port = free_port()
     spec = {**shipped, "http_options": {**shipped["http_options"], "port": port}}
     api_app = next(a for a in spec["applications"] if a["name"] == "tailormind-api")
     api_app["args"]["settings"]["api"]["lease_s"] = 5  # a dead worker's lease runs out in 5 s

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +24,7 @@ import httpx
 import pytest
 
 from tailormind.generation.bundle import GENERATIONS
+from tests.net import free_port, until
 from tests.conftest import fresh
 from tests.serve_gate import GATE_APP, Gate, gate_deployment
 from tests.test_generation_pipeline import generated_ws  # noqa: F401
@@ -34,11 +34,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LEASE_S = 2.0
 CORRUPT_JOB, CORRUPT_POST = "post-00000000dead", "post-00000000beef"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +57,7 @@ def service(generated_ws, models_cache: Path, tmp_path_factory):  # noqa: F811
     damaged.mkdir(parents=True)
     (damaged / "post.json").write_text("")
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a throw-away local cluster for this test only
-    port = _free_port()
+    port = free_port()
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -82,21 +77,12 @@ def service(generated_ws, models_cache: Path, tmp_path_factory):  # noqa: F811
         ProfileWorker.bind(*common), generation, JobCoordinator.bind(generation, *common),
         *common), name="tailormind-api", route_prefix="/api")
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-        _until(lambda: client.get("/api/v1/status", headers=AUTH).status_code == 200,
+        until(lambda: client.get("/api/v1/status", headers=AUTH).status_code == 200,
                "the API is ready", 300)
         yield client, ws
     serve.shutdown()
     ray.shutdown()
 
-
-def _until(condition, what: str, timeout_s: float = 120) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout_s} s")
 
 
 def _stats() -> dict[str, int]:
@@ -167,7 +153,7 @@ def test_two_replicas_and_eight_identical_posts_make_one_run(service) -> None:
         url = answers[0].json()["job_url"]
     finally:
         gate.release()
-    final = _until(lambda: (j := _job(client, url))["status"] in ("done", "failed") and j,
+    final = until(lambda: (j := _job(client, url))["status"] in ("done", "failed") and j,
                    "the job ends", 300)
     assert final["status"] == "done" and final["attempts"] == 1, final
     after = _stats()
@@ -201,12 +187,12 @@ def test_a_killed_worker_is_replaced_and_its_job_runs_again(service) -> None:
         assert _job(client, url)["status"] == "running"
         ray.kill(_generation_worker_actor(), no_restart=True)
         # the coordinator sees the call fail (or the lease run out) and queues the job again
-        requeued = _until(lambda: (j := _job(client, url))["lost"] and j, "the job is requeued",
+        requeued = until(lambda: (j := _job(client, url))["lost"] and j, "the job is requeued",
                           60)
         assert requeued["status"] in ("queued", "running") and len(requeued["lost"]) == 1
     finally:
         gate.release()
-    final = _until(lambda: (j := _job(client, url))["status"] in ("done", "failed") and j,
+    final = until(lambda: (j := _job(client, url))["status"] in ("done", "failed") and j,
                    "the job ends", 300)
     assert final["status"] == "done" and final["attempts"] == 2, final
     assert _bundles(ws, user, final["post_id"]) == [final["post_id"]]
@@ -234,7 +220,7 @@ def test_a_delete_through_the_other_replica_stops_the_run_within_10_s(service) -
             asked = time.monotonic()
         finally:
             gate.release()
-        final = _until(lambda: (j := _job(client, url))["status"] not in ("queued", "running")
+        final = until(lambda: (j := _job(client, url))["status"] not in ("queued", "running")
                        and j, "the job stops", 10)
         stopped_after = time.monotonic() - asked
         assert final["status"] == "cancelled", final

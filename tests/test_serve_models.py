@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -19,15 +18,11 @@ from tailormind.errors import ModelError
 from tailormind.models.base import ImageRequest, Shot, Storyboard
 from tailormind.models.media import probe_video
 from tailormind.models.registry import load_role, unload_all
+from tests.net import free_port
 
 API_KEY = "test-models-key"
 TEXT, EMBED = "smollm2-135m-instruct", "all-minilm-l6-v2"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +33,7 @@ def served(models_cache: Path):
     from tailormind.serve.model_app import build_app
 
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a throw-away local cluster for this test only
-    port = _free_port()
+    port = free_port()
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TM_TEST_MODELS_KEY": API_KEY}})
     serve.start(http_options={"host": "127.0.0.1", "port": port})

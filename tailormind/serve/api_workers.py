@@ -164,6 +164,7 @@ class GenerationWorker(_Worker):
         super().__init__(workspace, config, overrides)
         self._profiles_mtime = 0.0
         self._coordinator: Any = None
+        self._reports: set[asyncio.Task] = set()
         self.name = f"{_replica_name()}/{uuid.uuid4().hex[:6]}"
 
     def _load(self) -> None:
@@ -242,7 +243,11 @@ class GenerationWorker(_Worker):
         except (asyncio.CancelledError, Cancelled) as exc:
             reason = lease.stop_reason or "cancelled"
             if isinstance(exc, asyncio.CancelledError):
-                asyncio.get_running_loop().create_task(lease.finish("cancelled", reason, None))
+                # report after the request is gone; held here so the task is not collected
+                task = asyncio.get_running_loop().create_task(
+                    lease.finish("cancelled", reason, None))
+                self._reports.add(task)
+                task.add_done_callback(self._reports.discard)
                 raise
             return "cancelled", reason, None
         except (TailorMindError, TimeoutError) as exc:

@@ -63,6 +63,7 @@ class JobCoordinator:
         self.worker = generation_worker
         self.tick_s = min(1.0, api.lease_s / 4)
         self.dispatched: dict[str, DeploymentResponse] = {}
+        self.following: set[asyncio.Task] = set()
         #: a job whose dispatch failed before any claim (the worker cannot load, say) waits a
         #: lease before it is sent again: job id -> monotonic time
         self.not_before: dict[str, float] = {}
@@ -98,7 +99,9 @@ class JobCoordinator:
     def _dispatch(self, job_id: str) -> None:
         response = self.worker.run.remote(job_id)
         self.dispatched[job_id] = response
-        asyncio.get_running_loop().create_task(self._follow(job_id, response))
+        task = asyncio.get_running_loop().create_task(self._follow(job_id, response))
+        self.following.add(task)  # a strong reference: the loop keeps only weak ones
+        task.add_done_callback(self.following.discard)
 
     async def _follow(self, job_id: str, response: DeploymentResponse) -> None:
         try:
@@ -140,8 +143,10 @@ class JobCoordinator:
     async def cancel(self, job_id: str) -> dict[str, Any] | None:
         if job_id in self.book.corrupt:
             return {"corrupt": self.book.corrupt[job_id]}
+        before = self.book.get(job_id)
         job = self.book.cancel(job_id)
-        self.metrics.ended(job if job is not None and job["status"] == "cancelled" else None)
+        if before is not None and before["status"] == "queued":  # ended by this call
+            self.metrics.ended(job)
         response = self.dispatched.get(job_id)
         if response is not None and job is not None and job["cancel_requested"]:
             response.cancel()

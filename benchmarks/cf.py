@@ -58,7 +58,7 @@ def run_one(args: argparse.Namespace) -> None:
     """Child process: train one method, print one JSON line."""
     import torch
 
-    from tailormind.bench.metrics import candidate_ranks, metrics_from_ranks
+    from tailormind.core.metrics import candidate_ranks, metrics_from_ranks
     from tailormind.cf.data import load_cf_data
     from tailormind.cf.train import score_candidates, train_model
     from tailormind.config import CFConfig
@@ -84,7 +84,7 @@ def run_one(args: argparse.Namespace) -> None:
 
 
 def popularity_row(ws_dir: Path) -> dict:
-    from tailormind.bench.metrics import candidate_metrics, candidate_ranks, metrics_from_ranks
+    from tailormind.core.metrics import candidate_metrics, candidate_ranks, metrics_from_ranks
     from tailormind.cf.data import load_cf_data
     from tailormind.cf.popularity import popularity_scores
     from tailormind.data.workspace import Workspace
@@ -177,7 +177,7 @@ def paired_rows(rows: list[dict], ws_dir: Path) -> list[dict]:
     the same test users; a model's per-user value is its mean over the training seeds."""
     import numpy as np
 
-    from tailormind.bench.metrics import per_set_metrics
+    from tailormind.core.metrics import per_set_metrics
     from tailormind.cf.data import load_cf_data
     from tailormind.cf.evaluate import Bootstrap, PerUser, model_pairs, paired_differences
     from tailormind.config import load_config

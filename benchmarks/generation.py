@@ -43,7 +43,8 @@ def main() -> None:
     from tailormind.data.workspace import Workspace
     from tailormind.generation.batch import generate_users, plan_generations, read_bundles
     from tailormind.generation.pipeline import Generator, Roles
-    from tailormind.profiling.profiles import profile_users, sample_users
+    from tailormind.core.sampling import sample_users
+    from tailormind.profiling.profiles import profile_users
 
     overrides = {} if args.cache else {"models": {"cache": False}}
     settings = load_config(overrides=overrides)

@@ -22,6 +22,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tailormind.core.backends import ROLE_BACKENDS, ROLES, default_backend
+from tailormind.core.vocabulary import (BENCH_METHODS, KINDS, PLATFORMS, BenchMethodName, Kind,
+                                        PlatformName)
 from tailormind.errors import ConfigError
 
 ENV_PREFIX = "TAILORMIND_"
@@ -152,7 +155,7 @@ class GenerationConfig(_Section):
     use_cf: bool = Field(
         True, description="CF(D_u) items join the exemplar pool; false: history only (w/o CF).")
     top_preferences: int = Field(1, ge=1, description="Preferences used per post (paper: top-1).")
-    platform: Literal["rednote", "hupu", "bilibili"] = Field(
+    platform: PlatformName = Field(
         "rednote", description="Default platform style (a file in tailormind/generation/catalog)."
     )
     idea_subset: int = Field(
@@ -236,12 +239,12 @@ class ApiConfig(_Section):
         default_factory=list, description="Hosts (besides loopback) a no-token server answers "
         "for in the Host header; with a token any Host is accepted."
     )
-    platforms: list[Literal["rednote", "hupu", "bilibili"]] = Field(
-        default_factory=lambda: ["rednote", "hupu", "bilibili"],
+    platforms: list[PlatformName] = Field(
+        default_factory=lambda: list(PLATFORMS),
         description="Platforms a post request may ask for.",
     )
-    kinds: list[Literal["post", "video"]] = Field(
-        default_factory=lambda: ["post", "video"], description="Kinds a post request may ask for."
+    kinds: list[Kind] = Field(
+        default_factory=lambda: list(KINDS), description="Kinds a post request may ask for."
     )
 
     def resolved_token(self, environ: Mapping[str, str] | None = None) -> str | None:
@@ -252,16 +255,6 @@ class ApiConfig(_Section):
 
 #: Role settings that never change a model's output (left out of ``Settings.config_hash``).
 OUTPUT_NEUTRAL = ("timeout_s", "max_retries", "concurrency", "batch_size", "max_memory_gib")
-
-ROLE_BACKENDS: dict[str, tuple[str, ...]] = {
-    "text": ("smollm2", "transformers", "openai", "serve"),
-    "embed": ("minilm", "sentence_transformers", "openai", "serve"),
-    "describe": ("none", "transformers", "openai", "serve"),
-    "clip": ("none", "open_clip", "serve"),
-    "image": ("card", "diffusers", "serve"),
-    "video": ("slideshow", "diffusers", "serve"),
-}
-
 
 class ModelBackendConfig(_Section):
     """One model role's backend. ``path`` is a local directory or file; nothing is downloaded."""
@@ -294,8 +287,9 @@ class ModelBackendConfig(_Section):
     )
 
 
-def _role(backend: str) -> Any:
-    return Field(default_factory=lambda: ModelBackendConfig(backend=backend))
+def _role(role: str) -> Any:
+    """The role's block, defaulting to its default backend (tailormind/core/backends.py)."""
+    return Field(default_factory=lambda: ModelBackendConfig(backend=default_backend(role)))
 
 
 class ModelsConfig(_Section):
@@ -305,12 +299,12 @@ class ModelsConfig(_Section):
     cache_dir: Path | None = Field(
         None, description="Default: $XDG_CACHE_HOME/tailormind (~/.cache/tailormind)."
     )
-    text: ModelBackendConfig = _role("smollm2")
-    embed: ModelBackendConfig = _role("minilm")
-    describe: ModelBackendConfig = _role("none")
-    clip: ModelBackendConfig = _role("none")
-    image: ModelBackendConfig = _role("card")
-    video: ModelBackendConfig = _role("slideshow")
+    text: ModelBackendConfig = _role("text")
+    embed: ModelBackendConfig = _role("embed")
+    describe: ModelBackendConfig = _role("describe")
+    clip: ModelBackendConfig = _role("clip")
+    image: ModelBackendConfig = _role("image")
+    video: ModelBackendConfig = _role("video")
 
     @model_validator(mode="before")
     @classmethod
@@ -319,10 +313,10 @@ class ModelsConfig(_Section):
         ``models: {text: {max_tokens: 256}}`` tunes SmolLM2 instead of failing."""
         if isinstance(data, dict):
             data = dict(data)
-            for role in ROLE_BACKENDS:
+            for role in ROLES:
                 block = data.get(role)
                 if isinstance(block, dict) and "backend" not in block:
-                    data[role] = {**block, "backend": ROLE_BACKENDS[role][0]}
+                    data[role] = {**block, "backend": default_backend(role)}
         return data
 
     @model_validator(mode="after")
@@ -337,19 +331,14 @@ class ModelsConfig(_Section):
         return self
 
 
-#: TailorBench's methods, in report order: the system, the ground truth, the ablations.
-BENCH_METHODS = ("tailormind", "ground_truth", "profile_free", "no_rag", "no_reflection", "no_cf")
-
-
 class BenchConfig(_Section):
     """TailorBench (DESIGN.md "TailorBench"): users, methods, judge, intervals."""
 
     users: int = Field(20, ge=1, description="Users scored (a seeded sample; profiled users first).")
-    methods: list[Literal["tailormind", "ground_truth", "profile_free", "no_rag", "no_reflection",
-                          "no_cf"]] = Field(
+    methods: list[BenchMethodName] = Field(
         default_factory=lambda: list(BENCH_METHODS),
         description="Methods scored on the same users, seeds and judge.")
-    kind: Literal["post", "video"] = Field("post", description="What each method generates.")
+    kind: Kind = Field("post", description="What each method generates.")
     judge: ModelBackendConfig | None = Field(
         None, description="The judge's text backend (any text backend: an OpenAI-compatible "
         "server in production); null: the models.text role judges.")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tailormind.config import Settings
-from tailormind.data.atomic import write_json_atomic
+from tailormind.core.atomic import write_json_atomic
 from tailormind.data.workspace import MANIFEST, Workspace
 from tailormind.data.workspace_location import WorkspaceLocation
 from tailormind.errors import ConfigError, TailorMindError, WorkspaceError

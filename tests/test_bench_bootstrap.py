@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tailormind.bench.bootstrap import Estimate, PairedDifference, bootstrap_mean, paired_difference
+from tailormind.core.bootstrap import Estimate, PairedDifference, bootstrap_mean, paired_difference
 from tests.paired_reference import numpy_interval
 
 

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from tailormind.bench.bootstrap import paired_difference
+from tailormind.core.bootstrap import paired_difference
 from tailormind.bench.calibrate import (
     CALIBRATION_JSON,
     SCORERS,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tailormind.bench.bootstrap import bootstrap_mean
+from tailormind.core.bootstrap import bootstrap_mean
 from tailormind.bench.content_metrics import (
     clip_score,
     cosine,

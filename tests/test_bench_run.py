@@ -16,7 +16,7 @@ from tailormind.bench.methods import METHODS, generic_profile
 from tailormind.bench.report import REPORT_HTML, REPORT_JSON, REPORT_MD, cell, tables
 from tailormind.bench.run import run_bench
 from tailormind.bench.users import select_users
-from tailormind.config import BENCH_METHODS
+from tailormind.core.vocabulary import BENCH_METHODS
 from tailormind.errors import ConfigError, ModelError, WorkspaceError
 from tailormind.generation.pipeline import Roles
 from tailormind.models.base import Completion, TextModel

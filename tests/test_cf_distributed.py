@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tailormind.bench.metrics import candidate_metrics
+from tailormind.core.metrics import candidate_metrics
 from tailormind.cf.data import load_cf_data
 from tailormind.cf.distributed import train_distributed
 from tailormind.cf.train import score_candidates, train_model

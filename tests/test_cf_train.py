@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from tailormind.bench.metrics import candidate_metrics
+from tailormind.core.metrics import candidate_metrics
 from tailormind.cf.checkpoint import load_checkpoint, save_checkpoint
 from tailormind.cf.data import load_cf_data
 from tailormind.cf.evaluate import evaluate_workspace

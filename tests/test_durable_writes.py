@@ -26,8 +26,8 @@ from PIL import Image
 
 import tailormind
 from tailormind.bench.calibration_pairs import bundle_files
-from tailormind.data import atomic
-from tailormind.data.atomic import (
+from tailormind.core import atomic
+from tailormind.core.atomic import (
     atomic_dir,
     atomic_path,
     live_path,
@@ -345,7 +345,7 @@ def package_modules() -> list[Path]:
     """Every module of the package but the helper itself and ``tailormind/serve``."""
     return [p for p in sorted(PACKAGE.rglob("*.py"))
             if p.relative_to(PACKAGE).parts[0] != "serve"
-            and p.relative_to(PACKAGE).as_posix() != "data/atomic.py"]
+            and p.relative_to(PACKAGE).as_posix() != "core/atomic.py"]
 
 
 def test_no_module_writes_a_file_without_the_atomic_helper() -> None:
@@ -383,7 +383,7 @@ WRITER = r"""
 import json, os, random, sys, time
 from pathlib import Path
 from PIL import Image
-from tailormind.data import atomic
+from tailormind.core import atomic
 from tailormind.generation.bundle import bundle_dir, write_bundle
 from tailormind.generation.catalog import packaged_catalog
 

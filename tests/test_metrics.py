@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tailormind.bench.metrics import (
+from tailormind.core.metrics import (
     candidate_metrics,
     candidate_ranks,
     full_ranking_metrics,
@@ -102,7 +102,7 @@ def test_single_positive_full_ranking_agrees_with_candidate_sets(rows: list[list
 
 
 def test_per_set_metrics_by_hand() -> None:
-    from tailormind.bench.metrics import per_set_metrics
+    from tailormind.core.metrics import per_set_metrics
 
     ranks = np.array([0, 9, 10, 19, 50])
     values = per_set_metrics(ranks)

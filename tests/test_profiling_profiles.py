@@ -17,7 +17,8 @@ from tailormind.models.registry import load_role
 from tailormind.profiling.evaluate import evaluate_profiles
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.profiler import Profiler
-from tailormind.profiling.profiles import profile_users, sample_users
+from tailormind.core.sampling import sample_users
+from tailormind.profiling.profiles import profile_users
 from tailormind.profiling.rankers import EmbeddingRanker
 from tests.conftest import fresh, job_module, tiny_text_env
 

@@ -17,7 +17,7 @@ import re
 import numpy as np
 import pytest
 
-from tailormind.bench.metrics import candidate_metrics
+from tailormind.core.metrics import candidate_metrics
 from tailormind.cf.data import CandidateIndex, CFData
 from tailormind.config import Settings
 from tailormind.models.base import Completion, TextModel

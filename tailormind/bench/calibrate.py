@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from tailormind.bench.bootstrap import bootstrap_mean
+from tailormind.core.bootstrap import bootstrap_mean
 from tailormind.bench.calibration_pairs import (
     DIMENSIONS,
     FactPool,
@@ -66,7 +66,7 @@ from tailormind.bench.posts import item_text
 from tailormind.bench.scoring import item_title, source_line
 from tailormind.bench.users import BenchUser, all_users, train_histories
 from tailormind.config import Settings
-from tailormind.data.atomic import read_json_record, write_json_atomic
+from tailormind.core.atomic import read_json_record, write_json_atomic
 from tailormind.data.workspace import Workspace
 from tailormind.errors import CorruptFileError
 from tailormind.generation.reflection import relevance

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tailormind.config import BENCH_METHODS, Settings
+from tailormind.config import Settings
+from tailormind.core.vocabulary import BENCH_METHODS, BenchMethodName
 from tailormind.errors import ConfigError
 from tailormind.profiling.profiles import PROFILES_TABLE
 from tailormind.prompts import render
@@ -31,7 +32,7 @@ BENCH_DIR = "bench"
 
 @dataclass(frozen=True)
 class Method:
-    name: str
+    name: BenchMethodName
     label: str
     what: str
     generates: bool = True
@@ -58,7 +59,7 @@ class Method:
         return workspace_root / BENCH_DIR / "methods" / self.name
 
 
-METHODS: dict[str, Method] = {m.name: m for m in (
+_DEFINED = {m.name: m for m in (
     Method("tailormind", "TailorMind", "refined profile + exemplars + reflection + CF"),
     Method("ground_truth", "Ground-truth UGC", "the user's held-out test item, as written",
            generates=False),
@@ -72,7 +73,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            overrides={"profiling": {"use_cf": False}, "generation": {"use_cf": False}},
            profiles_variant="nocf"),
 )}
-assert tuple(METHODS) == BENCH_METHODS
+#: One definition per name of ``core.vocabulary.BENCH_METHODS``, in its (report) order.
+METHODS: dict[str, Method] = {name: _DEFINED[name] for name in BENCH_METHODS}
 
 
 def generic_profile() -> str:

@@ -2,7 +2,7 @@ r"""Every comparison of the TailorBench report as a paired difference over the s
 
 For methods a (TailorMind) and b and one metric, with x_u and y_u the per-user values of the U
 users that have both: the difference is mean_u(x_u − y_u) and its interval the paired percentile
-bootstrap of that mean (:func:`~tailormind.bench.bootstrap.paired_difference`: users resampled
+bootstrap of that mean (:func:`~tailormind.core.bootstrap.paired_difference`: users resampled
 together, ``bench.bootstrap_resamples``, ``bench.confidence``, seeded by ``seeds.bench``); wins,
 losses and ties count the users where x > y, x < y, x = y.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tailormind.bench.bootstrap import paired_difference
+from tailormind.core.bootstrap import paired_difference
 from tailormind.config import Settings
 
 #: (a, b, what the difference says), profiling rows of :mod:`profiling_dimension`.

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tailormind.bench.metrics import DEFAULT_KS, candidate_ranks, per_set_metrics
+from tailormind.core.metrics import DEFAULT_KS, candidate_ranks, per_set_metrics
 from tailormind.cf.data import CandidateIndex
 from tailormind.config import Settings
 from tailormind.data.workspace import Workspace

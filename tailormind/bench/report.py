@@ -31,14 +31,14 @@ from PIL import Image
 
 from tailormind import __version__
 from tailormind.bench import plots
-from tailormind.bench.bootstrap import bootstrap_mean
+from tailormind.core.bootstrap import bootstrap_mean
 from tailormind.bench.calibrate import SELF_JUDGED, calibration_table, column_signal, judge_source
 from tailormind.bench.methods import Method
 from tailormind.bench.paired import paired_content, paired_profiling, paired_tables
 from tailormind.bench.posts import BenchPost
 from tailormind.bench.users import BenchUser
 from tailormind.config import Settings
-from tailormind.data.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from tailormind.core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from tailormind.data.workspace import Workspace
 from tailormind.generation.pipeline import generation_config_hash
 

@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 
 from tailormind.data.workspace import Workspace
 from tailormind.errors import WorkspaceError
-from tailormind.profiling.profiles import PROFILES_TABLE, sample_users
+from tailormind.core.sampling import sample_users
+from tailormind.profiling.profiles import PROFILES_TABLE
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import torch
 from tailormind.cf.data import CFData
 from tailormind.cf.train import TrainResult
 from tailormind.config import CFConfig
-from tailormind.data.atomic import atomic_path
+from tailormind.core.atomic import atomic_path
 from tailormind.data.workspace import Workspace
 from tailormind.errors import CorruptFileError, WorkspaceError
 

@@ -20,7 +20,7 @@ from tailormind.cf.data import load_cf_data
 from tailormind.cf.recommender import GraphRecommender
 from tailormind.cf.train import EpochLog, TrainResult, train_model
 from tailormind.config import CFConfig
-from tailormind.data.atomic import atomic_path
+from tailormind.core.atomic import atomic_path
 from tailormind.data.workspace import Workspace
 
 RESULT_FILE = "result.pt"

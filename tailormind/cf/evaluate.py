@@ -1,12 +1,12 @@
 """Score trained CF models and item popularity on the stored candidate sets (and full ranking).
 
-Every method is scored by :mod:`tailormind.bench.metrics` on exactly the same 1:99 sets.
+Every method is scored by :mod:`tailormind.core.metrics` on exactly the same 1:99 sets.
 Full ranking ranks the whole catalogue minus the user's train items (and, for test, the
 validation item), with the held-out item as the single positive.
 
 Every comparison is also given as a **paired difference** over the same users
 (:func:`paired_differences`): per-user Recall@K / NDCG@K of method a minus method b, matched by
-user id, with a paired-bootstrap interval (:func:`tailormind.bench.bootstrap.paired_difference`;
+user id, with a paired-bootstrap interval (:func:`tailormind.core.bootstrap.paired_difference`;
 B = ``bench.bootstrap_resamples``, coverage ``bench.confidence``, seed ``seeds.bench``). The
 pairs are every trained model against popularity and every two trained models (first named
 minus second), on the test candidate sets and, with ``full``, on the full ranking.
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from tailormind.bench.bootstrap import paired_difference
-from tailormind.bench.metrics import (
+from tailormind.core.bootstrap import paired_difference
+from tailormind.core.metrics import (
     DEFAULT_KS,
     candidate_ranks,
     full_ranking_metrics,

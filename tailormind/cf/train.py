@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tailormind.bench.metrics import candidate_metrics
+from tailormind.core.metrics import candidate_metrics
 from tailormind.cf.data import CandidateIndex, CFData
 from tailormind.cf.graph import (
     GraphSize,

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import typer
 from rich.table import Table
 
+from tailormind.core.vocabulary import KINDS
 from tailormind.cli.cf import print_eval_table
 from tailormind.cli.console import err, out, progress_bar, status
 from tailormind.cli.data import print_stats
@@ -89,7 +90,7 @@ def demo(
     show_user(ws, user)
     clock.lap(f"CF ({cfg.model}: train, recommend, evaluate)")
     if users:
-        personalise(ws, settings, users, kind or ["post", "video"], clock)
+        personalise(ws, settings, users, kind or list(KINDS), clock)
     clock.show(time.perf_counter() - started)
     err.print(f"demo workspace: {ws.root}")
 

@@ -61,7 +61,8 @@ def generate(
 
 def _one(settings, ws: Workspace, user: str, platform: str | None, kind: str | None,
          seed: int | None, as_json: bool) -> None:
-    from tailormind.generation.pipeline import KINDS, Generator, Roles
+    from tailormind.core.vocabulary import KINDS
+    from tailormind.generation.pipeline import Generator, Roles
 
     with status(f"generating for user {user}"):
         roles = Roles.load(settings, kinds=KINDS if kind != "post" else ("post",))

@@ -24,7 +24,7 @@ import yaml
 
 from tailormind.cli.console import err
 from tailormind.config import API_TOKEN_ENV
-from tailormind.data.atomic import write_text_atomic
+from tailormind.core.atomic import write_text_atomic
 from tailormind.errors import ConfigError
 
 DEFAULT_SERVE_CONFIG = Path("serve_configs/local.yaml")

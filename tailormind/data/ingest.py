@@ -1,7 +1,7 @@
 """Write an :class:`~tailormind.data.records.ImportBundle` as a new workspace, all or nothing.
 
 The new workspace is built in a hidden sibling directory (tables, media copies, manifest) and
-put in place only when complete (:func:`~tailormind.data.atomic.atomic_dir`: flushed, then
+put in place only when complete (:func:`~tailormind.core.atomic.atomic_dir`: flushed, then
 swapped with the old one in one step). Replacing an existing workspace needs ``overwrite``; the
 old one is deleted only after the new one is in place.
 """
@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tailormind.data.atomic import atomic_dir
+from tailormind.core.atomic import atomic_dir
 from tailormind.data.records import ImportBundle
 from tailormind.data.workspace import MANIFEST, IMPORTED_TABLES, Workspace
 from tailormind.errors import WorkspaceError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tailormind.core.sampling import sample_users
 from tailormind.data.records import ImportBundle
 from tailormind.errors import DataError
 
@@ -13,8 +14,6 @@ def slice_users(bundle: ImportBundle, users: int, seed: int) -> ImportBundle:
     """Keep a fixed seeded sample of ``users`` users (``sample_users``: the same ones every run),
     every interaction of theirs, only the items those interactions mention and the tag events on
     those items (by any user: a tag's provenance is kept, whoever applied it)."""
-    from tailormind.profiling.profiles import sample_users
-
     if users <= 0:
         raise DataError(f"a slice needs at least one user, got {users}")
     all_users = bundle.users.column("user_id").to_pylist()

@@ -1,6 +1,6 @@
 """A workspace: one directory of Parquet tables and media files, plus a ``workspace.json`` manifest.
 
-Writes are atomic and durable (:mod:`tailormind.data.atomic`): a table is written to a temporary
+Writes are atomic and durable (:mod:`tailormind.core.atomic`): a table is written to a temporary
 name in the same directory, flushed and renamed over the final name, so a crash leaves either the
 old table or the new one, never half of one. The manifest is rewritten (atomically) last, so it
 only ever lists tables that are complete. A manifest or table that exists but does not read is a
@@ -18,8 +18,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tailormind.core.vocabulary import MANIFEST
 from tailormind.data import schemas
-from tailormind.data.atomic import (
+from tailormind.core.atomic import (
     ensure_dir,
     read_json_record,
     write_json_atomic,
@@ -27,7 +28,6 @@ from tailormind.data.atomic import (
 )
 from tailormind.errors import CorruptFileError, WorkspaceError
 
-MANIFEST = "workspace.json"
 FORMAT = "tailormind-workspace"
 VERSION = 1
 #: Tables an import writes; anything else is derived and removed when the import is replaced.

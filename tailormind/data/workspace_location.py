@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from tailormind.data.atomic import atomic_path, is_hidden, write_json_atomic
+from tailormind.core.vocabulary import MANIFEST
+from tailormind.core.atomic import atomic_path, is_hidden, write_json_atomic
 from tailormind.errors import WorkspaceError
 
-MANIFEST = "workspace.json"
 #: Where staged workspaces go (one directory per URI); override with TAILORMIND_STAGING_DIR.
 DEFAULT_STAGING = Path(os.environ.get("TMPDIR", "/tmp")) / "tailormind-staging"
 _CHUNK = 8 << 20

@@ -23,14 +23,16 @@ from typing import Any
 import pyarrow as pa
 
 from tailormind.config import Settings
-from tailormind.data.atomic import read_json_record
+from tailormind.core.atomic import read_json_record
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ConfigError, CorruptFileError, TailorMindError, WorkspaceError
 from tailormind.generation.bundle import POST_JSON, bundle_dir, live_bundle
 from tailormind.generation.bundle_scan import post_files, recover_bundles
 from tailormind.generation.catalog import packaged_catalog
-from tailormind.generation.pipeline import KINDS, Generator, Roles, planned_post_id
-from tailormind.profiling.profiles import PROFILES_TABLE, sample_users
+from tailormind.core.vocabulary import KINDS
+from tailormind.generation.pipeline import Generator, Roles, planned_post_id
+from tailormind.core.sampling import sample_users
+from tailormind.profiling.profiles import PROFILES_TABLE
 
 GENERATIONS_TABLE = "generations"
 

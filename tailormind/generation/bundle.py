@@ -3,7 +3,7 @@ idea, exemplars, profile version, reflection scores, model ids, config hash), th
 a self-contained ``preview.html`` that references only files inside the bundle.
 
 The bundle is built in a hidden sibling directory, flushed to disk and put in place in one step
-(:func:`~tailormind.data.atomic.atomic_dir`), so a crash never leaves a half-written post;
+(:func:`~tailormind.core.atomic.atomic_dir`), so a crash never leaves a half-written post;
 writing the same post id again swaps the new bundle for the old one whole, and a reader never
 finds the post missing meanwhile. Every value in ``preview.html`` is HTML-escaped and only
 ``http(s)`` links are links: a generated or imported text cannot run script in the page.
@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import jinja2
 from PIL import Image
 
-from tailormind.data.atomic import (
+from tailormind.core.atomic import (
     atomic_dir,
     live_path,
     old_name,

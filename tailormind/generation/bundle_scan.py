@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tailormind.data.atomic import LEFTOVER_AGE_S, is_hidden, recover_dir
+from tailormind.core.atomic import LEFTOVER_AGE_S, is_hidden, recover_dir
 from tailormind.generation.bundle import GENERATIONS, POST_JSON
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
-from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tailormind.core.vocabulary import Kind, PlatformName
 from tailormind.errors import ConfigError
 
 
@@ -42,9 +42,9 @@ class Platform(_Entry):
     """How content looks on one platform: voice, lengths, hashtags, images, links, video length
     and sizes. ``default_kind`` is what the platform is mostly about (Bilibili: video)."""
 
-    name: str
+    name: PlatformName
     title: str
-    default_kind: Literal["post", "video"]
+    default_kind: Kind
     style: str
     title_max_chars: int = Field(gt=0)
     body_max_words: int = Field(gt=0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tailormind.data.atomic import write_text_atomic
+from tailormind.core.atomic import write_text_atomic
 from tailormind.data.item_tags import model_items
 from tailormind.data.workspace import Workspace
 from tailormind.generation.batch import read_bundles

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
+from tailormind.core.vocabulary import KINDS
 from tailormind.config import Settings
-from tailormind.data.atomic import new_temp_file
+from tailormind.core.atomic import new_temp_file
 from tailormind.data.item_tags import model_items
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ConfigError, WorkspaceError
@@ -39,8 +40,6 @@ from tailormind.models.base import ClipScorer, Embedder, ImageGenerator, TextMod
 from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures, load_evidence
 from tailormind.profiling.profiles import PROFILES_TABLE
-
-KINDS = ("post", "video")
 
 
 def profile_version_of(profile: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from tailormind.data.atomic import atomic_path, write_bytes_atomic
+from tailormind.core.atomic import atomic_path, write_bytes_atomic
 from tailormind.errors import ModelInputError
 from tailormind.models.cache import CallCache
 from tailormind.models.json_repair import JsonAnswerError, parse_json_answer

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from tailormind.config import ModelBackendConfig
-from tailormind.data.atomic import write_bytes_atomic
+from tailormind.core.atomic import write_bytes_atomic
 from tailormind.errors import ModelError
 from tailormind.models.base import (
     ClipScorer,

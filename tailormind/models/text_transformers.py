@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tailormind.data.atomic import atomic_dir
+from tailormind.core.atomic import atomic_dir
 from tailormind.errors import ModelError, ModelInputError
 from tailormind.models.backend_config import BackendOptions, resolve_device, resolve_dtype
 from tailormind.models.base import Completion, Conversation, GenerationParams, TextModel

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from tailormind.bench.metrics import candidate_metrics, candidate_ranks, metrics_from_ranks
+from tailormind.core.metrics import candidate_metrics, candidate_ranks, metrics_from_ranks
 from tailormind.cf.data import CandidateIndex, CFData
 from tailormind.cf.evaluate import Bootstrap, PerUser, paired_differences
 from tailormind.cf.train import score_candidates

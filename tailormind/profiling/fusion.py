@@ -31,7 +31,7 @@ from tailormind.cf.checkpoint import load_checkpoint, trained_models
 from tailormind.cf.data import CFData, load_cf_data
 from tailormind.cf.recommend import check_alignment
 from tailormind.config import Settings
-from tailormind.data.atomic import read_json_record, write_json_atomic
+from tailormind.core.atomic import read_json_record, write_json_atomic
 from tailormind.data.workspace import Workspace
 from tailormind.errors import CorruptFileError, WorkspaceError
 from tailormind.profiling.evidence import ItemFeatures

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tailormind.data.atomic import write_table_atomic
+from tailormind.core.atomic import write_table_atomic
 from tailormind.data.workspace import Workspace
 from tailormind.errors import CorruptFileError
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from tailormind.config import Settings
 from tailormind.errors import ModelError
+from tailormind.core.metrics import rank_among
 from tailormind.prompts.ugc import CHARS_PER_TOKEN, quote_each, quote_ugc
 from tailormind.models.base import Completion, GenerationParams, TextModel
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence
@@ -229,7 +230,7 @@ class Profiler:
                                     if o == si):
                 at = query.candidates.index(z)
                 others = np.delete(np.arange(len(score)), at)
-                ranks.append(int((score[others] >= score[at]).sum()))
+                ranks.append(rank_among(score[at], score[others]))
                 if wrong is None:  # the validation query: its top-ranked negatives
                     order = others[np.argsort(-score[others], kind="stable")][: self.config.rank_top_k]
                     wrong = [query.candidates[j] for j in order]

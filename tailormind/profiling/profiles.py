@@ -7,7 +7,6 @@ the ``profiles`` table (or ``profiles__<variant>`` for an ablation) when every u
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from collections import Counter
@@ -18,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from tailormind.config import Settings
+from tailormind.core.sampling import sample_users
 from tailormind.data.schemas import PROFILES
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ConfigError
@@ -47,14 +47,6 @@ def variant_settings(settings: Settings, variant: str | None) -> Settings:
     """``settings`` with the overrides the variant's name implies (none for most names)."""
     overrides = VARIANT_OVERRIDES.get(variant or "")
     return settings.with_overrides(overrides) if overrides else settings
-
-
-def sample_users(users: list[str], n: int, seed: int) -> list[str]:
-    """A fixed seeded sample: the same users for every method and every run."""
-    ordered = sorted(users)
-    if n >= len(ordered):
-        return ordered
-    return sorted(random.Random(seed).sample(ordered, n))
 
 
 @dataclass

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tailormind.data.atomic import read_json_record, write_json_atomic
+from tailormind.core.atomic import read_json_record, write_json_atomic
 from tailormind.errors import CorruptFileError
 
 JOBS_DIR = Path("api") / "jobs"

@@ -18,8 +18,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from tailormind.core.vocabulary import MANIFEST
 from tailormind.config import Settings
-from tailormind.data.atomic import read_json_record
+from tailormind.core.atomic import read_json_record
 from tailormind.errors import CorruptFileError, NotFoundError, WorkspaceError
 from tailormind.generation.bundle import GENERATIONS, live_bundle, read_post, safe_component
 from tailormind.generation.bundle_scan import post_files, recover_bundles
@@ -27,7 +28,6 @@ from tailormind.generation.pipeline import planned_post_id
 from tailormind.profiling.profiles import PROFILES_TABLE
 from tailormind.serve.api_jobs import JOB_ID
 
-MANIFEST = "workspace.json"
 
 
 class WorkspaceView:

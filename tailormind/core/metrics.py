@@ -43,6 +43,12 @@ def candidate_ranks(scores: np.ndarray) -> np.ndarray:
     return (scores[:, 1:] >= scores[:, :1]).sum(axis=1)
 
 
+def rank_among(positive: float, others: np.ndarray) -> int:
+    """0-based rank of one positive scored ``positive`` among ``others``: ``#{j : o_j >= s}``."""
+    row = np.concatenate([[positive], np.asarray(others, dtype=np.float64)])
+    return int(candidate_ranks(row[None, :])[0])
+
+
 def metrics_from_ranks(ranks: np.ndarray, ks: Iterable[int] = DEFAULT_KS) -> dict[str, float]:
     """Mean Recall@K, NDCG@K, HitRate@K and MRR from 0-based ranks of single positives."""
     ranks = np.asarray(ranks, dtype=np.int64)

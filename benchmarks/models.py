@@ -29,14 +29,9 @@ sys.path.insert(0, str(REPO))
 
 from tailormind.config import load_config  # noqa: E402
 from tailormind.models.assets import smollm2_gguf  # noqa: E402
-from tailormind.models.base import (  # noqa: E402
-    GenerationParams,
-    ImageRequest,
-    Shot,
-    Storyboard,
-)
 from tailormind.models.registry import load_role, unload_all  # noqa: E402
 from tailormind.models.text_transformers import TransformersText  # noqa: E402
+from tailormind.models.types import GenerationParams, ImageRequest, Shot, Storyboard  # noqa: E402
 
 PROMPT_WORDS = ("The user watched science fiction films, slow dramas about families, and "
                 "documentaries about mountains and the sea. ")

@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tailormind.config import load_config  # noqa: E402
-from tailormind.models.base import Completion, TextModel  # noqa: E402
+from tailormind.models.roles import TextModel  # noqa: E402
+from tailormind.models.types import Completion  # noqa: E402
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> str:

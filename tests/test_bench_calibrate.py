@@ -12,7 +12,6 @@ import re
 import numpy as np
 import pytest
 
-from tailormind.core.bootstrap import paired_difference
 from tailormind.bench.calibrate import (
     CALIBRATION_JSON,
     SCORERS,
@@ -39,12 +38,14 @@ from tailormind.bench.posts import item_text
 from tailormind.bench.report import REPORT_HTML, REPORT_JSON, REPORT_MD
 from tailormind.bench.run import run_bench
 from tailormind.bench.users import all_users, select_users
+from tailormind.core.bootstrap import paired_difference
 from tailormind.generation.pipeline import Roles
-from tailormind.prompts.ugc import CLOSE
-from tailormind.models.base import Completion, TextModel
 from tailormind.models.registry import load_role
+from tailormind.models.roles import TextModel
+from tailormind.models.types import Completion
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.profiles import profile_users
+from tailormind.prompts.ugc import CLOSE
 from tests.conftest import fresh, tiny_text_env
 from tests.test_generation_pipeline import ScriptedWriter
 from tests.test_profiling_profiles import PromptedText, make_profiler

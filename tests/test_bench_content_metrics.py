@@ -9,15 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tailormind.core.bootstrap import bootstrap_mean
 from tailormind.bench.content_metrics import (
     clip_score,
-    cosine,
     objective_novelty,
     reference_embedding,
     text_coherence,
-    unit_rows,
 )
+from tailormind.core.bootstrap import bootstrap_mean
+from tailormind.core.vectors import cosine, unit_rows
 
 
 def test_cosine_and_zero_vectors() -> None:

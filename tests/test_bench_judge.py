@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tailormind.bench.judge import Judge, cites, parse_score
-from tailormind.models.base import Completion, TextModel
+from tailormind.models.roles import TextModel
+from tailormind.models.types import Completion
 
 POST = ("Heat (1995) pits Al Pacino against Robert De Niro. The diner scene is quiet and tense. "
         "Directed by Steven Spielberg, it won five Oscars. Watch it tonight!")

@@ -19,7 +19,8 @@ from tailormind.bench.users import select_users
 from tailormind.core.vocabulary import BENCH_METHODS
 from tailormind.errors import ConfigError, ModelError, WorkspaceError
 from tailormind.generation.pipeline import Roles
-from tailormind.models.base import Completion, TextModel
+from tailormind.models.roles import TextModel
+from tailormind.models.types import Completion
 from tailormind.profiling.evaluate import evaluate_profiles
 from tailormind.profiling.profiles import profile_users
 from tests.conftest import fresh

@@ -31,8 +31,9 @@ from tailormind.data.split import split_workspace
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ModelError
 from tailormind.models import registry
-from tailormind.models.base import Completion, TextModel
 from tailormind.models.cache import CallCache
+from tailormind.models.roles import TextModel
+from tailormind.models.types import Completion
 from tailormind.profiling.items import ITEM_COLUMNS, item_text
 from tailormind.profiling.profiles import profile_users
 from tailormind.prompts.ugc import clean_ugc

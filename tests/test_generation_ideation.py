@@ -16,10 +16,11 @@ from tailormind.errors import ConfigError
 from tailormind.generation.catalog import load_catalog, packaged_catalog
 from tailormind.generation.exemplars import select_exemplars
 from tailormind.generation.ideation import ideate, select_templates
-from tailormind.prompts.ugc import CLOSE, quote_ugc
-from tailormind.models.base import Completion, TextModel
 from tailormind.models.registry import load_role
+from tailormind.models.roles import TextModel
+from tailormind.models.types import Completion
 from tailormind.profiling.evidence import ItemFeatures
+from tailormind.prompts.ugc import CLOSE, quote_ugc
 
 IDEAS = ["News Updates", "Deep Analysis", "Lifestyle Guides", "Product Reviews",
          "Community Discussion", "Tutorial Guides", "Collection Lists", "Opinion Posts",

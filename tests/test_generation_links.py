@@ -14,7 +14,8 @@ from tailormind.generation.catalog import packaged_catalog
 from tailormind.generation.fields import field_asks
 from tailormind.generation.links import LinkPolicy, find_links, without_unsourced_links
 from tailormind.generation.writing import write_draft
-from tailormind.models.base import Completion, TextModel
+from tailormind.models.roles import TextModel
+from tailormind.models.types import Completion
 
 SOURCE = ("Heat (1995). Michael Mann's crime epic; the full review is at "
           "https://reviews.example/heat-1995 (spoilers).")

@@ -16,8 +16,9 @@ from tailormind.errors import ModelError, WorkspaceError
 from tailormind.generation.bundle import bundle_problems, local_references
 from tailormind.generation.pipeline import Generator, Roles
 from tailormind.generation.reflection import Scored, objective, reflect
-from tailormind.models.base import Completion, ImageGenerator, TextModel
 from tailormind.models.media import probe_video
+from tailormind.models.roles import ImageGenerator, TextModel
+from tailormind.models.types import Completion
 from tailormind.profiling.profiles import profile_users
 from tests.conftest import fresh
 from tests.test_profiling_profiles import PromptedText, make_profiler

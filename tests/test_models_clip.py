@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from tailormind.config import load_config
+from tailormind.core.vectors import clip_score_from_cosine
 from tailormind.errors import ConfigError, ModelInputError, ModelNotConfiguredError
-from tailormind.models.base import clip_score_from_cosine
 from tailormind.models.registry import load_role
 from tests.tiny_models import tiny_open_clip
 

@@ -11,9 +11,10 @@ from PIL import Image, ImageFont
 from tailormind.config import load_config
 from tailormind.errors import ModelInputError
 from tailormind.models.assets import card_font
-from tailormind.models.base import ImageRequest, load_image
 from tailormind.models.image_card import ASPECT_RATIOS, CARD_LABEL, palette, size_for, wrap
+from tailormind.models.images import load_image
 from tailormind.models.registry import load_role
+from tailormind.models.types import ImageRequest
 from tests.tiny_models import tiny_text_to_image
 
 

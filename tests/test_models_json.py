@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tailormind.models.base import Completion, GenerationParams, TextModel
 from tailormind.models.json_repair import JsonAnswerError, parse_json_answer
+from tailormind.models.roles import TextModel
+from tailormind.models.types import Completion, GenerationParams
 
 IDEA_SCHEMA = {
     "type": "object",

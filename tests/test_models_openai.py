@@ -17,8 +17,8 @@ from PIL import Image
 from tailormind.config import load_config
 from tailormind.errors import ConfigError, ModelError
 from tailormind.models import openai_http
-from tailormind.models.base import GenerationParams
 from tailormind.models.registry import load_role, unload_all
+from tailormind.models.types import GenerationParams
 
 
 class ScriptedServer:

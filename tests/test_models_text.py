@@ -8,8 +8,8 @@ import pytest
 
 from tailormind.config import load_config
 from tailormind.errors import ConfigError, ModelError, ModelInputError
-from tailormind.models.base import GenerationParams
 from tailormind.models.registry import load_role
+from tailormind.models.types import GenerationParams
 from tests.tiny_models import tiny_llama
 
 

@@ -10,9 +10,9 @@ from PIL import Image
 
 from tailormind.config import load_config
 from tailormind.errors import ModelInputError
-from tailormind.models.base import Shot, Storyboard
 from tailormind.models.media import encode_h264, probe_video, sample_video_windows
 from tailormind.models.registry import load_role
+from tailormind.models.types import Shot, Storyboard
 from tests.tiny_models import tiny_text_to_video
 
 STORYBOARD = Storyboard(

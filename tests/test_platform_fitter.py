@@ -11,7 +11,7 @@ import pytest
 
 from tailormind.generation.catalog import packaged_catalog
 from tailormind.generation.writing import Draft, ImagePlan, clean_hashtag, fit_to_platform
-from tailormind.models.base import Shot
+from tailormind.models.types import Shot
 
 #: The limits of the packaged platform files, written out here (README "Generation").
 LIMITS: dict[str, dict[str, Any]] = {

@@ -16,8 +16,8 @@ from hypothesis.extra.numpy import arrays
 
 from tailormind.config import load_config
 from tailormind.errors import WorkspaceError
-from tailormind.models.base import Embedder
 from tailormind.models.registry import load_role
+from tailormind.models.roles import Embedder
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.fusion import Fusion, Signals, fit_fusion, zscore
 from tailormind.profiling.profiles import build_ranker, profile_users

@@ -16,9 +16,10 @@ from tailormind.data.ingest import save_import
 from tailormind.data.split import split_workspace
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ModelError
-from tailormind.models.base import Completion, TextModel
 from tailormind.models.media import encode_h264
 from tailormind.models.registry import load_role
+from tailormind.models.roles import TextModel
+from tailormind.models.types import Completion
 from tailormind.profiling.items import ItemDescriber, describe_items, item_text
 from tests.tiny_models import tiny_llama, tiny_vlm
 

@@ -10,14 +10,15 @@ import pyarrow.compute as pc
 import pytest
 
 from tailormind.config import load_config
+from tailormind.core.sampling import sample_users
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ModelError
-from tailormind.models.base import Completion, TextModel
 from tailormind.models.registry import load_role
+from tailormind.models.roles import TextModel
+from tailormind.models.types import Completion
 from tailormind.profiling.evaluate import evaluate_profiles
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.profiler import Profiler
-from tailormind.core.sampling import sample_users
 from tailormind.profiling.profiles import profile_users
 from tailormind.profiling.rankers import EmbeddingRanker
 from tests.conftest import fresh, job_module, tiny_text_env

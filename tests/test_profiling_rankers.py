@@ -8,11 +8,12 @@ import zlib
 import numpy as np
 import pytest
 
-from tailormind.prompts.ugc import CHARS_PER_TOKEN, CLOSE
-from tailormind.models.base import Completion, Embedder, TextModel
+from tailormind.models.roles import Embedder, TextModel
+from tailormind.models.types import Completion
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.rankers import (RANKING_SCHEMA, EmbeddingRanker, LLMRanker, RankQuery,
                                          _position, presentation_order)
+from tailormind.prompts.ugc import CHARS_PER_TOKEN, CLOSE
 
 
 def features(n: int) -> ItemFeatures:

@@ -31,22 +31,16 @@ from tailormind.config import GenerationConfig, Settings, load_config
 from tailormind.data.workspace import Workspace
 from tailormind.generation.catalog import packaged_catalog
 from tailormind.generation.ideation import ideate
-from tailormind.prompts.ugc import CLOSE, clean_ugc, quote_ugc
 from tailormind.generation.writing import Draft, write_draft
-from tailormind.models.base import (
-    Completion,
-    Describer,
-    Embedder,
-    GenerationParams,
-    TextModel,
-    VideoDescription,
-)
+from tailormind.models.roles import Describer, Embedder, TextModel
+from tailormind.models.types import Completion, GenerationParams, VideoDescription
 from tailormind.profiling.adhoc import HistoryItem, profile_history
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence
 from tailormind.profiling.items import ItemDescriber
 from tailormind.profiling.profiler import Profiler
 from tailormind.profiling.rankers import EmbeddingRanker, LLMRanker, RankQuery
 from tailormind.prompts import render
+from tailormind.prompts.ugc import CLOSE, clean_ugc, quote_ugc
 
 PROMPTS = Path(str(resources.files("tailormind.prompts")))
 NOTICE = render("ugc_notice.txt")

@@ -17,10 +17,11 @@ import re
 import numpy as np
 import pytest
 
-from tailormind.core.metrics import candidate_metrics
 from tailormind.cf.data import CandidateIndex, CFData
 from tailormind.config import Settings
-from tailormind.models.base import Completion, TextModel
+from tailormind.core.metrics import candidate_metrics
+from tailormind.models.roles import TextModel
+from tailormind.models.types import Completion
 from tailormind.profiling.evaluate import _llm_ranker_row
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence
 from tailormind.profiling.profiler import Profiler, ProfileState

@@ -15,9 +15,9 @@ import pytest
 
 from tailormind.config import load_config
 from tailormind.errors import ModelError
-from tailormind.models.base import ImageRequest, Shot, Storyboard
 from tailormind.models.media import probe_video
 from tailormind.models.registry import load_role, unload_all
+from tailormind.models.types import ImageRequest, Shot, Storyboard
 from tests.net import free_port
 
 API_KEY = "test-models-key"
@@ -119,7 +119,8 @@ def test_a_served_batch_reaches_the_model_as_one_call_per_params() -> None:
     import asyncio
     from collections import defaultdict
 
-    from tailormind.models.base import Completion, TextModel
+    from tailormind.models.roles import TextModel
+    from tailormind.models.types import Completion
     from tailormind.serve.heap_trim import HeapTrimmer
     from tailormind.serve.model_deployments import TextDeployment
 

@@ -47,7 +47,6 @@ from typing import Any
 
 import numpy as np
 
-from tailormind.core.bootstrap import bootstrap_mean
 from tailormind.bench.calibration_pairs import (
     DIMENSIONS,
     FactPool,
@@ -59,7 +58,7 @@ from tailormind.bench.calibration_pairs import (
     novelty_pairs,
     post_units,
 )
-from tailormind.bench.content_metrics import text_coherence, unit_rows
+from tailormind.bench.content_metrics import text_coherence
 from tailormind.bench.judge import Judge
 from tailormind.bench.methods import BENCH_DIR
 from tailormind.bench.posts import item_text
@@ -67,10 +66,12 @@ from tailormind.bench.scoring import item_title, source_line
 from tailormind.bench.users import BenchUser, all_users, train_histories
 from tailormind.config import Settings
 from tailormind.core.atomic import read_json_record, write_json_atomic
+from tailormind.core.bootstrap import bootstrap_mean
+from tailormind.core.vectors import unit_rows
 from tailormind.data.workspace import Workspace
 from tailormind.errors import CorruptFileError
 from tailormind.generation.reflection import relevance
-from tailormind.models.base import Embedder, TextModel
+from tailormind.models.roles import Embedder, TextModel
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.progress import ProgressLog
 

@@ -48,14 +48,14 @@ from typing import Any
 
 import numpy as np
 
-from tailormind.bench.content_metrics import unit_rows
 from tailormind.bench.methods import BENCH_DIR
 from tailormind.bench.posts import post_text
 from tailormind.bench.users import BenchUser
 from tailormind.core.atomic import is_hidden, read_json_record
+from tailormind.core.vectors import unit_rows
 from tailormind.generation.bundle import POST_JSON
 from tailormind.generation.bundle_scan import post_files
-from tailormind.models.base import Embedder
+from tailormind.models.roles import Embedder
 from tailormind.profiling.evidence import ItemFeatures
 
 DIMENSIONS = ("coherence", "novelty", "aesthetic", "hallucination")

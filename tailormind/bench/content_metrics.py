@@ -12,26 +12,14 @@ anything). With the user's history captions h_1..h_n and the target item's capti
 
 CLIPScore is Hessel et al. (2021)'s w·max(cos, 0) with w = 2.5; text coherence is a plain cosine
 in the text-embedding space, in [-1, 1]. A post that paraphrases a catalogue item has objective
-novelty near 0.
+novelty near 0. Unit rows, cosine and CLIPScore are :mod:`tailormind.core.vectors`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-CLIPSCORE_WEIGHT = 2.5
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length; zero rows stay zero."""
-    vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms > 0, norms, 1.0)
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of two vectors (0 when either is zero)."""
-    return float(unit_rows(a)[0] @ unit_rows(b)[0])
+from tailormind.core.vectors import clip_score_from_cosine, cosine, unit_rows
 
 
 def reference_embedding(history: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -47,8 +35,7 @@ def text_coherence(post: np.ndarray, reference: np.ndarray) -> float:
 
 def clip_score(images: np.ndarray, reference: np.ndarray) -> float:
     """Mean over the post's images of 2.5 · max(cos(image, reference), 0) — CLIP space."""
-    sims = unit_rows(images) @ unit_rows(reference)[0]
-    return float(np.mean(CLIPSCORE_WEIGHT * np.maximum(sims, 0.0)))
+    return float(np.mean(clip_score_from_cosine(unit_rows(images) @ unit_rows(reference)[0])))
 
 
 def objective_novelty(post: np.ndarray, catalogue: np.ndarray) -> float:

@@ -22,9 +22,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tailormind.prompts.ugc import quote_each, quote_ugc
-from tailormind.models.base import GenerationParams, TextModel
+from tailormind.models.roles import TextModel
+from tailormind.models.types import GenerationParams
 from tailormind.prompts import render
+from tailormind.prompts.ugc import quote_each, quote_ugc
 
 SCORE_SCHEMA = {
     "type": "object",

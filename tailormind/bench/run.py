@@ -36,8 +36,8 @@ from tailormind.config import Settings
 from tailormind.data.item_tags import model_items
 from tailormind.data.workspace import Workspace
 from tailormind.generation.pipeline import Roles
-from tailormind.models.base import TextModel
 from tailormind.models.registry import load_role
+from tailormind.models.roles import TextModel
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.progress import ProgressLog
 

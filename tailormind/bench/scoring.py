@@ -35,7 +35,8 @@ from tailormind.bench.content_metrics import (
 from tailormind.bench.judge import Judge, parse_score
 from tailormind.bench.posts import BenchPost
 from tailormind.bench.users import BenchUser
-from tailormind.models.base import ClipScorer, Describer, Embedder, GenerationParams
+from tailormind.models.roles import ClipScorer, Describer, Embedder
+from tailormind.models.types import GenerationParams
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.prompts import render
 

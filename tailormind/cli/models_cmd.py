@@ -42,12 +42,12 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Load each role and make one tiny call; exit 1 if a configured role fails."""
-    from tailormind.models.registry import ROLES
+    from tailormind.core.backends import ROLES, unknown_roles
     from tailormind.models.smoke import check_role
 
     settings = settings_of(ctx)
     chosen = roles or list(ROLES)
-    unknown = sorted(set(chosen) - set(ROLES))
+    unknown = unknown_roles(chosen)
     if unknown:
         raise ConfigError(f"--role: unknown role(s) {', '.join(unknown)}; roles: {', '.join(ROLES)}")
     results = []
@@ -73,8 +73,8 @@ def cache(
     clear: Annotated[bool, typer.Option("--clear", help="Delete every cached call.")] = False,
 ) -> None:
     """Where the model-call cache is and how many calls it holds."""
+    from tailormind.models.backend_config import cache_root
     from tailormind.models.cache import CallCache
-    from tailormind.models.registry import cache_root
 
     store = CallCache(cache_root(settings_of(ctx)))
     if clear:

@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from tailormind.core.vectors import unit_rows
 from tailormind.profiling.evidence import ItemFeatures
 
 
@@ -44,8 +45,7 @@ def select_exemplars(profile_vector: np.ndarray, history: list[str], cf: list[st
     if not pool or k <= 0:
         return []
     vectors = features.vectors([item for item, _, _ in pool])
-    norm = float(np.linalg.norm(profile_vector))
-    scores = vectors @ (profile_vector / norm) if norm > 0 else np.zeros(len(pool))
+    scores = vectors @ unit_rows(profile_vector)[0]
     order = sorted(range(len(pool)), key=lambda i: (-round(float(scores[i]), 9),
                                                     pool[i][1] != "history", pool[i][2]))
     return [Exemplar(pool[i][0], float(scores[i]), pool[i][1]) for i in order[:k]]

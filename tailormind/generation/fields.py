@@ -32,9 +32,10 @@ from typing import Any
 
 from tailormind.config import GenerationConfig
 from tailormind.generation.catalog import IdeaTemplate, Platform
-from tailormind.prompts.ugc import clean_ugc, quote_ugc
-from tailormind.models.base import Conversation, GenerationParams, TextModel
+from tailormind.models.roles import TextModel
+from tailormind.models.types import Conversation, GenerationParams
 from tailormind.prompts import render
+from tailormind.prompts.ugc import clean_ugc, quote_ugc
 
 #: How each field's answer is begun for the model (continued, then stripped from the answer).
 PREFILLS = {"idea": "Idea:", "title": "Title:", "body": "", "image": "The picture shows",

@@ -20,9 +20,10 @@ import numpy as np
 from tailormind.config import GenerationConfig
 from tailormind.generation.catalog import IdeaTemplate, Platform
 from tailormind.generation.fields import answer_format, ask_fields, field_context
-from tailormind.prompts.ugc import clean_ugc, quote_ugc
-from tailormind.models.base import Embedder, GenerationParams, TextModel
+from tailormind.models.roles import Embedder, TextModel
+from tailormind.models.types import GenerationParams
 from tailormind.prompts import render
+from tailormind.prompts.ugc import clean_ugc, quote_ugc
 
 IDEAS_SCHEMA = {
     "type": "object",

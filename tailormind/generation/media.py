@@ -16,14 +16,9 @@ from tailormind.config import Settings
 from tailormind.errors import ModelError
 from tailormind.generation.catalog import Platform
 from tailormind.generation.writing import Draft, ImagePlan
-from tailormind.models.base import (
-    GeneratedVideo,
-    ImageGenerator,
-    ImageRequest,
-    Storyboard,
-    VideoGenerator,
-)
 from tailormind.models.registry import load_role
+from tailormind.models.roles import ImageGenerator, VideoGenerator
+from tailormind.models.types import GeneratedVideo, ImageRequest, Storyboard
 
 
 @dataclass

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from tailormind.core.vocabulary import KINDS
 from tailormind.config import Settings
 from tailormind.core.atomic import new_temp_file
+from tailormind.core.vocabulary import KINDS
 from tailormind.data.item_tags import model_items
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ConfigError, WorkspaceError
@@ -36,8 +36,8 @@ from tailormind.generation.ideation import ideate
 from tailormind.generation.media import RenderedImage, card_role, render_images, render_video
 from tailormind.generation.reflection import Scored, objective, reflect, relevance
 from tailormind.generation.writing import Draft, write_draft
-from tailormind.models.base import ClipScorer, Embedder, ImageGenerator, TextModel, VideoGenerator
 from tailormind.models.registry import load_role
+from tailormind.models.roles import ClipScorer, Embedder, ImageGenerator, TextModel, VideoGenerator
 from tailormind.profiling.evidence import ItemFeatures, load_evidence
 from tailormind.profiling.profiles import PROFILES_TABLE
 

@@ -23,7 +23,8 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-CLIP_SCALE = 2.5
+from tailormind.core.vectors import CLIPSCORE_WEIGHT, cosine
+
 V = TypeVar("V")
 
 
@@ -60,15 +61,12 @@ def objective(relevance: float, clip: float | None, clip_weight: float) -> float
     """J: relevance alone, or its weighted mean with CLIPScore rescaled to [0, 1]."""
     if clip is None:
         return relevance
-    return (relevance + clip_weight * clip / CLIP_SCALE) / (1.0 + clip_weight)
+    return (relevance + clip_weight * clip / CLIPSCORE_WEIGHT) / (1.0 + clip_weight)
 
 
 def relevance(text_vector: np.ndarray, history_vector: np.ndarray) -> float:
     """cos(text, history centroid); 0 when either is the zero vector."""
-    a, b = float(np.linalg.norm(text_vector)), float(np.linalg.norm(history_vector))
-    if a == 0 or b == 0:
-        return 0.0
-    return float(text_vector @ history_vector / (a * b))
+    return cosine(text_vector, history_vector)
 
 
 def feedback_text(scored: Scored[Any]) -> str:
@@ -78,8 +76,9 @@ def feedback_text(scored: Scored[Any]) -> str:
     if scored.clip is None:
         parts.append("image-text cohesion was not measured (no clip model configured)")
     else:
-        parts.append(f"image-text cohesion (CLIPScore) {scored.clip:.2f} of {CLIP_SCALE:g}: "
-                     "make each image prompt show what its caption and the text say")
+        parts.append(f"image-text cohesion (CLIPScore) {scored.clip:.2f} of "
+                     f"{CLIPSCORE_WEIGHT:g}: make each image prompt show what its caption and the "
+                     "text say")
     return "; ".join(parts) + "."
 
 

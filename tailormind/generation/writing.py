@@ -30,9 +30,10 @@ from tailormind.generation.fields import (
     field_context,
 )
 from tailormind.generation.links import LinkPolicy, without_unsourced_links
-from tailormind.prompts.ugc import CHARS_PER_TOKEN, clean_ugc, quote_ugc
-from tailormind.models.base import GenerationParams, Shot, TextModel
+from tailormind.models.roles import TextModel
+from tailormind.models.types import GenerationParams, Shot
 from tailormind.prompts import render
+from tailormind.prompts.ugc import CHARS_PER_TOKEN, clean_ugc, quote_ugc
 
 SHOT_SECONDS = (1.0, 10.0)
 DEFAULT_SHOT_SECONDS = 4.0

@@ -6,5 +6,7 @@ Nothing outside this package imports a model library. Ask the registry for a rol
     text = load_role("text", settings)          # a TextModel
     answers = text.complete_json([[{"role": "user", "content": "..."}]], schema)
 
-Interfaces: :mod:`tailormind.models.base`; backends are chosen by ``settings.models.<role>``.
+Interfaces: :mod:`tailormind.models.roles` (inputs and outputs: :mod:`tailormind.models.types`);
+backends are registered in :mod:`tailormind.core.backends` and chosen by
+``settings.models.<role>``.
 """

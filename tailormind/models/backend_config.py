@@ -1,4 +1,5 @@
-"""Helpers every backend uses to read its config block: options, device, dtype, local paths."""
+"""Helpers every backend uses to read its config block: options, device, dtype, local paths, the
+call cache and the weights cache."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tailormind.config import ModelBackendConfig
+from tailormind.config import ModelBackendConfig, Settings
 from tailormind.errors import ConfigError, ModelError
+from tailormind.models.cache import CallCache, default_cache_dir
 
 OptionsT = TypeVar("OptionsT", bound="BackendOptions")
 
@@ -17,6 +19,21 @@ class BackendOptions(BaseModel):
     """Base of each backend's ``options`` schema: unknown options are an error, not ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def cache_root(settings: Settings) -> Path:
+    """``models.cache_dir``, else the default cache directory."""
+    return Path(settings.models.cache_dir or default_cache_dir()).expanduser()
+
+
+def call_cache(settings: Settings) -> CallCache | None:
+    """The on-disk call cache every role shares, or None with ``models.cache: false``."""
+    return CallCache(cache_root(settings)) if settings.models.cache else None
+
+
+def weights_cache(settings: Settings) -> Path:
+    """Where converted weights (e.g. a dequantised GGUF) are kept between runs."""
+    return cache_root(settings) / "weights"
 
 
 def parse_options(config: ModelBackendConfig, schema: type[OptionsT], key: str) -> OptionsT:

@@ -4,6 +4,9 @@ A SQLite file in WAL mode, so several processes on one machine (Ray workers, the
 safely; values are JSON, float32 arrays, or raw bytes (PNG, mp4). A re-run of a stage with the same
 inputs and params reads its answers instead of recomputing them, which also makes sampled answers
 reproducible. On a filesystem shared between machines, give each node its own ``cache_dir``.
+
+:func:`cached_batch` is the one way a role goes through the cache: look every key up, compute
+the misses in one call, store them, count the hits.
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ import json
 import os
 import sqlite3
 import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 CACHE_FILE = "calls.sqlite"
+T = TypeVar("T")
 
 
 def default_cache_dir() -> Path:
@@ -95,3 +102,34 @@ class CallCache:
         n = len(self)
         self._connection().execute("DELETE FROM calls")
         return n
+
+
+@dataclass(frozen=True)
+class Codec(Generic[T]):
+    """How one kind of result is read from (None: a miss) and written to the cache under a key."""
+
+    load: Callable[[CallCache, str], T | None]
+    store: Callable[[CallCache, str, T], None]
+
+
+def cached_batch(cache: CallCache | None, keys: Sequence[str | None], codec: Codec[T],
+                 compute: Callable[[list[int]], Sequence[T]], stats: Counter[str]) -> list[T]:
+    """One result per key, in order: hits are loaded (each counted in ``stats["cache_hits"]``),
+    the misses' indices go to ``compute`` in one call, which returns their results in that order;
+    those are stored under their keys. A key of None (no cache) is always a miss, never stored."""
+    results: list[T | None] = [None] * len(keys)
+    todo = []
+    for i, key in enumerate(keys):
+        hit = codec.load(cache, key) if key is not None and cache is not None else None
+        if hit is not None:
+            results[i] = hit
+            stats["cache_hits"] += 1
+        else:
+            todo.append(i)
+    if todo:
+        for i, value in zip(todo, compute(todo), strict=True):
+            results[i] = value
+            key = keys[i]
+            if key is not None and cache is not None:
+                codec.store(cache, key, value)
+    return [r for r in results if r is not None]

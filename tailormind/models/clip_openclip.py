@@ -14,8 +14,8 @@ from PIL import Image
 
 from tailormind.errors import ConfigError, ModelError
 from tailormind.models.backend_config import BackendOptions, resolve_device
-from tailormind.models.base import ClipScorer
 from tailormind.models.memory import check_fits
+from tailormind.models.roles import ClipScorer
 
 
 class OpenClipOptions(BackendOptions):

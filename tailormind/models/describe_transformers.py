@@ -13,8 +13,9 @@ from PIL import Image
 
 from tailormind.errors import ModelError
 from tailormind.models.backend_config import resolve_device, resolve_dtype
-from tailormind.models.base import Completion, Describer, GenerationParams
 from tailormind.models.memory import check_fits
+from tailormind.models.roles import Describer
+from tailormind.models.types import Completion, GenerationParams
 
 
 class TransformersDescriber(Describer):

@@ -10,8 +10,8 @@ import numpy as np
 
 from tailormind.errors import ModelError
 from tailormind.models.backend_config import resolve_device
-from tailormind.models.base import Embedder
 from tailormind.models.memory import check_fits
+from tailormind.models.roles import Embedder
 
 
 class SentenceTransformersEmbedder(Embedder):

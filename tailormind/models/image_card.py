@@ -18,7 +18,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tailormind.models.assets import card_font
 from tailormind.models.backend_config import BackendOptions
-from tailormind.models.base import ImageGenerator, ImageRequest
+from tailormind.models.roles import ImageGenerator
+from tailormind.models.types import ImageRequest
 
 #: Aspect ratios the platforms use (width:height): square, Rednote 3:4, cover 16:9, story 9:16.
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {"1:1": (1, 1), "3:4": (3, 4), "4:3": (4, 3),

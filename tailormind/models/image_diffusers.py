@@ -14,8 +14,9 @@ from PIL import Image
 
 from tailormind.errors import ModelError
 from tailormind.models.backend_config import BackendOptions, resolve_device, resolve_dtype
-from tailormind.models.base import ImageGenerator, ImageRequest
 from tailormind.models.memory import check_fits
+from tailormind.models.roles import ImageGenerator
+from tailormind.models.types import ImageRequest
 
 
 class DiffusersImageOptions(BackendOptions):

@@ -10,7 +10,6 @@ Requests run ``concurrency`` at a time; a timeout, a connection error, 429 or 5x
 from __future__ import annotations
 
 import base64
-import io
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,14 +21,9 @@ from PIL import Image
 
 from tailormind.errors import ConfigError, ModelError
 from tailormind.models.backend_config import BackendOptions
-from tailormind.models.base import (
-    Completion,
-    Conversation,
-    Describer,
-    Embedder,
-    GenerationParams,
-    TextModel,
-)
+from tailormind.models.images import png_bytes
+from tailormind.models.roles import Describer, Embedder, TextModel
+from tailormind.models.types import Completion, Conversation, GenerationParams
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 BACKOFF_S = 0.5
@@ -126,9 +120,7 @@ def make_client(config: Any, key: str) -> OpenAIClient:
 
 def image_part(image: Image.Image) -> dict[str, Any]:
     """A PNG data-URL content part."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    data = base64.b64encode(buffer.getvalue()).decode()
+    data = base64.b64encode(png_bytes(image)).decode()
     return {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}}
 
 

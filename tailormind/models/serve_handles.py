@@ -7,7 +7,6 @@ elsewhere ``RAY_ADDRESS`` (default ``auto``) says where. Images and videos cross
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -17,31 +16,25 @@ from PIL import Image
 
 from tailormind.config import ModelBackendConfig
 from tailormind.core.atomic import write_bytes_atomic
+from tailormind.core.backends import ROLE_SPECS
 from tailormind.errors import ModelError
-from tailormind.models.base import (
+from tailormind.models.images import decode_png, png_bytes
+from tailormind.models.roles import (
     ClipScorer,
-    Completion,
-    Conversation,
     Describer,
     Embedder,
-    GeneratedVideo,
-    GenerationParams,
     ImageGenerator,
-    ImageRequest,
-    Storyboard,
     TextModel,
     VideoGenerator,
 )
-
-#: Deployment name of each role inside the models app (tailormind/serve/model_deployments.py).
-DEPLOYMENT_NAMES = {"text": "TextModel", "embed": "Embedder", "describe": "Describer",
-                    "clip": "ClipScorer", "image": "ImageModel", "video": "VideoModel"}
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+from tailormind.models.types import (
+    Completion,
+    Conversation,
+    GeneratedVideo,
+    GenerationParams,
+    ImageRequest,
+    Storyboard,
+)
 
 
 class _Remote:
@@ -76,7 +69,7 @@ def build_serve_role(role: str, config: ModelBackendConfig, common: dict[str, An
             raise ModelError(f"{key}: backend 'serve' needs a running Ray cluster with the Serve "
                              f"app {config.app!r} (`serve run serve_configs/local.yaml`); "
                              f"none found: {exc}") from exc
-    name = config.deployment or DEPLOYMENT_NAMES[role]
+    name = config.deployment or ROLE_SPECS[role].deployment
     try:
         handle = serve.get_deployment_handle(name, app_name=config.app)
     except Exception as exc:  # Serve raises several types for "no such app/deployment"
@@ -154,7 +147,7 @@ class ServeImage(ImageGenerator):
     def _render(self, request: ImageRequest) -> Image.Image:
         answer = self.remote("generate", request.key())
         self.kind = answer["kind"]
-        return Image.open(io.BytesIO(answer["png"])).convert("RGB")
+        return decode_png(answer["png"])
 
 
 class ServeVideo(VideoGenerator):

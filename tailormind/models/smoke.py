@@ -11,8 +11,8 @@ import numpy as np
 
 from tailormind.config import Settings
 from tailormind.errors import ModelError, ModelNotConfiguredError, TailorMindError
-from tailormind.models.base import GenerationParams, ImageRequest, Shot, Storyboard
 from tailormind.models.registry import load_role
+from tailormind.models.types import GenerationParams, ImageRequest, Shot, Storyboard
 
 
 @dataclass

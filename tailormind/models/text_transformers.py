@@ -16,8 +16,9 @@ from typing import Any
 from tailormind.core.atomic import atomic_dir
 from tailormind.errors import ModelError, ModelInputError
 from tailormind.models.backend_config import BackendOptions, resolve_device, resolve_dtype
-from tailormind.models.base import Completion, Conversation, GenerationParams, TextModel
 from tailormind.models.memory import check_fits
+from tailormind.models.roles import TextModel
+from tailormind.models.types import Completion, Conversation, GenerationParams
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,11 @@ import numpy as np
 from PIL import Image
 
 from tailormind.models.backend_config import BackendOptions
-from tailormind.models.base import GeneratedVideo, Storyboard, VideoGenerator
 from tailormind.models.image_card import card_font_at, draw_caption
 from tailormind.models.image_diffusers import load_pipeline, multiple_of
 from tailormind.models.media import encode_h264
+from tailormind.models.roles import VideoGenerator
+from tailormind.models.types import GeneratedVideo, Storyboard
 
 
 class DiffusersVideoOptions(BackendOptions):

@@ -14,15 +14,10 @@ from typing import Any
 from PIL import Image
 
 from tailormind.models.backend_config import BackendOptions
-from tailormind.models.base import (
-    GeneratedVideo,
-    ImageGenerator,
-    ImageRequest,
-    Storyboard,
-    VideoGenerator,
-)
 from tailormind.models.image_card import card_font_at, draw_caption
 from tailormind.models.media import encode_h264
+from tailormind.models.roles import ImageGenerator, VideoGenerator
+from tailormind.models.types import GeneratedVideo, ImageRequest, Storyboard
 
 
 class SlideshowOptions(BackendOptions):

@@ -23,7 +23,7 @@ import numpy as np
 
 from tailormind.config import Settings
 from tailormind.errors import NotFoundError
-from tailormind.models.base import Embedder, TextModel
+from tailormind.models.roles import Embedder, TextModel
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence
 from tailormind.profiling.profiler import Profiler
 from tailormind.profiling.rankers import EmbeddingRanker

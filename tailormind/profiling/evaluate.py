@@ -39,21 +39,21 @@ from typing import Any
 
 import numpy as np
 
-from tailormind.core.metrics import candidate_metrics, candidate_ranks, metrics_from_ranks
 from tailormind.cf.data import CandidateIndex, CFData
 from tailormind.cf.evaluate import Bootstrap, PerUser, paired_differences
 from tailormind.cf.train import score_candidates
 from tailormind.config import Settings
+from tailormind.core.metrics import candidate_metrics, candidate_ranks, metrics_from_ranks
 from tailormind.data.workspace import Workspace
 from tailormind.errors import WorkspaceError
-from tailormind.prompts.ugc import CHARS_PER_TOKEN
-from tailormind.models.base import TextModel
 from tailormind.models.registry import load_role
+from tailormind.models.roles import TextModel
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.fusion import Fusion, Signals
 from tailormind.profiling.parts import PARTS_DIR, PartWriter
 from tailormind.profiling.profiles import PROFILES_TABLE
 from tailormind.profiling.rankers import LLMRanker, RankQuery, presentation_order
+from tailormind.prompts.ugc import CHARS_PER_TOKEN
 
 NO_LLM = {"llm_tokens_per_user": 0.0, "seconds_per_user": 0.0}
 

@@ -29,11 +29,12 @@ from tailormind.data.item_tags import model_items
 from tailormind.data.schemas import ITEM_FEATURES
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ModelError, ModelNotConfiguredError, TailorMindError
-from tailormind.prompts.ugc import CHARS_PER_TOKEN, quote_ugc
-from tailormind.models.base import Describer, Embedder, GenerationParams, TextModel
 from tailormind.models.registry import load_role
+from tailormind.models.roles import Describer, Embedder, TextModel
+from tailormind.models.types import GenerationParams
 from tailormind.profiling.parts import PartWriter
 from tailormind.prompts import render
+from tailormind.prompts.ugc import CHARS_PER_TOKEN, quote_ugc
 
 ITEM_COLUMNS = ["item_id", "title", "text", "tags", "image_paths", "video_paths", "platform"]
 #: Item text (title, tags, text, platform) enters a describing prompt quoted and cut to this many

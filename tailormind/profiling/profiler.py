@@ -31,13 +31,14 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from tailormind.config import Settings
-from tailormind.errors import ModelError
 from tailormind.core.metrics import rank_among
-from tailormind.prompts.ugc import CHARS_PER_TOKEN, quote_each, quote_ugc
-from tailormind.models.base import Completion, GenerationParams, TextModel
+from tailormind.errors import ModelError
+from tailormind.models.roles import TextModel
+from tailormind.models.types import Completion, GenerationParams
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence
 from tailormind.profiling.rankers import RankQuery, Ranker, presentation_order
 from tailormind.prompts import render
+from tailormind.prompts.ugc import CHARS_PER_TOKEN, quote_each, quote_ugc
 
 #: A critique shorter than this many words carries no usable direction.
 MIN_CRITIQUE_WORDS = 4

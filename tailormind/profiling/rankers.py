@@ -28,11 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tailormind.prompts.ugc import quote_ugc
-from tailormind.models.base import Embedder, GenerationParams, TextModel
+from tailormind.models.roles import Embedder, TextModel
+from tailormind.models.types import GenerationParams
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.fusion import PROFILE_SIGNAL, Fusion, Signals
 from tailormind.prompts import render
+from tailormind.prompts.ugc import quote_ugc
 
 RANKING_SCHEMA = {
     "type": "object",

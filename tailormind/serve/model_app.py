@@ -9,7 +9,8 @@ Used from a Serve config (``import_path: tailormind.serve.model_app:build_app``)
 - ``api_key_env``: an environment variable holding the bearer token of the ingress.
 
 Per-deployment resources (``num_gpus``, replicas, autoscaling) go in the Serve config's
-``deployments:`` list under the names in :data:`~tailormind.models.serve_handles.DEPLOYMENT_NAMES`.
+``deployments:`` list under each role's deployment name
+(:data:`tailormind.core.backends.ROLE_SPECS`).
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from ray.serve import Application
 
-from tailormind.config import ROLE_BACKENDS, Settings
+from tailormind.config import Settings
+from tailormind.core.backends import NONE, ROLES, backend_spec, unknown_roles
 from tailormind.errors import ConfigError
 from tailormind.serve.model_deployments import ROLE_DEPLOYMENTS, role_settings
 from tailormind.serve.openai_app import OpenAIIngress
 
 APP_NAME = "tailormind-models"
 ROUTE_PREFIX = "/models"
-#: Served names of the embedded models (what `/v1/models` lists and clients put in `model`).
-EMBEDDED_NAMES = {"smollm2": "smollm2-135m-instruct", "minilm": "all-minilm-l6-v2"}
 
 
 class ModelAppArgs(BaseModel):
@@ -41,21 +41,23 @@ class ModelAppArgs(BaseModel):
 
 
 def served_name(role: str, backend: str, model: str | None) -> str:
-    return EMBEDDED_NAMES.get(backend) or model or f"tailormind-{role}"
+    """What `/v1/models` lists and clients put in `model`: the bundled model's fixed name, else
+    the configured model, else ``tailormind-<role>``."""
+    return backend_spec(role, backend).served_name or model or f"tailormind-{role}"
 
 
 def resolve_roles(parsed: ModelAppArgs, settings: Settings) -> list[str]:
     """The roles the app hosts; every one must have a backend a replica can run."""
     roles = parsed.roles
     if roles is None:
-        roles = [r for r in ROLE_BACKENDS if getattr(settings.models, r).backend != "none"]
-    unknown = sorted(set(roles) - set(ROLE_BACKENDS))
+        roles = [r for r in ROLES if getattr(settings.models, r).backend != NONE]
+    unknown = unknown_roles(roles)
     if unknown:
         raise ConfigError(f"roles: unknown role(s) {', '.join(unknown)}; "
-                          f"roles: {', '.join(ROLE_BACKENDS)}")
+                          f"roles: {', '.join(ROLES)}")
     for role in roles:
         backend = getattr(settings.models, role).backend
-        if backend in ("none", "serve"):
+        if backend in (NONE, "serve"):
             raise ConfigError(f"roles: {role} has backend {backend!r}, which a Serve deployment "
                               f"cannot host; configure models.{role} or drop it from roles")
     return roles

@@ -25,9 +25,10 @@ import numpy as np
 from ray import serve
 
 from tailormind.config import Settings, load_config
-from tailormind.models.base import GenerationParams, ImageRequest, Storyboard
+from tailormind.core.backends import ROLE_SPECS
+from tailormind.models.images import png_bytes
 from tailormind.models.registry import load_role
-from tailormind.models.serve_handles import png_bytes
+from tailormind.models.types import GenerationParams, ImageRequest, Storyboard
 from tailormind.serve.heap_trim import HeapTrimmer
 
 
@@ -70,7 +71,8 @@ class _RoleHost:
             raise RuntimeError("role not loaded")
 
 
-@serve.deployment(name="TextModel", max_ongoing_requests=64, ray_actor_options={"num_cpus": 1})
+@serve.deployment(name=ROLE_SPECS["text"].deployment, max_ongoing_requests=64,
+                  ray_actor_options={"num_cpus": 1})
 class TextDeployment(_RoleHost):
     role_name = "text"
 
@@ -114,7 +116,8 @@ class TextDeployment(_RoleHost):
         return out
 
 
-@serve.deployment(name="Embedder", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0.5})
+@serve.deployment(name=ROLE_SPECS["embed"].deployment, max_ongoing_requests=64,
+                  ray_actor_options={"num_cpus": 0.5})
 class EmbedDeployment(_RoleHost):
     role_name = "embed"
 
@@ -129,7 +132,8 @@ class EmbedDeployment(_RoleHost):
         return int(self.role.dim)
 
 
-@serve.deployment(name="Describer", max_ongoing_requests=16, ray_actor_options={"num_cpus": 1})
+@serve.deployment(name=ROLE_SPECS["describe"].deployment, max_ongoing_requests=16,
+                  ray_actor_options={"num_cpus": 1})
 class DescribeDeployment(_RoleHost):
     role_name = "describe"
 
@@ -139,7 +143,8 @@ class DescribeDeployment(_RoleHost):
         return completion.to_json()
 
 
-@serve.deployment(name="ClipScorer", max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.5})
+@serve.deployment(name=ROLE_SPECS["clip"].deployment, max_ongoing_requests=32,
+                  ray_actor_options={"num_cpus": 0.5})
 class ClipDeployment(_RoleHost):
     role_name = "clip"
 
@@ -150,7 +155,8 @@ class ClipDeployment(_RoleHost):
         return await self._run(self.role.text_features, texts)
 
 
-@serve.deployment(name="ImageModel", max_ongoing_requests=16, ray_actor_options={"num_cpus": 0.5})
+@serve.deployment(name=ROLE_SPECS["image"].deployment, max_ongoing_requests=16,
+                  ray_actor_options={"num_cpus": 0.5})
 class ImageDeployment(_RoleHost):
     role_name = "image"
 
@@ -160,7 +166,8 @@ class ImageDeployment(_RoleHost):
                 "model": generated.model}
 
 
-@serve.deployment(name="VideoModel", max_ongoing_requests=8, ray_actor_options={"num_cpus": 0.5})
+@serve.deployment(name=ROLE_SPECS["video"].deployment, max_ongoing_requests=8,
+                  ray_actor_options={"num_cpus": 0.5})
 class VideoDeployment(_RoleHost):
     role_name = "video"
 
@@ -168,9 +175,7 @@ class VideoDeployment(_RoleHost):
         with tempfile.TemporaryDirectory(prefix="tailormind-video-") as tmp:
             path = Path(tmp) / "video.mp4"
             video = await self._run(self.role.render, Storyboard.from_dict(storyboard), path)
-            meta = {"duration_s": video.duration_s, "frames": video.frames, "fps": video.fps,
-                    "kind": video.kind, "model": video.model, "shot_kinds": video.shot_kinds}
-            return {"mp4": path.read_bytes(), "meta": meta}
+            return {"mp4": path.read_bytes(), "meta": video.meta()}
 
 
 ROLE_DEPLOYMENTS = {

@@ -102,7 +102,7 @@ def _check_llm_app(args: dict[str, Any], where: str) -> list[str]:
 
 def _check_models_app(app: dict[str, Any], where: str) -> tuple[list[str], list[str]]:
     from tailormind.config import load_config
-    from tailormind.models.serve_handles import DEPLOYMENT_NAMES
+    from tailormind.core.backends import ROLE_SPECS
     from tailormind.serve.model_app import parse_args, resolve_roles
 
     notes = []
@@ -118,7 +118,7 @@ def _check_models_app(app: dict[str, Any], where: str) -> tuple[list[str], list[
         roles = resolve_roles(parsed, settings)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    known = {DEPLOYMENT_NAMES[r] for r in roles} | {"OpenAIIngress"}
+    known = {ROLE_SPECS[r].deployment for r in roles} | {"OpenAIIngress"}
     for deployment in app.get("deployments", []):
         if deployment.get("name") not in known:
             raise ConfigError(f"{where}: deployments: no deployment named "
@@ -130,7 +130,8 @@ def _check_models_app(app: dict[str, Any], where: str) -> tuple[list[str], list[
 def _check_api_app(app: dict[str, Any], where: str, hosted: dict[str, set[str]]) -> list[str]:
     """The API's args and settings, its deployment names, and every ``backend: serve`` role of
     its settings against the models apps of the same config."""
-    from tailormind.config import ROLE_BACKENDS, load_config
+    from tailormind.config import load_config
+    from tailormind.core.backends import ROLES
     from tailormind.serve.api_args import API_DEPLOYMENTS, ApiAppArgs, parse_api_args
 
     notes = []
@@ -147,7 +148,7 @@ def _check_api_app(app: dict[str, Any], where: str, hosted: dict[str, set[str]])
         except ConfigError as inner:
             raise ConfigError(f"{where}: {inner}") from None
     settings = load_config(None, environ={}, overrides=parsed.settings)
-    for role in ROLE_BACKENDS:
+    for role in ROLES:
         block = getattr(settings.models, role)
         if block.backend != "serve":
             continue

@@ -2,7 +2,8 @@
 
 Sources, later ones winning:
 
-1. the defaults below (paper values; where the paper is silent, DESIGN.md's choice, marked so),
+1. the defaults below (paper values; where the paper is silent, our choice, marked so and
+   explained in ``docs/architecture.md``, "Where the paper is vague: what we chose"),
 2. a YAML file (``--config FILE`` or ``TAILORMIND_CONFIG``),
 3. environment overrides ``TAILORMIND_<SECTION>__<KEY>=value`` (``__`` separates nesting levels,
    the value is parsed as a YAML scalar, e.g. ``TAILORMIND_CF__TOP_K=20``,
@@ -75,7 +76,8 @@ class CFConfig(_Section):
     """Hypergraph CF (Eq. 5-7) and the LightGCN baseline."""
 
     model: Literal[CF_MODELS] = CF_MODELS[0]  # type: ignore[valid-type]
-    top_k: int = Field(10, ge=1, description="CF(D_u) size; paper does not state K, DESIGN.md: 10.")
+    top_k: int = Field(10, ge=1, description="CF(D_u) size; the paper does not state K "
+                       "(docs/architecture.md, \"Hypergraph CF\": 10).")
     use_tags: bool = True
     tag_weight: float = Field(1.0, gt=0, description="Weight of tag-item incidences in X' (users: 1).")
     tag_min_items: int = Field(
@@ -136,7 +138,8 @@ class ProfilingConfig(_Section):
     describe_batch_size: int = Field(256, ge=1, description="Items per resumable part.")
     fusion_recent_items: int = Field(
         10, ge=1, description="Hybrid ranker: the last N train items form the 'recent' content "
-        "signal (the paper has no hybrid ranker; DESIGN.md leaves the signals to measurement)."
+        "signal (the paper has no hybrid ranker; its signals were chosen by measurement: "
+        "docs/architecture.md, \"Profile fit\")."
     )
     fusion_recent_knn_items: int = Field(
         5, ge=1, description="Hybrid ranker: the last N train items form the 'recent item-kNN' signal."
@@ -332,7 +335,7 @@ class ModelsConfig(_Section):
 
 
 class BenchConfig(_Section):
-    """TailorBench (DESIGN.md "TailorBench"): users, methods, judge, intervals."""
+    """TailorBench (``docs/architecture.md``, "TailorBench"): users, methods, judge, intervals."""
 
     users: int = Field(20, ge=1, description="Users scored (a seeded sample; profiled users first).")
     methods: list[BenchMethodName] = Field(

@@ -55,7 +55,8 @@ class ModelError(TailorMindError):
 
 
 class ModelNotConfiguredError(ModelError):
-    """A role whose backend is ``none``: callers fall back as DESIGN.md says, counting it."""
+    """A role whose backend is ``none``: callers fall back and count it (``docs/architecture.md``,
+    "Model roles and backends")."""
 
 
 class ModelInputError(ModelError):

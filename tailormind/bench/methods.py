@@ -1,6 +1,6 @@
-"""TailorBench's methods: TailorMind, the ground-truth UGC, and the ablations (DESIGN.md
-"TailorBench"). Every method is the same pipeline with one thing changed, scored on the same
-users, seeds and judge:
+"""TailorBench's methods: TailorMind, the ground-truth UGC, and the ablations
+(``docs/architecture.md``, "TailorBench"). Every method is the same pipeline with one thing
+changed, scored on the same users, seeds and judge:
 
 =================  ===========================================================================
 tailormind         the product: refined profile, exemplars (RAG), cohesion reflection, CF

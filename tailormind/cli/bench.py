@@ -1,5 +1,5 @@
-"""``tailormind bench run`` and ``bench calibrate``: TailorBench on a workspace (DESIGN.md
-"TailorBench")."""
+"""``tailormind bench run`` and ``bench calibrate``: TailorBench on a workspace
+(``docs/architecture.md``, "TailorBench")."""
 
 from __future__ import annotations
 

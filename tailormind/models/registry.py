@@ -5,7 +5,7 @@
 per config (a second call returns the same object), so a Ray actor or a Serve replica holds one
 copy of the weights. ``backend: none`` raises :class:`~tailormind.errors.ModelNotConfiguredError`
 with what to configure; callers that can do without the role catch it and record the fallback
-(DESIGN.md, "Model roles and backends").
+(``docs/architecture.md``, "Model roles and backends").
 """
 
 from __future__ import annotations

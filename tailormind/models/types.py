@@ -80,7 +80,8 @@ class JsonAnswer:
 
 @dataclass
 class VideoDescription:
-    """A long video described as two windows (DESIGN.md): its first and its last seconds."""
+    """A long video described as two windows, its first and its last seconds
+    (``docs/architecture.md``, "Item description")."""
 
     head: Completion
     tail: Completion | None

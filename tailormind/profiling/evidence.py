@@ -1,7 +1,8 @@
 """What profiling may see of a user: train history, CF(D_u), and the VALIDATION candidates.
 
 The test candidates are deliberately absent: they are read only by
-:mod:`tailormind.profiling.evaluate`, once, after the profiles are final (DESIGN.md).
+:mod:`tailormind.profiling.evaluate`, once, after the profiles are final
+(``docs/architecture.md``, "Evaluation integrity").
 """
 
 from __future__ import annotations

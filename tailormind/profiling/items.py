@@ -5,7 +5,7 @@
   longer text is summarised by the ``text`` role.
 - image: the first ``max_images_per_item`` images, described together by the ``describe`` role.
 - video: the first video, its first and last 8 s described separately by ``describe``, then
-  merged by ``text`` (DESIGN.md, "Item description").
+  merged by ``text`` (``docs/architecture.md``, "Item description").
 
 Whatever cannot be described (no describe model configured, an image that does not decode, a
 server that fails) falls back to the remaining modalities; the reason is recorded per item in

@@ -27,7 +27,9 @@ from statistics import mean
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-STAGES = ("exemplars", "ideation", "writing", "media", "reflection", "video", "bundle")
+#: The generator's clock labels (tailormind.generation.steps.StepClock): steps 1-3, step 4 split
+#: into writing / images / scoring, then media (the video) and the bundle.
+STAGES = ("inputs", "exemplars", "ideate", "writing", "images", "scoring", "media", "bundle")
 
 
 def main() -> None:
@@ -41,7 +43,8 @@ def main() -> None:
 
     from tailormind.config import load_config
     from tailormind.data.workspace import Workspace
-    from tailormind.generation.batch import generate_users, plan_generations, read_bundles
+    from tailormind.generation.batch import generate_users, plan_generations
+    from tailormind.generation.bundle_scan import read_bundles
     from tailormind.generation.pipeline import Generator, Roles
     from tailormind.core.sampling import sample_users
     from tailormind.profiling.profiles import profile_users
@@ -70,7 +73,8 @@ def main() -> None:
                               progress=lambda n: print(".", end="", flush=True))
         print(f"\n{kind}: {done.generated} made in {time.perf_counter() - started:.0f} s, "
               f"{len(done.failed)} failed", flush=True)
-        made[kind] = [r for r in read_bundles(ws.root) if r["post_id"] in ids]
+        made[kind] = [p.record.to_json() for p in read_bundles(ws.root)
+                      if p.record.post_id in ids]
 
     text_model = roles.text.model_id
     print(f"\n## Generation on {ws.root.name} — text {text_model}, embed {roles.embed.model_id}, "
@@ -87,11 +91,11 @@ def main() -> None:
             for stage in STAGES:
                 seconds[stage].append(r["seconds_by_stage"].get(stage, 0.0))
         tokens = {s: mean(r["tokens_by_stage"].get(s, 0) for r in records)
-                  for s in ("ideation", "writing")}
+                  for s in ("ideate", "writing")}
         print(f"| {kind} | {len(records)} | "
               + " | ".join(f"{mean(seconds[s]):.1f}" for s in STAGES)
               + f" | {mean(r['seconds'] for r in records):.1f} | "
-              f"{tokens['ideation'] + tokens['writing']:.0f} ({tokens['ideation']:.0f} / "
+              f"{tokens['ideate'] + tokens['writing']:.0f} ({tokens['ideate']:.0f} / "
               f"{tokens['writing']:.0f}) |")
 
     print("\n| kind | posts | relevance round 0 | relevance kept | mean gain | improved | "

@@ -3,7 +3,7 @@
     ray job submit --working-dir . -- python jobs/pipeline.py --workspace /shared/ws \
         [--config configs/cluster.yaml] [--data data/ml-latest-small [--slice-users 200]] \
         [--users 20] [--workers 2] [--cf-workers 1] [--kind post] \
-        [--stages import,describe,cf,profile,generate,evaluate] [--force]
+        [--stages import,describe,cf,profile,fit,generate,evaluate] [--force]
 
 import (MovieLens, only when the workspace has none) -> describe items -> train CF + cf_topk ->
 profile a seeded sample of ``--users`` users -> a post (and/or video) each + gallery -> evaluate

@@ -127,7 +127,6 @@ class ProfilingConfig(_Section):
         150, ge=20, description="Each item description is cut to this in prompts (MovieLens user "
         "tags make some descriptions 2,000+ characters; prompt length is the cost on CPU)."
     )
-    eval_users: int = Field(100, ge=1, description="Seeded user sample for LLM-based methods.")
     passthrough_short_text: bool = Field(
         True, description="Item text up to short_text_chars is its own description (a 135M model "
         "only loses information rewriting it)."
@@ -150,14 +149,12 @@ class ProfilingConfig(_Section):
 class GenerationConfig(_Section):
     """Retrieval-augmented ideation and cohesion reflection (Eq. 15-18)."""
 
-    idea_templates: int = Field(10, ge=1, le=10, description="R, idea templates offered (paper: 10).")
     reflection_rounds: int = Field(3, ge=0, description="Cohesion reflection rounds (paper: 3).")
     exemplar_top_k: int = Field(3, ge=1, description="Style exemplars; paper does not state k.")
     use_exemplars: bool = Field(
         True, description="Retrieval-augmented style (Eq. 15); false: no exemplars (w/o RAG).")
     use_cf: bool = Field(
         True, description="CF(D_u) items join the exemplar pool; false: history only (w/o CF).")
-    top_preferences: int = Field(1, ge=1, description="Preferences used per post (paper: top-1).")
     platform: PlatformName = Field(
         "rednote", description="Default platform style (a file in tailormind/generation/catalog)."
     )

@@ -1,4 +1,5 @@
-"""The whole method as one cluster job: import -> describe -> CF -> profile -> generate -> evaluate.
+"""The whole method as one cluster job: import -> describe -> CF -> profile -> fit -> generate ->
+evaluate.
 
 Every stage is the library function its own job uses (``jobs/*.py``), run on the connected Ray
 cluster, and every stage is idempotent: a finished stage is skipped (``--force`` redoes it), and
@@ -18,12 +19,13 @@ from typing import Any
 
 from tailormind.config import Settings
 from tailormind.core.atomic import write_json_atomic
-from tailormind.data.workspace import MANIFEST, Workspace
+from tailormind.core.vocabulary import MANIFEST
+from tailormind.data.workspace import Workspace
 from tailormind.data.workspace_location import WorkspaceLocation
 from tailormind.errors import ConfigError, TailorMindError, WorkspaceError
 from tailormind.progress import ProgressLog
 
-STAGES = ("import", "describe", "cf", "profile", "generate", "evaluate")
+STAGES = ("import", "describe", "cf", "profile", "fit", "generate", "evaluate")
 RUN_RECORD = "pipeline/last_run.json"
 EVALUATION_REPORT = "evaluation/report.json"
 
@@ -213,6 +215,14 @@ class Pipeline:
         if report.profiled == 0:
             detail["skipped"] = True
         return detail
+
+    def stage_fit(self) -> dict[str, Any]:
+        """The hybrid ranker's weights on the validation sets (seconds; refit every run, so
+        they always match the profiles just made)."""
+        from tailormind.profiling.fit import fit_hybrid
+
+        fusion = fit_hybrid(self.workspace(), self.settings)
+        return {"weights": fusion.as_dict(), "fit_sets": fusion.fit_sets}
 
     def stage_generate(self) -> dict[str, Any]:
         from tailormind.generation.batch import plan_generations

@@ -61,7 +61,7 @@ from tailormind.bench.calibration_pairs import (
 from tailormind.bench.content_metrics import text_coherence
 from tailormind.bench.judge import Judge
 from tailormind.bench.methods import BENCH_DIR
-from tailormind.bench.posts import item_text
+from tailormind.bench.posts import item_as_post
 from tailormind.bench.scoring import item_title, source_line
 from tailormind.bench.users import BenchUser, all_users, train_histories
 from tailormind.config import Settings
@@ -278,7 +278,7 @@ def build_pairs(root: Path, users: dict[str, BenchUser], features: ItemFeatures,
     """Every dimension's pairs (posts first, then catalogue units) and ``{"posts", "writer"}``."""
     cfg, seed, n = settings.bench, settings.seeds.bench, settings.bench.calibration_pairs
     posts, writer = post_units(root, users, cfg.judge_history_items, seed)
-    texts = {i: item_text(items[i]) if i in items else features.describe(i) for i in features.ids}
+    texts = {i: item_as_post(items[i]) if i in items else features.describe(i) for i in features.ids}
     people = list(users.values())
 
     def units() -> itertools.chain:

@@ -3,7 +3,7 @@ workspace's own posts and catalogue (:mod:`tailormind.bench.calibrate` scores th
 
 **Units** — the texts that play "a post": every bundled post (``generations/`` and
 ``bench/methods/*/generations/``) of a user with a test item, in a seeded order; then, so that
-there are always enough, catalogue items as posts (:func:`~tailormind.bench.posts.item_text`:
+there are always enough, catalogue items as posts (:func:`~tailormind.bench.posts.item_as_post`:
 title, text, tags — how the bench shows the ground truth), round-robin over the users in a seeded
 order: each user's test item, then their history from the most recent item back; last, the
 items nobody touched, lent to the users in turn (never used as anyone's own text for coherence).
@@ -49,12 +49,12 @@ from typing import Any
 import numpy as np
 
 from tailormind.bench.methods import BENCH_DIR
-from tailormind.bench.posts import post_text
 from tailormind.bench.users import BenchUser
 from tailormind.core.atomic import is_hidden, read_json_record
 from tailormind.core.vectors import unit_rows
 from tailormind.generation.bundle import POST_JSON
 from tailormind.generation.bundle_scan import post_files
+from tailormind.generation.post_record import parse_post_record
 from tailormind.models.roles import Embedder
 from tailormind.profiling.evidence import ItemFeatures
 
@@ -242,15 +242,16 @@ def post_units(root: Path, users: dict[str, BenchUser], history_items: int,
     units: list[Unit] = []
     writer: dict[str, str] | None = None
     for path in bundle_files(root):
-        record = read_json_record(path, POST_JSON)  # a corrupt one is an error, named
-        if not isinstance(record, dict):
+        data = read_json_record(path, POST_JSON)  # a corrupt one is an error, named
+        if data is None:
             continue
-        user = users.get(str(record.get("user_id")))
-        text = post_text(record)
+        record = parse_post_record(data, str(path))
+        user = users.get(record.user_id)
+        text = record.reader_text()
         if user is None or not text.strip():
             continue
-        writer = writer or (record.get("models") or {}).get("text")
-        exemplars = [e["item_id"] for e in record.get("exemplars") or []]
+        writer = writer or record.models.get("text")
+        exemplars = [e.item_id for e in record.exemplars]
         sources = tuple(dict.fromkeys([*exemplars, *user.history[::-1][:history_items]]))
         units.append(Unit(user.user_id, text, sources))
     units = list({(u.user_id, u.text): u for u in units}.values())

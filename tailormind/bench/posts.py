@@ -29,6 +29,7 @@ from tailormind.generation.batch import (
 from tailormind.generation.bundle import POST_JSON, bundle_dir, live_bundle, read_post
 from tailormind.generation.bundle_scan import recover_bundles
 from tailormind.generation.pipeline import Generator, Roles, planned_post_id
+from tailormind.generation.post_record import PostRecord, reader_text
 from tailormind.profiling.profiles import profile_users
 from tailormind.progress import ProgressLog
 
@@ -45,27 +46,14 @@ class BenchPost:
     text: str  # title, body and hashtags (the ground truth: title, text and tags)
     images: list[Path] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # item ids it was built from
-    record: dict[str, Any] | None = None  # post.json (generated methods)
+    record: PostRecord | None = None  # post.json (generated methods)
     path: str = ""  # bundle directory, relative to the workspace
 
 
-def post_text(record: dict[str, Any]) -> str:
-    """The text a reader sees: title, body, hashtags; a video's shots add their narration."""
-    parts = [record.get("title") or "", record.get("body") or ""]
-    for shot in record.get("storyboard") or []:
-        parts += [str(v) for k, v in shot.items() if k in ("narration", "caption") and v]
-    tags = record.get("hashtags") or []
-    if tags:
-        parts.append(" ".join(f"#{t.lstrip('#')}" for t in tags))
-    return "\n".join(p for p in parts if p)
-
-
-def item_text(item: dict[str, Any]) -> str:
-    """A catalogue item as a post: its title, text and tags."""
-    parts = [item.get("title") or "", item.get("text") or ""]
-    if item.get("tags"):
-        parts.append(" ".join(f"#{t}" for t in item["tags"][:12]))
-    return "\n".join(p for p in parts if p)
+def item_as_post(item: dict[str, Any]) -> str:
+    """A catalogue item as a post's :func:`reader_text`: title, text and (12) tags as hashtags."""
+    return reader_text(item.get("title") or "", item.get("text") or "", [],
+                       list(item.get("tags") or [])[:12])
 
 
 def ensure_profiles(workspace: Workspace, settings: Settings, methods: list[Method],
@@ -149,7 +137,7 @@ def read_posts(workspace: Workspace, method: Method, users: list[BenchUser],
             item = items.get(user.target, {"title": "", "text": "", "tags": []})
             images = [workspace.media_path(p) for p in item.get("image_paths") or []]
             posts[user.user_id] = BenchPost(
-                user.user_id, method.name, item.get("title") or "", item_text(item),
+                user.user_id, method.name, item.get("title") or "", item_as_post(item),
                 [Path(p) for p in images if Path(p).is_file()],
                 sources=[user.target])
             continue
@@ -157,11 +145,11 @@ def read_posts(workspace: Workspace, method: Method, users: list[BenchUser],
         record = read_post(path.parent)  # a corrupt one is an error naming it, never "no post"
         if record is None:
             continue
-        images = [path.parent / i["file"] for i in record.get("images", [])]
-        exemplars = [e["item_id"] for e in record.get("exemplars", [])]
+        images = [path.parent / i.file for i in record.images]
+        exemplars = [e.item_id for e in record.exemplars]
         recent = user.history[::-1][:history_items]
         posts[user.user_id] = BenchPost(
-            user.user_id, method.name, record.get("title") or "", post_text(record),
+            user.user_id, method.name, record.title, record.reader_text(),
             [p for p in images if p.is_file()], list(dict.fromkeys(exemplars + recent)),
             record, str(path.parent.relative_to(workspace.root)))
     return posts

@@ -22,13 +22,9 @@ from tailormind.core.metrics import DEFAULT_KS, candidate_ranks, per_set_metrics
 from tailormind.cf.data import CandidateIndex
 from tailormind.config import Settings
 from tailormind.data.workspace import Workspace
-from tailormind.profiling.evaluate import (
-    CandidateScorer,
-    profile_rows,
-    refinement_curve,
-    subset_sets,
-)
+from tailormind.profiling.evaluate import CandidateScorer, refinement_curve
 from tailormind.profiling.evidence import ItemFeatures
+from tailormind.profiling.fit import fit_with_profiles, initial_vectors, profile_rows, subset_sets
 from tailormind.profiling.fusion import Fusion, Signals
 from tailormind.profiling.profiles import PROFILES_TABLE
 
@@ -58,13 +54,12 @@ def profiling_dimension(workspace: Workspace, settings: Settings, features: Item
 
     if profiles:
         refined = {index[p["user_id"]]: np.asarray(p["embedding"]) for p in profiles}
-        initial = {index[p["user_id"]]: np.asarray(p["initial_embedding"]) for p in profiles}
+        initial = initial_vectors(profiles, index)
         profiled = subset_sets(test, np.array(sorted(refined)))
         add("tailormind", "TailorMind (refined profile, cosine)", profiled,
             lambda s: scorer.profile(refined, s))
         valid = subset_sets(data.valid, np.array(sorted(refined)))
-        fusion = Fusion.fit(signals, valid.users, valid.items, profile_rows(initial, valid),
-                            settings)
+        fusion = fit_with_profiles(signals, profiles, settings)
         add("tailormind_hybrid", "TailorMind (hybrid reranker, refined profile)", profiled,
             lambda s: fusion.score(signals.stack(s.users, s.items, profile_rows(refined, s))))
         plain = Fusion.fit(signals, valid.users, valid.items, None, settings)

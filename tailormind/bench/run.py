@@ -72,7 +72,7 @@ def _provenance(roles: Roles | None, posts: dict[str, dict[str, Any]], *, embed:
     if roles is not None:
         return {**roles.provenance(), **models}
     made = next((p.record for found in posts.values() for p in found.values() if p.record), None)
-    return {**((made or {}).get("models") or {}), **models}
+    return {**(made.models if made is not None else {}), **models}
 
 
 def run_bench(workspace: Workspace, settings: Settings, *, users: int | None = None,

@@ -35,6 +35,7 @@ from tailormind.bench.content_metrics import (
 from tailormind.bench.judge import Judge, parse_score
 from tailormind.bench.posts import BenchPost
 from tailormind.bench.users import BenchUser
+from tailormind.generation.reflection import RoundRecord, kept_rounds
 from tailormind.models.roles import ClipScorer, Describer, Embedder
 from tailormind.models.types import GenerationParams
 from tailormind.profiling.evidence import ItemFeatures
@@ -64,16 +65,10 @@ def source_line(features: ItemFeatures, items: dict[str, dict[str, Any]], item_i
             f"{describe_item(features, items, item_id)[:SOURCE_CHARS]}")
 
 
-def kept_relevance(rounds: list[dict[str, Any]]) -> list[float]:
-    """Relevance of the version reflection keeps after each round: the round with the best
-    objective so far (the first on ties), so the series never reflects a discarded draft."""
-    out: list[float] = []
-    best: dict[str, Any] | None = None
-    for r in rounds:
-        if best is None or float(r["objective"]) > float(best["objective"]):
-            best = r
-        out.append(float(best["relevance"]))
-    return out
+def kept_relevance(rounds: list[RoundRecord]) -> list[float]:
+    """Relevance of the version reflection keeps after each round (:func:`kept_rounds`), so the
+    series never reflects a discarded draft."""
+    return [rounds[k].relevance for k in kept_rounds([r.objective for r in rounds])]
 
 
 class PostScorer:
@@ -149,7 +144,7 @@ class PostScorer:
                 if post.images:
                     clip_value = clip_score(self.clip.image_features(post.images),
                                             self.clip_reference[post.user_id])
-            rounds = ((post.record or {}).get("reflection") or {}).get("rounds") or []
+            rounds = post.record.reflection.rounds if post.record is not None else []
             rows.append({
                 "method": method, "user_id": post.user_id, "title": post.title,
                 "path": post.path,
@@ -161,7 +156,7 @@ class PostScorer:
                 "judge_image_aesthetic": self._image_aesthetic(post),
                 "hallucination": verdict.hallucinated, "hallucination_claims": verdict.claims,
                 "hallucination_uncited": verdict.uncited,
-                "relevance_rounds": [float(r["relevance"]) for r in rounds],
+                "relevance_rounds": [r.relevance for r in rounds],
                 "kept_relevance_rounds": kept_relevance(rounds),
             })
         return rows

@@ -31,6 +31,7 @@ from tailormind.core.metrics import (
 )
 from tailormind.cf.checkpoint import load_checkpoint, trained_models
 from tailormind.cf.data import CandidateIndex, CFData, load_cf_data
+from tailormind.cf.popularity import popularity_full, popularity_scores
 from tailormind.cf.recommend import check_alignment, train_mask
 from tailormind.cf.train import score_candidates
 from tailormind.data.workspace import Workspace
@@ -174,10 +175,9 @@ def evaluate_cf(
         raise WorkspaceError("the split has no test candidate sets (every user is train-only)")
     names = list(dict.fromkeys(models)) if models else trained_models(workspace)
     result = CFEvaluation()
-    popularity = data.item_popularity()
     methods: list[tuple[str, Callable[[CandidateIndex], np.ndarray], FullScorer, dict[str, Any]]] = [
-        ("popularity", lambda s: popularity[s.items],
-         lambda users: np.broadcast_to(popularity, (len(users), data.n_items)), {}),
+        ("popularity", lambda s: popularity_scores(data, s),
+         lambda users: popularity_full(data, users), {}),
     ]
     for name in names:
         ckpt = load_checkpoint(workspace, name)

@@ -70,23 +70,23 @@ def _one(settings, ws: Workspace, user: str, platform: str | None, kind: str | N
                                                              seed=seed)
     record = post.record
     if as_json:
-        print(json.dumps(record, indent=2, ensure_ascii=False))
+        print(json.dumps(record.to_json(), indent=2, ensure_ascii=False))
         return
-    out.print(f"[bold]{record['title']}[/bold]  ({record['platform']} {record['kind']}, "
-              f"idea: {record['idea']['type']})")
-    out.print(record["body"])
-    if record["hashtags"]:
-        out.print(" ".join(record["hashtags"]))
+    out.print(f"[bold]{record.title}[/bold]  ({record.platform} {record.kind}, "
+              f"idea: {record.idea.type})")
+    out.print(record.body)
+    if record.hashtags:
+        out.print(" ".join(record.hashtags))
     rounds = Table("round", "relevance", "CLIPScore", "objective", "kept",
                    title="cohesion reflection")
-    for r in record["reflection"]["rounds"]:
-        rounds.add_row(str(r["round"]), f"{r['relevance']:.3f}",
-                       "not measured" if r["clip"] is None else f"{r['clip']:.3f}",
-                       f"{r['objective']:.3f}", "best so far" if r["best_so_far"] else "")
+    for r in record.reflection.rounds:
+        rounds.add_row(str(r.round), f"{r.relevance:.3f}",
+                       "not measured" if r.clip is None else f"{r.clip:.3f}",
+                       f"{r.objective:.3f}", "best so far" if r.best_so_far else "")
     out.print(rounds)
-    if record["fallbacks"]:
-        out.print("fallbacks: " + "; ".join(record["fallbacks"]))
-    out.print(f"{record['seconds']:.1f} s, LLM tokens {sum(record['tokens_by_stage'].values())}; "
+    if record.fallbacks:
+        out.print("fallbacks: " + "; ".join(record.fallbacks))
+    out.print(f"{record.seconds:.1f} s, LLM tokens {record.llm_tokens}; "
               f"preview: {post.path / 'preview.html'}")
 
 

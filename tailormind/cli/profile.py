@@ -113,6 +113,24 @@ def run_command(
         out.print("fallbacks: " + ", ".join(f"{k} {v}" for k, v in sorted(report.fallbacks.items())))
 
 
+@app.command("fit")
+def fit_command(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = Path("workspace"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the weights as JSON.")] = False,
+) -> None:
+    """Fit the hybrid ranker's weights on the VALIDATION sets (with each user's initial profile)
+    and save them in the workspace: what `profiling.ranker: hybrid` and the API load."""
+    from tailormind.profiling.fit import fit_hybrid
+
+    fusion = fit_hybrid(Workspace.open(workspace), settings_of(ctx))
+    if as_json:
+        print(json.dumps({"weights": fusion.as_dict(), "fit_sets": fusion.fit_sets}, indent=2))
+        return
+    out.print(f"hybrid weights fit on {fusion.fit_sets} validation sets (z-scored signals): "
+              + ", ".join(f"{k} {v:+.3f}" for k, v in fusion.as_dict().items()))
+
+
 @app.command("eval")
 def eval_command(
     ctx: typer.Context,
@@ -125,7 +143,8 @@ def eval_command(
 ) -> None:
     """Every method on the same TEST candidate sets: R@10/20, N@10/20, LLM tokens and s per user,
     and every comparison as a paired difference over the same users with a paired-bootstrap
-    interval. Fits the hybrid ranker's weights on the validation sets and saves them."""
+    interval. The hybrid rows use the weights `profile fit` saved (else fit in memory); nothing
+    is written."""
     from tailormind.profiling.evaluate import evaluate_profiles, variant_tables
 
     settings = settings_of(ctx)
@@ -166,5 +185,6 @@ def eval_command(
     out.print(curve)
     for label, weights in (("hybrid", report.fusion_weights),
                            ("hybrid w/o profile", report.fusion_weights_no_profile)):
-        out.print(f"{label} weights (fit on validation, z-scored signals): " +
+        source = f", {report.fusion_source}" if label == "hybrid" else ""
+        out.print(f"{label} weights (fit on validation, z-scored signals{source}): " +
                   ", ".join(f"{k} {v:+.3f}" for k, v in weights.items()))

@@ -17,21 +17,19 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from tailormind.config import Settings
-from tailormind.core.atomic import read_json_record
-from tailormind.data.workspace import Workspace
-from tailormind.errors import ConfigError, CorruptFileError, TailorMindError, WorkspaceError
-from tailormind.generation.bundle import POST_JSON, bundle_dir, live_bundle
-from tailormind.generation.bundle_scan import post_files, recover_bundles
-from tailormind.generation.catalog import packaged_catalog
-from tailormind.core.vocabulary import KINDS
-from tailormind.generation.pipeline import Generator, Roles, planned_post_id
 from tailormind.core.sampling import sample_users
+from tailormind.core.vocabulary import KINDS
+from tailormind.data.workspace import Workspace
+from tailormind.errors import ConfigError, TailorMindError, WorkspaceError
+from tailormind.generation.bundle import bundle_dir, live_bundle
+from tailormind.generation.bundle_scan import read_bundles, recover_bundles
+from tailormind.generation.catalog import packaged_catalog
+from tailormind.generation.pipeline import Generator, Roles, planned_post_id
 from tailormind.profiling.profiles import PROFILES_TABLE
 
 GENERATIONS_TABLE = "generations"
@@ -125,12 +123,10 @@ def task_row(generator: Generator, task: GenerationTask) -> dict[str, Any]:
     except TailorMindError as exc:
         return {"user_id": task.user_id, "kind": task.kind, "post_id": task.post_id,
                 "error": str(exc), "llm_tokens": 0, "fallbacks": []}
-    record = post.record
     if post.post_id != task.post_id:  # the plan and the pipeline disagree: a bug, say it
         raise RuntimeError(f"planned post id {task.post_id} but generated {post.post_id}")
     return {"user_id": task.user_id, "kind": task.kind, "post_id": post.post_id, "error": "",
-            "llm_tokens": int(sum(record["tokens_by_stage"].values())),
-            "fallbacks": list(record["fallbacks"])}
+            "llm_tokens": post.record.llm_tokens, "fallbacks": list(post.record.fallbacks)}
 
 
 def generate_users(workspace: Workspace, settings: Settings, plan: GenerationPlan, *,
@@ -161,34 +157,6 @@ def finish_generations(workspace: Workspace, plan: GenerationPlan, started: floa
     return report
 
 
-#: What a ``post.json`` must hold to be listed (the gallery and the table read these).
-BUNDLE_KEYS = ("post_id", "user_id", "kind", "platform", "title", "body", "idea", "profile",
-               "reflection")
-
-
-def read_bundles(root: Path, unreadable: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every live bundle's ``post.json`` under ``root/generations`` (never a staging or ``.old``
-    directory: :func:`~tailormind.generation.bundle_scan.post_files`), by user then creation
-    time (oldest first). One that is corrupt or lacks ``BUNDLE_KEYS`` is not listed; its path
-    goes to ``unreadable`` so the caller can say so (bundles are written whole, so this means a
-    disk fault or a file edited or copied in by hand)."""
-    records = []
-    for path in post_files(root):
-        try:
-            record = read_json_record(path, POST_JSON)
-            usable = isinstance(record, dict) and all(k in record for k in BUNDLE_KEYS)
-        except CorruptFileError:
-            usable = False
-        if not usable:
-            if unreadable is not None:
-                unreadable.append(str(path.relative_to(root)))
-            continue
-        record["_dir"] = str(path.parent.relative_to(root))
-        records.append(record)
-    records.sort(key=lambda r: (str(r["user_id"]), r.get("created_at", "")))
-    return records
-
-
 def index_generations(workspace: Workspace, unreadable: list[str] | None = None) -> pa.Table:
     """Write the ``generations`` table from the live bundles on disk, after repairing what a
     killed writer left (:func:`~tailormind.generation.bundle_scan.recover_bundles`). The number
@@ -197,24 +165,20 @@ def index_generations(workspace: Workspace, unreadable: list[str] | None = None)
     rows = []
     skipped: list[str] = [] if unreadable is None else unreadable
     recover_bundles(workspace.root)
-    for r in read_bundles(workspace.root, skipped):
-        rounds = r.get("reflection", {}).get("rounds", [])
-        ideation = r.get("ideation", {})
+    for listed in read_bundles(workspace.root, skipped):
+        r = listed.record
+        rounds, ideation = r.reflection.rounds, r.ideation
         rows.append({
-            "user_id": str(r["user_id"]), "post_id": r["post_id"], "kind": r["kind"],
-            "platform": r["platform"], "title": r.get("title", ""), "path": r["_dir"],
-            "created_at": r.get("created_at", ""), "seconds": float(r.get("seconds", 0.0)),
-            "llm_tokens": int(sum(r.get("tokens_by_stage", {}).values())),
-            "relevance_first": float(rounds[0]["relevance"]) if rounds else None,
-            "relevance_best": float(r["reflection"]["best"]["relevance"]) if rounds else None,
-            "reflection_rounds": len(rounds),
-            "idea_type": r.get("idea", {}).get("type", ""),
-            "ideas_format": ideation.get("format", "json"),
-            "ideas_repaired": bool(ideation.get("repaired") or ideation.get("empty")
-                                   or ideation.get("type_coerced")),
-            "ideas_fallback": bool(ideation.get("fallback")),
-            "fallbacks": len(r.get("fallbacks", [])),
-            "config_hash": r.get("config_hash", ""),
+            "user_id": r.user_id, "post_id": r.post_id, "kind": r.kind,
+            "platform": r.platform, "title": r.title, "path": listed.directory,
+            "created_at": r.created_at, "seconds": r.seconds, "llm_tokens": r.llm_tokens,
+            "relevance_first": rounds[0].relevance if rounds else None,
+            "relevance_best": r.reflection.best.relevance if rounds else None,
+            "reflection_rounds": len(rounds), "idea_type": r.idea.type,
+            "ideas_format": ideation.format,
+            "ideas_repaired": bool(ideation.repaired or ideation.empty or ideation.type_coerced),
+            "ideas_fallback": bool(ideation.fallback), "fallbacks": len(r.fallbacks),
+            "config_hash": r.config_hash,
         })
     schema = pa.schema([
         ("user_id", pa.string()), ("post_id", pa.string()), ("kind", pa.string()),

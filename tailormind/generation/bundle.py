@@ -35,6 +35,7 @@ from tailormind.core.atomic import (
 )
 from tailormind.errors import CorruptFileError
 from tailormind.generation.catalog import Platform
+from tailormind.generation.post_record import PostRecord, parse_post_record
 
 GENERATIONS = "generations"
 POST_JSON = "post.json"
@@ -67,18 +68,16 @@ def live_bundle(directory: Path) -> Path | None:
     return live_path(directory, POST_JSON)
 
 
-def read_post(directory: Path) -> dict[str, Any] | None:
+def read_post(directory: Path) -> PostRecord | None:
     """The ``post.json`` of the bundle ``directory`` (a replace in progress is no gap: see
     :func:`live_bundle`); None only when the post does not exist. An empty, truncated or
-    non-JSON one — or JSON that is not an object — raises :class:`CorruptFileError`."""
+    non-JSON one raises :class:`CorruptFileError`; one that is not a post this version reads,
+    its subclass :class:`~tailormind.generation.post_record.PostRecordError`."""
     for _ in range(3):  # a replace may finish (and its old copy go) between our looks
         for place in (directory, old_name(directory)):
-            record = read_json_record(place / POST_JSON, POST_JSON)
-            if record is None:
-                continue
-            if not isinstance(record, dict):
-                raise CorruptFileError(f"{place / POST_JSON}: corrupt {POST_JSON} (not an object)")
-            return record
+            data = read_json_record(place / POST_JSON, POST_JSON)
+            if data is not None:
+                return parse_post_record(data, str(place / POST_JSON))
     return None
 
 
@@ -107,7 +106,7 @@ def render_html(name: str, **values: Any) -> str:
     return _templates().get_template(name).render(**values)
 
 
-def write_bundle(target: Path, record: dict[str, Any], platform: Platform,
+def write_bundle(target: Path, record: PostRecord, platform: Platform,
                  images: list[tuple[str, Image.Image]], video: Path | None = None) -> Path:
     """Write ``record`` (its ``images[i].file`` / ``video.file`` name the files) as the bundle
     ``target``, all or nothing; an existing bundle there is replaced in one step. ``video`` is
@@ -115,9 +114,9 @@ def write_bundle(target: Path, record: dict[str, Any], platform: Platform,
     with atomic_dir(target) as stage:
         for name, image in images:
             image.save(stage / name, format="PNG")
-        if video is not None:
-            shutil.move(str(video), stage / record["video"]["file"])
-        write_json_atomic(stage / POST_JSON, record, ensure_ascii=False)
+        if video is not None and record.video is not None:
+            shutil.move(str(video), stage / record.video.file)
+        write_json_atomic(stage / POST_JSON, record.to_json(), ensure_ascii=False)
         write_text_atomic(stage / PREVIEW, render_html("preview.html.j2", post=record,
                                                        platform=platform, theme=platform.theme))
         problems = bundle_problems(stage)
@@ -151,16 +150,12 @@ def bundle_problems(directory: Path) -> list[str]:
     references that leave it."""
     problems: list[str] = []
     try:
-        record = read_json_record(directory / POST_JSON, POST_JSON)
+        data = read_json_record(directory / POST_JSON, POST_JSON)
+        if data is None:
+            return [f"{POST_JSON} is missing"]
+        files = parse_post_record(data, POST_JSON).media_files
     except CorruptFileError as exc:
         return [str(exc)]
-    if record is None:
-        return [f"{POST_JSON} is missing"]
-    if not isinstance(record, dict):
-        return [f"{POST_JSON} is not a JSON object"]
-    files = [i["file"] for i in record.get("images", [])]
-    if record.get("video"):
-        files.append(record["video"]["file"])
     preview = directory / PREVIEW
     if not preview.is_file():
         problems.append(f"{PREVIEW} is missing")

@@ -12,7 +12,7 @@ from importlib import resources
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tailormind.core.vocabulary import Kind, PlatformName
+from tailormind.core.vocabulary import PLATFORMS, Kind, PlatformName
 from tailormind.errors import ConfigError
 
 
@@ -128,4 +128,10 @@ def load_catalog(root=None) -> Catalog:
 
 @lru_cache(maxsize=1)
 def packaged_catalog() -> Catalog:
-    return load_catalog()
+    """The packaged catalogue: a style file for every platform of the vocabulary."""
+    catalog = load_catalog()
+    missing = [name for name in PLATFORMS if name not in catalog.platforms]
+    if missing:
+        raise ConfigError(f"the packaged catalogue has no style file for platform(s) "
+                          f"{', '.join(missing)} (tailormind/generation/catalog/platforms/)")
+    return catalog

@@ -15,9 +15,8 @@ from pathlib import Path
 from tailormind.core.atomic import write_text_atomic
 from tailormind.data.item_tags import model_items
 from tailormind.data.workspace import Workspace
-from tailormind.generation.batch import read_bundles
 from tailormind.generation.bundle import GENERATIONS, render_html
-from tailormind.generation.bundle_scan import recover_bundles
+from tailormind.generation.bundle_scan import read_bundles, recover_bundles
 from tailormind.profiling.evidence import load_evidence
 
 GALLERY = "index.html"
@@ -31,28 +30,27 @@ def write_gallery(workspace: Workspace, history_items: int = 8,
     ``unreadable``."""
     skipped: list[str] = [] if unreadable is None else unreadable
     recover_bundles(workspace.root)
-    records = read_bundles(workspace.root, skipped)
-    users = sorted({str(r["user_id"]) for r in records})
+    listed = read_bundles(workspace.root, skipped)
+    users = sorted({p.record.user_id for p in listed})
     evidence = load_evidence(workspace, users, use_cf=False) if users else {}
     items = {r["item_id"]: r for r in
              model_items(workspace, columns=["item_id", "title", "tags"]).to_pylist()}
     posts = []
-    for r in records:
-        user = str(r["user_id"])
+    for p in listed:
+        r, user = p.record, p.record.user_id
         history = evidence[user].history[-history_items:][::-1] if user in evidence else []
-        rounds = r["reflection"]["rounds"]
+        rounds = r.reflection.rounds
         posts.append({
-            "post_id": r["post_id"], "user_id": user, "platform": r["platform"],
-            "kind": r["kind"], "title": r["title"], "body": r["body"],
-            "dir": Path(r["_dir"]).relative_to(GENERATIONS).as_posix(),
-            "cover": r["images"][0]["file"] if r.get("images") else "",
-            "video": r.get("video"), "idea_type": r["idea"]["type"],
-            "relevance_first": rounds[0]["relevance"], "rounds": len(rounds),
-            "relevance_best": r["reflection"]["best"]["relevance"],
-            "clip": r["reflection"]["best"]["clip"], "seconds": r.get("seconds", 0.0),
-            "tokens": sum(r.get("tokens_by_stage", {}).values()),
-            "text_model": r.get("models", {}).get("text", {}).get("model", ""),
-            "fallbacks": r.get("fallbacks", []), "profile": r["profile"]["text"],
+            "post_id": r.post_id, "user_id": user, "platform": r.platform,
+            "kind": r.kind, "title": r.title, "body": r.body,
+            "dir": Path(p.directory).relative_to(GENERATIONS).as_posix(),
+            "cover": r.images[0].file if r.images else "",
+            "video": r.video, "idea_type": r.idea.type,
+            "relevance_first": rounds[0].relevance, "rounds": len(rounds),
+            "relevance_best": r.reflection.best.relevance,
+            "clip": r.reflection.best.clip, "seconds": r.seconds, "tokens": r.llm_tokens,
+            "text_model": r.models.get("text", {}).get("model", ""),
+            "fallbacks": r.fallbacks, "profile": r.profile.text,
             "history": [{"title": items.get(i, {}).get("title") or i,
                          "tags": (items.get(i, {}).get("tags") or [])[:4]} for i in history],
         })

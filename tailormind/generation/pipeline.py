@@ -1,21 +1,19 @@
-"""One user's post or video, end to end (DESIGN.md "Generation"):
+"""One user's post or video, end to end, as numbered steps (:mod:`tailormind.generation.steps`):
 
-profile -> exemplars (Eq. 15) -> ideas (Eq. 16) -> draft -> cohesion reflection (Eq. 17–19,
-images rendered and scored every round) -> video (for ``kind == "video"``) -> bundle.
+1 inputs -> 2 exemplars (Eq. 15) -> 3 ideate (Eq. 16) -> 4 write and reflect (Eq. 17-19, images
+rendered and scored every round) -> 5 media (the video of a video post) -> 6 bundle.
 
-Everything a reader of ``post.json`` needs to trust the post is recorded: the idea and the
-template subset, the exemplars and their scores, the profile text and version, every reflection
-round's scores, what was fixed or fell back and why, the model of every role, the config hash,
-and seconds and LLM tokens per stage.
+Each step is a method of :class:`Generator` returning a typed result; one
+:class:`~tailormind.generation.steps.StepClock` times them. The bundle's ``post.json`` is a
+:class:`~tailormind.generation.post_record.PostRecord`: everything a reader needs to trust the
+post (see ``docs/architecture.md``, "Generation").
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,19 +23,40 @@ import pyarrow.compute as pc
 
 from tailormind.config import Settings
 from tailormind.core.atomic import new_temp_file
+from tailormind.core.vectors import CLIPSCORE_WEIGHT
 from tailormind.core.vocabulary import KINDS
 from tailormind.data.item_tags import model_items
+from tailormind.data.item_text import item_text
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ConfigError, WorkspaceError
 from tailormind.generation.bundle import bundle_dir, post_id_for, write_bundle
 from tailormind.generation.catalog import Catalog, packaged_catalog
 from tailormind.generation.exemplars import select_exemplars
-from tailormind.generation.ideation import ideate
-from tailormind.generation.media import RenderedImage, card_role, render_images, render_video
-from tailormind.generation.reflection import Scored, objective, reflect, relevance
+from tailormind.generation.ideation import IdeationResult, ideate
+from tailormind.generation.media import card_role, render_images, render_video
+from tailormind.generation.post_record import (
+    DraftEntry,
+    IdeationEntry,
+    ImageEntry,
+    PostRecord,
+    ProfileEntry,
+    ReflectionEntry,
+    Scores,
+    VideoEntry,
+)
+from tailormind.generation.reflection import Reflection, Scored, objective, reflect, relevance
+from tailormind.generation.step_results import (
+    DraftStep,
+    ExemplarStep,
+    IdeaStep,
+    MediaStep,
+    PostInputs,
+)
+from tailormind.generation.steps import ROUND_STAGE, StepClock
 from tailormind.generation.writing import Draft, write_draft
 from tailormind.models.registry import load_role
 from tailormind.models.roles import ClipScorer, Embedder, ImageGenerator, TextModel, VideoGenerator
+from tailormind.models.types import GeneratedVideo
 from tailormind.profiling.evidence import ItemFeatures, load_evidence
 from tailormind.profiling.profiles import PROFILES_TABLE
 
@@ -86,18 +105,7 @@ class GeneratedPost:
     user_id: str
     post_id: str
     path: Path
-    record: dict[str, Any]
-
-
-@dataclass
-class _Stages:
-    seconds: Counter = field(default_factory=Counter)
-    tokens: Counter = field(default_factory=Counter)
-
-    def time(self, stage: str, since: float) -> float:
-        now = time.perf_counter()
-        self.seconds[stage] += now - since
-        return now
+    record: PostRecord
 
 
 class Generator:
@@ -134,8 +142,7 @@ class Generator:
         self.items = {r["item_id"]: r for r in items}
         self.config_hash = generation_config_hash(settings)
 
-    # -- inputs ---------------------------------------------------------------------------------
-    def _profile(self, user_id: str) -> dict[str, Any]:
+    def _profile_row(self, user_id: str) -> dict[str, Any]:
         if self.fixed_profile is not None:
             self._known_user(user_id)
             return self._fixed_row
@@ -153,183 +160,243 @@ class Generator:
             raise WorkspaceError(f"unknown user {user_id!r} in workspace {self.workspace.root}")
 
     def _item_text(self, item_id: str) -> str:
-        item = self.items.get(item_id, {})
-        parts = [item.get("title") or "", item.get("text") or ""]
-        tags = item.get("tags") or []
-        if tags:
-            parts.append("Tags: " + ", ".join(tags[:12]))
-        return ". ".join(p for p in parts if p) or self.features.describe(item_id)
+        item = self.items.get(item_id)
+        return (item_text(item, max_tags=12) if item else "") or self.features.describe(item_id)
 
-    # -- one post -------------------------------------------------------------------------------
+    def _tags(self, item_id: str) -> list[str]:
+        return list(self.items.get(item_id, {}).get("tags") or [])
+
+    # -- the post ------------------------------------------------------------------------------
     def generate(self, user_id: str, *, platform: str | None = None, kind: str | None = None,
                  seed: int | None = None,
                  progress: Callable[[str], None] | None = None) -> GeneratedPost:
-        """Generate and bundle one post. ``progress(stage)`` is called as each stage starts
-        (``exemplars``, ``ideation``, ``writing``, ``scoring``, ``revision N``, ``video``,
-        ``bundle``); an exception it raises stops the post (nothing is bundled)."""
-        stages = _Stages()
-        started = time.perf_counter()
+        """Run :data:`~tailormind.generation.steps.STEPS` for one post and bundle it.
+
+        ``progress(name)`` is called as each step (and each reflection round) starts, with the
+        names of :func:`~tailormind.generation.steps.progress_stages`; an exception it raises
+        stops the post, and nothing is bundled."""
         report = progress or (lambda stage: None)
+        clock = StepClock()
+        report("inputs")
+        clock.switch("inputs")
+        inputs = self.inputs(user_id, platform, kind, seed)
         report("exemplars")
+        clock.switch("exemplars")
+        exemplars = self.exemplars(inputs)
+        report("ideate")
+        clock.switch("ideate")
+        idea = self.ideate(inputs, exemplars, clock)
+        report("write_and_reflect")
+        drafts = self.write_and_reflect(inputs, exemplars, idea, clock, report)
+        report("media")
+        clock.switch("media")
+        post_id = planned_post_id(self.settings, user_id, inputs.profile, inputs.kind,
+                                  inputs.platform.name, inputs.seed)
+        target = bundle_dir(self.output_root, user_id, post_id)
+        media = self.media(inputs, drafts, target)
+        try:
+            report("bundle")
+            clock.switch("bundle")
+            record = self.record(post_id, inputs, exemplars, idea, drafts, media, clock)
+            path = self.bundle(target, record, inputs, drafts, media)
+        finally:
+            if media.path is not None:
+                media.path.unlink(missing_ok=True)  # moved into the bundle unless it failed
+        return GeneratedPost(user_id, post_id, path, record)
+
+    # -- 1 ---------------------------------------------------------------------------------------
+    def inputs(self, user_id: str, platform: str | None, kind: str | None,
+               seed: int | None) -> PostInputs:
+        """The post's settings and evidence; a bad kind or an unknown user is an error."""
         platform_cfg = self.catalog.platform(platform or self.config.platform)
         kind = kind or platform_cfg.default_kind
         if kind not in KINDS:
             raise ConfigError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
         if kind == "video" and self.roles.video is None:
             raise ConfigError("video generation needs the video role; load Roles with 'video'")
-        seed = self.settings.seeds.generation if seed is None else seed
-        row = self._profile(user_id)
-        profile, profile_vector = row["profile"], np.asarray(row["embedding"], dtype=np.float32)
-        profile_version = profile_version_of(profile)
+        row = self._profile_row(user_id)
         evidence = load_evidence(self.workspace, [user_id], use_cf=(
             self.config.use_cf and self.workspace.has("cf_topk")))[user_id]
-        fallbacks: list[str] = []
-        if row.get("fallback"):
-            fallbacks.append(f"profile: {row['fallback']}")
+        fallbacks = [f"profile: {row['fallback']}"] if row.get("fallback") else []
+        return PostInputs(user_id, kind, platform_cfg,
+                          self.settings.seeds.generation if seed is None else seed,
+                          row, evidence, fallbacks)
 
-        exemplars = (select_exemplars(profile_vector, evidence.history, evidence.cf,
+    # -- 2 ---------------------------------------------------------------------------------------
+    def exemplars(self, inputs: PostInputs) -> ExemplarStep:
+        """Eq. 15 exemplars, and the history centroid relevance is measured against."""
+        evidence, fallbacks = inputs.evidence, []
+        exemplars = (select_exemplars(inputs.profile_vector, evidence.history, evidence.cf,
                                       self.features, self.config.exemplar_top_k)
                      if self.config.use_exemplars else [])
-        exemplar_texts = [(f"item {e.item_id}", self._item_text(e.item_id)) for e in exemplars]
-        tags = [t for e in exemplars for t in (self.items.get(e.item_id, {}).get("tags") or [])]
-        tags += [t for i in evidence.history[::-1] for t in (self.items.get(i, {}).get("tags")
-                                                              or [])]
+        texts = [(f"item {e.item_id}", self._item_text(e.item_id)) for e in exemplars]
+        tags = [t for e in exemplars for t in self._tags(e.item_id)]
+        tags += [t for i in evidence.history[::-1] for t in self._tags(i)]
         reference_items = evidence.history or evidence.cf
         if reference_items:
             history_vector = self.features.vectors(reference_items).mean(axis=0)
         else:
-            history_vector = profile_vector
+            history_vector = inputs.profile_vector
             fallbacks.append("no usable history: relevance is measured against the profile")
         if not evidence.history and self.config.use_exemplars:
             fallbacks.append("no train history: exemplars come from CF only" if evidence.cf
                              else "no history and no CF items: no exemplars")
-        clock = stages.time("exemplars", started)
+        return ExemplarStep(exemplars, texts, tags, history_vector, fallbacks)
 
-        report("ideation")
-        templates = self.catalog.templates(kind)
-        ideas = ideate(profile=profile, profile_vector=profile_vector,
-                       exemplar_texts=exemplar_texts, kind=kind, platform=platform_cfg,
-                       templates=templates, text=self.roles.text, embedder=self.roles.embed,
-                       config=self.config)
-        stages.tokens["ideation"] += ideas.prompt_tokens + ideas.completion_tokens
-        if ideas.fallback:
-            fallbacks.append(ideas.fallback)
+    # -- 3 ---------------------------------------------------------------------------------------
+    def ideate(self, inputs: PostInputs, exemplars: ExemplarStep, clock: StepClock) -> IdeaStep:
+        """Eq. 16: the template subset and ideas; the first idea is the one written."""
+        templates = self.catalog.templates(inputs.kind)
+        ideas = ideate(profile=inputs.profile, profile_vector=inputs.profile_vector,
+                       exemplar_texts=exemplars.texts, kind=inputs.kind,
+                       platform=inputs.platform, templates=templates, text=self.roles.text,
+                       embedder=self.roles.embed, config=self.config)
+        clock.tokens["ideate"] += ideas.prompt_tokens + ideas.completion_tokens
         idea = ideas.ideas[0]
-        template = next(t for t in templates if t.name == idea.type)
-        clock = stages.time("ideation", clock)
+        return IdeaStep(ideas, idea, next(t for t in templates if t.name == idea.type))
 
+    # -- 4 ---------------------------------------------------------------------------------------
+    def write_and_reflect(self, inputs: PostInputs, exemplars: ExemplarStep, idea: IdeaStep,
+                          clock: StepClock, report: Callable[[str], None]) -> DraftStep:
+        """A draft, then Eq. 17-19: up to ``reflection_rounds`` revisions of the best version,
+        each scored with its rendered images; the best is kept. The clock splits the step's
+        time into ``writing``, ``images`` and ``scoring``."""
         drafts: list[Draft] = []
 
         def write(previous: Draft | None = None, feedback: str | None = None) -> Draft:
-            nonlocal clock
-            clock = stages.time("reflection" if drafts else "writing", clock)
-            report(f"revision {len(drafts)}" if drafts else "writing")
-            draft = write_draft(kind=kind, platform=platform_cfg, template=template,
-                                idea=idea.idea, profile=profile, exemplar_texts=exemplar_texts,
-                                text=self.roles.text, config=self.config, fallback_tags=tags,
-                                previous=previous, feedback=feedback)
-            stages.tokens["writing"] += draft.prompt_tokens + draft.completion_tokens
+            if drafts:
+                report(ROUND_STAGE.format(n=len(drafts)))
+            clock.switch("writing")
+            draft = write_draft(kind=inputs.kind, platform=inputs.platform,
+                                template=idea.template, idea=idea.idea.idea,
+                                profile=inputs.profile, exemplar_texts=exemplars.texts,
+                                text=self.roles.text, config=self.config,
+                                fallback_tags=exemplars.tags, previous=previous, feedback=feedback)
+            clock.tokens["writing"] += draft.prompt_tokens + draft.completion_tokens
             drafts.append(draft)
-            clock = stages.time("writing", clock)
             return draft
 
-        def score(draft: Draft) -> Scored[Draft]:
-            nonlocal clock
-            report("scoring")
-            images = render_images(draft, self.roles.image, platform_cfg, seed, self.roles.card)
-            clock = stages.time("media", clock)
-            rel = relevance(self.roles.embed.embed([draft.text()])[0], history_vector)
-            clip = None
-            if self.roles.clip is not None and images:
-                clip = float(np.mean(self.roles.clip.clip_score(
-                    [i.image for i in images], [i.plan.caption or draft.title for i in images])))
-            clock = stages.time("reflection", clock)
-            return Scored(draft, rel, clip, objective(rel, clip, self.config.clip_weight), images)
-
-        reflection = reflect(write(), score,
+        reflection = reflect(write(), lambda draft: self._score(draft, inputs, exemplars, clock),
                              lambda best, feedback: write(best, feedback),
                              self.config.reflection_rounds,
                              repeatable=self.roles.text.default_params.temperature == 0)
-        best: Draft = reflection.best.version
-        rendered: list[RenderedImage] = reflection.best.media
-        if best.fallback:
-            fallbacks.append(best.fallback)
-        fallbacks += [f"link removed (in neither the source items nor generation.link_allowlist):"
-                      f" {url}" for url in best.removed_links]
-        fallbacks += [i.error for i in rendered if i.error]
+        return DraftStep(drafts, reflection)
 
-        post_id = planned_post_id(self.settings, user_id, profile, kind, platform_cfg.name, seed)
-        target = bundle_dir(self.output_root, user_id, post_id)
-        video_record, video_path = None, None
-        if kind == "video":
-            assert self.roles.video is not None
-            report("video")
-            # hidden beside the bundle: moved into it, or removed (by recovery if we are killed)
-            video_path = new_temp_file(target, suffix=".mp4")
-            made, error = render_video(best, self.roles.video, platform_cfg, video_path, seed)
-            if made is None:
-                fallbacks.append(error or "video failed")
-                video_path.unlink(missing_ok=True)
-                video_path = None
-            else:
-                video_record = {"file": "video.mp4", "duration_s": round(made.duration_s, 3),
-                                "frames": made.frames, "fps": made.fps, "kind": made.kind,
-                                "model": made.model, "shot_kinds": made.shot_kinds}
-            clock = stages.time("video", clock)
+    def _score(self, draft: Draft, inputs: PostInputs, exemplars: ExemplarStep,
+               clock: StepClock) -> Scored[Draft]:
+        """J of one version (:func:`~tailormind.generation.reflection.objective`)."""
+        clock.switch("images")
+        images = render_images(draft, self.roles.image, inputs.platform, inputs.seed,
+                               self.roles.card)
+        clock.switch("scoring")
+        rel = relevance(self.roles.embed.embed([draft.text()])[0], exemplars.history_vector)
+        clip = None
+        if self.roles.clip is not None and images:
+            clip = float(np.mean(self.roles.clip.clip_score(
+                [i.image for i in images], [i.plan.caption or draft.title for i in images])))
+        return Scored(draft, rel, clip, objective(rel, clip, self.config.clip_weight), images)
 
-        image_files = [("cover.png" if n == 0 else f"image-{n + 1}.png", r)
-                       for n, r in enumerate(rendered)]
-        kinds = {r.kind for r in rendered}
-        record: dict[str, Any] = {
-            "post_id": post_id, "user_id": user_id, "kind": kind, "platform": platform_cfg.name,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "title": best.title, "body": best.body, "hashtags": best.hashtags,
-            "links": best.links,
-            "images": [{"file": name, "prompt": r.plan.prompt, "caption": r.plan.caption,
-                        "kind": r.kind, "model": r.model} for name, r in image_files],
-            "video": video_record,
-            "storyboard": [asdict(s) for s in best.shots],
-            "media_note": ("images are typeset text cards, not drawn pictures"
-                           if kinds == {"card"} else ""),
-            "idea": asdict(idea),
-            "ideation": {"subset": ideas.subset, "ideas": [asdict(i) for i in ideas.ideas],
-                         "format": ideas.format, "attempts": ideas.attempts,
-                         "repaired": ideas.repaired, "empty": ideas.empty,
-                         "type_coerced": ideas.type_coerced, "fallback": ideas.fallback},
-            "exemplars": [asdict(e) for e in exemplars],
-            "profile": {"text": profile, "version": profile_version,
-                        "config_hash": row["config_hash"], "text_model": row["text_model"],
-                        "source": ("fixed" if self.fixed_profile is not None
-                                   else self.profiles_table)},
-            "reflection": {
-                "objective": ("relevance" if self.roles.clip is None else
-                              f"(relevance + {self.config.clip_weight:g}·CLIPScore/2.5)"
-                              f"/(1 + {self.config.clip_weight:g})"),
-                "clip_measured": self.roles.clip is not None,
-                "note": ("" if self.roles.clip is not None else
-                         "image–text cohesion was not measured: no clip model is configured"),
-                "best_round": reflection.best_round,
-                "best": {"relevance": reflection.best.relevance, "clip": reflection.best.clip,
-                         "objective": reflection.best.objective},
-                "rounds": [asdict(r) for r in reflection.rounds],
-            },
-            "drafts": [{"format": d.format, "fixes": d.fixes, "empty": d.empty,
-                        "fallback": d.fallback, "attempts": d.attempts, "repaired": d.repaired}
-                       for d in drafts],
-            "fallbacks": fallbacks,
-            "models": self.roles.provenance(),
-            "config_hash": self.config_hash,
-            "seed": seed,
-        }
-        clock = stages.time("bundle", clock)
-        record["seconds_by_stage"] = {k: round(v, 3) for k, v in stages.seconds.items()}
-        record["tokens_by_stage"] = dict(stages.tokens)
-        record["seconds"] = round(time.perf_counter() - started, 3)
-        try:
-            report("bundle")
-            path = write_bundle(target, record, platform_cfg,
-                                [(name, r.image) for name, r in image_files], video_path)
-        finally:
-            if video_path is not None:
-                video_path.unlink(missing_ok=True)  # moved into the bundle unless it failed
-        return GeneratedPost(user_id, post_id, path, record)
+    # -- 5 ---------------------------------------------------------------------------------------
+    def media(self, inputs: PostInputs, drafts: DraftStep, target: Path) -> MediaStep:
+        """The video of a video post, hidden beside the bundle ``target`` (moved into it by
+        step 6, or removed — by recovery if we are killed). A failed video is a fallback."""
+        if inputs.kind != "video":
+            return MediaStep()
+        assert self.roles.video is not None
+        path = new_temp_file(target, suffix=".mp4")
+        made, error = render_video(drafts.best, self.roles.video, inputs.platform, path,
+                                   inputs.seed)
+        if made is None:
+            path.unlink(missing_ok=True)
+            return MediaStep(error=error or "video failed")
+        return MediaStep(made, path)
+
+    # -- 6 ---------------------------------------------------------------------------------------
+    def record(self, post_id: str, inputs: PostInputs, exemplars: ExemplarStep, idea: IdeaStep,
+               drafts: DraftStep, media: MediaStep, clock: StepClock) -> PostRecord:
+        """The typed ``post.json`` of the finished steps."""
+        best, images, reflection = drafts.best, drafts.images, drafts.reflection
+        kinds = {r.kind for r in images}
+        clock.switch("bundle")
+        return PostRecord(
+            post_id=post_id, user_id=inputs.user_id, kind=inputs.kind,
+            platform=inputs.platform.name,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            title=best.title, body=best.body, hashtags=best.hashtags, links=best.links,
+            images=[ImageEntry(file=name, prompt=r.plan.prompt, caption=r.plan.caption,
+                               kind=r.kind, model=r.model)
+                    for name, r in zip(image_files(len(images)), images, strict=True)],
+            video=video_entry(media.video), storyboard=best.shots,
+            media_note=("images are typeset text cards, not drawn pictures"
+                        if kinds == {"card"} else ""),
+            idea=idea.idea, ideation=ideation_entry(idea.ideation),
+            exemplars=exemplars.exemplars,
+            profile=ProfileEntry(text=inputs.profile, version=profile_version_of(inputs.profile),
+                                 config_hash=inputs.profile_row["config_hash"],
+                                 text_model=inputs.profile_row["text_model"],
+                                 source=("fixed" if self.fixed_profile is not None
+                                         else self.profiles_table)),
+            reflection=self._reflection_entry(reflection),
+            drafts=[draft_entry(d) for d in drafts.drafts],
+            fallbacks=post_fallbacks(inputs, exemplars, idea, drafts, media),
+            models=self.roles.provenance(), config_hash=self.config_hash, seed=inputs.seed,
+            seconds_by_stage={k: round(v, 3) for k, v in clock.seconds.items()},
+            tokens_by_stage=dict(clock.tokens), seconds=round(clock.total(), 3))
+
+    def _reflection_entry(self, reflection: Reflection[Draft]) -> ReflectionEntry:
+        w, measured = self.config.clip_weight, self.roles.clip is not None
+        best = reflection.best
+        return ReflectionEntry(
+            objective=(f"(relevance + {w:g}·CLIPScore/{CLIPSCORE_WEIGHT:g})/(1 + {w:g})" if measured
+                       else "relevance"),
+            clip_measured=measured,
+            note="" if measured else ("image–text cohesion was not measured: no clip model is "
+                                      "configured"),
+            best_round=reflection.best_round,
+            best=Scores(relevance=best.relevance, clip=best.clip, objective=best.objective),
+            rounds=reflection.rounds)
+
+    def bundle(self, target: Path, record: PostRecord, inputs: PostInputs, drafts: DraftStep,
+               media: MediaStep) -> Path:
+        """Write the bundle whole (:func:`~tailormind.generation.bundle.write_bundle`)."""
+        return write_bundle(target, record, inputs.platform,
+                            [(entry.file, r.image) for entry, r
+                             in zip(record.images, drafts.images, strict=True)], media.path)
+
+
+def image_files(n: int) -> list[str]:
+    """The bundle's image file names: the cover, then ``image-2.png``..."""
+    return ["cover.png" if i == 0 else f"image-{i + 1}.png" for i in range(n)]
+
+
+def video_entry(video: GeneratedVideo | None) -> VideoEntry | None:
+    if video is None:
+        return None
+    return VideoEntry(file="video.mp4", duration_s=round(video.duration_s, 3),
+                      frames=video.frames, fps=video.fps, kind=video.kind, model=video.model,
+                      shot_kinds=list(video.shot_kinds))
+
+
+def ideation_entry(ideas: IdeationResult) -> IdeationEntry:
+    return IdeationEntry(subset=ideas.subset, ideas=ideas.ideas, format=ideas.format,
+                         attempts=ideas.attempts, repaired=ideas.repaired, empty=ideas.empty,
+                         type_coerced=ideas.type_coerced, fallback=ideas.fallback)
+
+
+def draft_entry(draft: Draft) -> DraftEntry:
+    return DraftEntry(format=draft.format, fixes=draft.fixes, empty=draft.empty,
+                      fallback=draft.fallback, attempts=draft.attempts, repaired=draft.repaired)
+
+
+def post_fallbacks(inputs: PostInputs, exemplars: ExemplarStep, idea: IdeaStep,
+                   drafts: DraftStep, media: MediaStep) -> list[str]:
+    """Every fallback of every step, in step order (each is recorded, never silent)."""
+    best = drafts.best
+    out = [*inputs.fallbacks, *exemplars.fallbacks]
+    out += [idea.ideation.fallback] if idea.ideation.fallback else []
+    out += [best.fallback] if best.fallback else []
+    out += [f"link removed (in neither the source items nor generation.link_allowlist): {url}"
+            for url in best.removed_links]
+    out += [i.error for i in drafts.images if i.error]
+    out += [media.error] if media.error else []
+    return out

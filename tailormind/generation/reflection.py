@@ -17,7 +17,7 @@ same scores) and get the same revision back.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -82,6 +82,20 @@ def feedback_text(scored: Scored[Any]) -> str:
     return "; ".join(parts) + "."
 
 
+def improves(candidate: float, best: float | None) -> bool:
+    """The best-version rule: a version replaces the best so far only with a strictly higher
+    objective, so the earliest of equal versions is kept."""
+    return best is None or candidate > best
+
+
+def kept_rounds(objectives: Sequence[float]) -> list[int]:
+    """After each round, the round whose version reflection keeps (:func:`improves`)."""
+    kept: list[int] = []
+    for n, value in enumerate(objectives):
+        kept.append(n if improves(value, objectives[kept[-1]] if kept else None) else kept[-1])
+    return kept
+
+
 def reflect(first: V, score: Callable[[V], Scored[V]], revise: Callable[[V, str], V],
             rounds: int, repeatable: bool = False) -> Reflection[V]:
     """Score ``first``, then up to ``rounds`` revisions of the best version; keep the best."""
@@ -93,7 +107,7 @@ def reflect(first: V, score: Callable[[V], Scored[V]], revise: Callable[[V, str]
         started = time.perf_counter()
         feedback = feedback_text(result.best)
         candidate = score(revise(result.best.version, feedback))
-        improved = candidate.objective > result.best.objective
+        improved = improves(candidate.objective, result.best.objective)
         if improved:
             result.best, result.best_round = candidate, n
         result.rounds.append(RoundRecord(n, candidate.relevance, candidate.clip,

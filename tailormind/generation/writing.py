@@ -30,6 +30,7 @@ from tailormind.generation.fields import (
     field_context,
 )
 from tailormind.generation.links import LinkPolicy, without_unsourced_links
+from tailormind.generation.post_record import reader_text
 from tailormind.models.roles import TextModel
 from tailormind.models.types import GenerationParams, Shot
 from tailormind.prompts import render
@@ -82,10 +83,9 @@ class Draft:
     completion_tokens: int = 0
 
     def text(self) -> str:
-        """What a reader reads: title, body, captions and hashtags (scored for relevance)."""
+        """What a reader reads (:func:`reader_text`; scored for relevance)."""
         captions = [i.caption for i in self.images] + [s.caption for s in self.shots]
-        return "\n".join(p for p in [self.title, self.body, *captions, " ".join(self.hashtags)]
-                         if p)
+        return reader_text(self.title, self.body, captions, self.hashtags)
 
     def summary(self) -> str:
         """The version shown to the writer in a reflection round (compact JSON-ish)."""

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from tailormind.config import Settings
+from tailormind.data.item_text import item_text
 from tailormind.errors import NotFoundError
 from tailormind.models.roles import Embedder, TextModel
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence
@@ -42,10 +43,7 @@ class HistoryItem:
     tags: tuple[str, ...] = ()
 
     def description(self) -> str:
-        parts = [self.title.strip(), self.text.strip()]
-        if self.tags:
-            parts.append("Tags: " + ", ".join(self.tags))
-        return ". ".join(p for p in parts if p)
+        return item_text({"title": self.title, "text": self.text, "tags": self.tags})
 
 
 def with_raw_items(features: ItemFeatures, texts: list[str], embed: Embedder) -> ItemFeatures:

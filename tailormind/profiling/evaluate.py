@@ -7,11 +7,12 @@ Methods: popularity; each trained CF checkpoint (LightGCN, HypergraphCF); ``hist
 :mod:`tailormind.profiling.fusion` without the profile signal and with it; and, on request, the
 listwise LLM ranker with the refined profile.
 
-Every fit is on VALIDATION sets. The hybrid's weights are fit with the INITIAL profile (the
-refined one was optimised on the validation item, so its similarity there is inflated), then
-applied with the refined one; they are saved as the workspace's ``fusion`` artifact, which the
-``hybrid`` ranker loads. ``hybrid w/o profile`` is fit on the same users' validation sets, so the
-difference between the two rows is the profile's contribution.
+Every fit is on VALIDATION sets. The hybrid rows use the weights ``tailormind profile fit`` saved
+(:mod:`tailormind.profiling.fit`: fit with the INITIAL profile, applied with the refined one);
+without saved weights they are fit the same way in memory, and nothing is saved: evaluating
+never changes the workspace (``EvalReport.fusion_source`` says which). ``hybrid w/o profile`` is
+fit on the same users' validation sets, so the difference between the two rows is the
+profile's contribution.
 
 Rows are reported on the profiled users (every method, so rows compare) and, for methods without
 LLM calls, also on all users (``hybrid w/o profile`` refit on every user's validation set there).
@@ -41,6 +42,7 @@ import numpy as np
 
 from tailormind.cf.data import CandidateIndex, CFData
 from tailormind.cf.evaluate import Bootstrap, PerUser, paired_differences
+from tailormind.cf.popularity import popularity_scores
 from tailormind.cf.train import score_candidates
 from tailormind.config import Settings
 from tailormind.core.metrics import candidate_metrics, candidate_ranks, metrics_from_ranks
@@ -49,7 +51,8 @@ from tailormind.errors import WorkspaceError
 from tailormind.models.registry import load_role
 from tailormind.models.roles import TextModel
 from tailormind.profiling.evidence import ItemFeatures
-from tailormind.profiling.fusion import Fusion, Signals
+from tailormind.profiling.fit import fit_with_profiles, initial_vectors, profile_rows, subset_sets
+from tailormind.profiling.fusion import FUSION_ARTIFACT, Fusion, Signals
 from tailormind.profiling.parts import PARTS_DIR, PartWriter
 from tailormind.profiling.profiles import PROFILES_TABLE
 from tailormind.profiling.rankers import LLMRanker, RankQuery, presentation_order
@@ -66,6 +69,7 @@ class EvalReport:
     curve: list[dict[str, Any]] = field(default_factory=list)
     fusion_weights: dict[str, float] = field(default_factory=dict)
     fusion_weights_no_profile: dict[str, float] = field(default_factory=dict)
+    fusion_source: str = ""  # "saved by profile fit" or "fit in memory (not saved)"
     #: paired differences over the same users (see the module docstring), one per (a, b, users,
     #: metric): PairedDifference.as_dict() + ``users`` ("profiled" / "all") and ``confidence``
     paired: list[dict[str, Any]] = field(default_factory=list)
@@ -98,11 +102,6 @@ def variant_tables(workspace: Workspace) -> list[str]:
     return sorted(names)
 
 
-def subset_sets(sets: CandidateIndex, users: np.ndarray) -> CandidateIndex:
-    keep = np.isin(sets.users, users)
-    return CandidateIndex(sets.users[keep], sets.items[keep])
-
-
 class CandidateScorer:
     """Per-method candidate scores for any CandidateIndex (user and item indices of CFData)."""
 
@@ -111,7 +110,7 @@ class CandidateScorer:
         self.vectors = signals.item_vectors
 
     def popularity(self, sets: CandidateIndex) -> np.ndarray:
-        return self.signals.log_popularity[sets.items]
+        return popularity_scores(self.signals.data, sets)
 
     def cf(self, name: str, sets: CandidateIndex) -> np.ndarray:
         return score_candidates(*self.signals.cf[name], sets)
@@ -128,10 +127,6 @@ class CandidateScorer:
         return np.einsum("nmd,nd->nm", self.vectors[sets.items], profile_rows(vectors, sets))
 
 
-def profile_rows(vectors: dict[int, np.ndarray], sets: CandidateIndex) -> np.ndarray:
-    return np.stack([vectors[u] for u in sets.users.tolist()]) if len(sets) else np.zeros((0, 1))
-
-
 def _cost(rows: list[dict]) -> dict[str, float]:
     return {"llm_tokens_per_user": float(np.mean([r["prompt_tokens"] + r["completion_tokens"]
                                                   for r in rows])),
@@ -146,95 +141,131 @@ def evaluate_profiles(workspace: Workspace, settings: Settings,
     if not workspace.has(PROFILES_TABLE):
         raise WorkspaceError(f"workspace {workspace.root} has no profiles; run "
                              f"`tailormind profile run --workspace {workspace.root}` first")
-    features = ItemFeatures.load(workspace)
-    signals = Signals(workspace, settings, features)
-    data, scorer = signals.data, CandidateScorer(signals)
-    user_index = signals.user_index
-    profiles = workspace.read(PROFILES_TABLE).to_pylist()
-    profiled = np.array(sorted(user_index[p["user_id"]] for p in profiles))
-    refined = {user_index[p["user_id"]]: np.asarray(p["embedding"]) for p in profiles}
-    initial = {user_index[p["user_id"]]: np.asarray(p["initial_embedding"]) for p in profiles}
-    cost = _cost(profiles)
-    test_all, test_sample = data.test, subset_sets(data.test, profiled)
-    valid_all, valid_sample = data.valid, subset_sets(data.valid, profiled)
-    report = EvalReport(users_all=len(test_all), users_profiled=len(test_sample))
+    run = _Evaluation(workspace, settings)
+    run.baselines()
+    run.hybrids()
+    for table in variant_tables or []:
+        run.variant(table)
+    if llm_ranker_users:
+        run.llm_ranker(llm_ranker_users)
+    report = run.report
+    report.curve = refinement_curve(run.profiles, run.user_index, run.scorer, run.data, settings)
+    pair_methods(report, list(run.signals.cf), run.variants, Bootstrap.of(settings))
+    return report
 
-    def add(method: str, scores_of: Callable[[CandidateIndex], np.ndarray],
-            all_scores_of: Callable[[CandidateIndex], np.ndarray] | None = None,
+
+Scores = Callable[[CandidateIndex], np.ndarray]
+
+
+class _Evaluation:
+    """One evaluation run: every method's rows on the same test sets (see the module doc)."""
+
+    def __init__(self, workspace: Workspace, settings: Settings) -> None:
+        self.workspace, self.settings = workspace, settings
+        self.features = ItemFeatures.load(workspace)
+        self.signals = Signals(workspace, settings, self.features)
+        self.data, self.scorer = self.signals.data, CandidateScorer(self.signals)
+        self.user_index = self.signals.user_index
+        self.profiles = workspace.read(PROFILES_TABLE).to_pylist()
+        self.refined = {self.user_index[p["user_id"]]: np.asarray(p["embedding"])
+                        for p in self.profiles}
+        self.initial = initial_vectors(self.profiles, self.user_index)
+        self.cost = _cost(self.profiles)
+        self.test_sample = subset_sets(self.data.test, np.array(sorted(self.refined)))
+        self.report = EvalReport(users_all=len(self.data.test),
+                                 users_profiled=len(self.test_sample))
+        self.variants: list[tuple[str, str]] = []  # (variant row, main row) pairs
+        self.fusion: Fusion | None = None
+
+    def add(self, method: str, scores_of: Scores, all_scores_of: Scores | None = None,
             **info: Any) -> None:
-        row: dict[str, Any] = {"method": method, "users": len(test_sample), **info}
-        row["sample"] = report.record(method, "profiled", test_sample,
-                                      candidate_ranks(scores_of(test_sample)))
+        """A row on the profiled users (and, with ``all_scores_of``, on all users)."""
+        report, sample, everyone = self.report, self.test_sample, self.data.test
+        row: dict[str, Any] = {"method": method, "users": len(sample), **info}
+        row["sample"] = report.record(method, "profiled", sample,
+                                      candidate_ranks(scores_of(sample)))
         if all_scores_of is not None:
-            row["all"] = report.record(method, "all", test_all,
-                                       candidate_ranks(all_scores_of(test_all)))
+            row["all"] = report.record(method, "all", everyone,
+                                       candidate_ranks(all_scores_of(everyone)))
         report.rows.append(row)
 
-    add("popularity", scorer.popularity, scorer.popularity, **NO_LLM)
-    for name in signals.cf:
-        add(name, lambda s, n=name: scorer.cf(n, s), lambda s, n=name: scorer.cf(n, s), **NO_LLM)
-    add("history-content", scorer.history, scorer.history, **NO_LLM)
-    add("profile (init)", lambda s: scorer.profile(initial, s), **cost)
-    add("profile (refined)", lambda s: scorer.profile(refined, s), **cost)
+    def baselines(self) -> None:
+        """Popularity, every CF model, history content, and the profiles alone."""
+        scorer = self.scorer
+        self.add("popularity", scorer.popularity, scorer.popularity, **NO_LLM)
+        for name in self.signals.cf:
+            self.add(name, lambda s, n=name: scorer.cf(n, s), lambda s, n=name: scorer.cf(n, s),
+                     **NO_LLM)
+        self.add("history-content", scorer.history, scorer.history, **NO_LLM)
+        self.add("profile (init)", lambda s: scorer.profile(self.initial, s), **self.cost)
+        self.add("profile (refined)", lambda s: scorer.profile(self.refined, s), **self.cost)
 
-    plain = Fusion.fit(signals, valid_sample.users, valid_sample.items, None, settings)
-    plain_all = Fusion.fit(signals, valid_all.users, valid_all.items, None, settings)
-    report.fusion_weights_no_profile = plain.as_dict()
-    add("hybrid w/o profile", lambda s: plain.score(signals.stack(s.users, s.items)),
-        lambda s: plain_all.score(signals.stack(s.users, s.items)), **NO_LLM)
+    def hybrids(self) -> None:
+        """The hybrid without the profile (fit here) and with it (``profile fit``'s weights)."""
+        signals, settings, data = self.signals, self.settings, self.data
+        valid_sample = subset_sets(data.valid, np.array(sorted(self.refined)))
+        plain = Fusion.fit(signals, valid_sample.users, valid_sample.items, None, settings)
+        plain_all = Fusion.fit(signals, data.valid.users, data.valid.items, None, settings)
+        self.report.fusion_weights_no_profile = plain.as_dict()
+        self.add("hybrid w/o profile", lambda s: plain.score(signals.stack(s.users, s.items)),
+                 lambda s: plain_all.score(signals.stack(s.users, s.items)), **NO_LLM)
+        self.fusion, self.report.fusion_source = hybrid_weights(self.workspace, signals,
+                                                                self.profiles, settings)
+        self.report.fusion_weights = self.fusion.as_dict()
+        self.add("hybrid (init profile)", self.hybrid(self.initial), **self.cost)
+        self.add("hybrid", self.hybrid(self.refined), **self.cost)
 
-    fusion = Fusion.fit(signals, valid_sample.users, valid_sample.items,
-                        profile_rows(initial, valid_sample), settings)
-    fusion.save(workspace)
-    report.fusion_weights = fusion.as_dict()
-
-    def hybrid(vectors: dict[int, np.ndarray]) -> Callable[[CandidateIndex], np.ndarray]:
+    def hybrid(self, vectors: dict[int, np.ndarray]) -> Scores:
+        assert self.fusion is not None
+        fusion, signals = self.fusion, self.signals
         return lambda s: fusion.score(signals.stack(s.users, s.items, profile_rows(vectors, s)))
 
-    add("hybrid (init profile)", hybrid(initial), **cost)
-    add("hybrid", hybrid(refined), **cost)
-
-    variants: list[tuple[str, str]] = []  # (variant row, main row)
-    for table in variant_tables or []:
+    def variant(self, table: str) -> None:
+        """A ``profiles__<variant>`` table's rows, beside the main table's on the same users."""
         # a finished variant is a table; one stopped early (``--limit``) is still parts
-        data_table = (workspace.read(table) if workspace.has(table)
-                      else PartWriter(workspace, table, "user_id").read_all())
-        if data_table is None or not data_table.num_rows:
-            continue
-        rows = data_table.to_pylist()
-        vectors = {user_index[r["user_id"]]: np.asarray(r["embedding"]) for r in rows}
-        subset = subset_sets(data.test, np.array(sorted(vectors)))
+        found = (self.workspace.read(table) if self.workspace.has(table)
+                 else PartWriter(self.workspace, table, "user_id").read_all())
+        if found is None or not found.num_rows:
+            return
+        rows = found.to_pylist()
+        vectors = {self.user_index[r["user_id"]]: np.asarray(r["embedding"]) for r in rows}
+        subset = subset_sets(self.data.test, np.array(sorted(vectors)))
         name = table.split("__", 1)[1]
-        # the main table's rows on the same users, so a variant run on fewer users compares
-        main = {u: v for u, v in refined.items() if u in vectors}
+        main = {u: v for u, v in self.refined.items() if u in vectors}
         same = subset_sets(subset, np.array(sorted(main))) if main else None
-        for method, main_method, scores, main_scores in (
-                (f"profile (refined, {name})", "profile (refined)", scorer.profile(vectors, subset),
-                 scorer.profile(main, same) if same is not None else None),
-                (f"hybrid ({name})", "hybrid", hybrid(vectors)(subset),
-                 hybrid(main)(same) if same is not None else None)):
-            variants.append((method, main_method))
-            report.rows.append({
+        scorers: list[tuple[str, str, Callable[[CandidateIndex, dict], np.ndarray]]] = [
+            (f"profile (refined, {name})", "profile (refined)",
+             lambda sets, v: self.scorer.profile(v, sets)),
+            (f"hybrid ({name})", "hybrid", lambda sets, v: self.hybrid(v)(sets))]
+        for method, main_method, score in scorers:
+            self.variants.append((method, main_method))
+            on_main = (candidate_metrics(score(same, main))
+                       | {"users": len(same), "method": main_method}) if same is not None else None
+            self.report.rows.append({
                 "method": method, "users": len(subset),
-                "sample": report.record(method, "profiled", subset, candidate_ranks(scores)),
-                "main_on_same_users": (
-                    candidate_metrics(main_scores) | {"users": len(same), "method": main_method}
-                    if same is not None else None), **_cost(rows)})
+                "sample": self.report.record(method, "profiled", subset,
+                                             candidate_ranks(score(subset, vectors))),
+                "main_on_same_users": on_main, **_cost(rows)})
 
-    if llm_ranker_users:
-        row = _llm_ranker_row(data, settings, features, profiles, llm_ranker_users)
+    def llm_ranker(self, n_users: int) -> None:
+        """The listwise LLM ranker's row, beside the same profiles ranked by embedding."""
+        row = _llm_ranker_row(self.data, self.settings, self.features, self.profiles, n_users)
         user_ids, ranks = row.pop("user_ids"), row.pop("ranks")
-        report.per_user[(row["method"], "profiled")] = PerUser.from_ranks(
-            np.array([user_index[u] for u in user_ids], dtype=np.int64), ranks)
-        same = subset_sets(data.test, np.array(sorted(user_index[u] for u in user_ids)))
-        # the same profiles ranked by embedding on the same users: what the LLM ranker changes
-        row["main_on_same_users"] = (candidate_metrics(scorer.profile(refined, same))
+        users = np.array([self.user_index[u] for u in user_ids], dtype=np.int64)
+        self.report.per_user[(row["method"], "profiled")] = PerUser.from_ranks(users, ranks)
+        same = subset_sets(self.data.test, np.sort(users))
+        row["main_on_same_users"] = (candidate_metrics(self.scorer.profile(self.refined, same))
                                      | {"users": len(same), "method": "profile (refined)"})
-        report.rows.append(row)
-        variants.append((row["method"], "profile (refined)"))
-    report.curve = refinement_curve(profiles, user_index, scorer, data, settings)
-    pair_methods(report, list(signals.cf), variants, Bootstrap.of(settings))
-    return report
+        self.report.rows.append(row)
+        self.variants.append((row["method"], "profile (refined)"))
+
+
+def hybrid_weights(workspace: Workspace, signals: Signals, profiles: list[dict],
+                   settings: Settings) -> tuple[Fusion, str]:
+    """The weights ``profile fit`` saved, else the same fit in memory (never saved here)."""
+    if workspace.has_artifact(FUSION_ARTIFACT):
+        return Fusion.load(workspace, signals), "saved by profile fit"
+    return fit_with_profiles(signals, profiles, settings), "fit in memory (not saved)"
 
 
 def pair_methods(report: EvalReport, cf_names: list[str], variants: list[tuple[str, str]],

@@ -193,19 +193,19 @@ class Fusion:
         if not workspace.has_artifact(FUSION_ARTIFACT):
             raise WorkspaceError(
                 f"workspace {workspace.root} has no fitted hybrid weights; run `tailormind "
-                f"profile eval --workspace {workspace.root}` (it fits them on the validation "
+                f"profile fit --workspace {workspace.root}` (it fits them on the validation "
                 "sets), or set profiling.ranker: embedding")
         path = workspace.artifact_path(workspace.artifact(FUSION_ARTIFACT)["path"])
         data = read_json_record(path, "hybrid weights file")
         if data is None:
             raise WorkspaceError(f"{path}: the fitted hybrid weights are gone; re-run `tailormind "
-                                 f"profile eval --workspace {workspace.root}`")
+                                 f"profile fit --workspace {workspace.root}`")
         if not isinstance(data, dict) or not {"names", "weights", "fit_sets",
                                               "config_hash"} <= set(data):
             raise CorruptFileError(f"{path}: corrupt hybrid weights file (keys missing)")
         if data["names"] != signals.names(PROFILE_SIGNAL in data["names"]):
             raise WorkspaceError(
                 f"the hybrid weights in {path} were fit on signals {data['names']}, but this "
-                f"workspace now has {signals.names(True)}; re-run `tailormind profile eval`")
+                f"workspace now has {signals.names(True)}; re-run `tailormind profile fit`")
         return cls(names=data["names"], weights=np.asarray(data["weights"]),
                    fit_sets=data["fit_sets"], config_hash=data["config_hash"])

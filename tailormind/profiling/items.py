@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from tailormind.config import Settings
 from tailormind.data.item_tags import model_items
+from tailormind.data.item_text import item_text
 from tailormind.data.schemas import ITEM_FEATURES
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ModelError, ModelNotConfiguredError, TailorMindError
@@ -45,22 +46,6 @@ QUOTED_ITEM_CHARS = 8000
 def _quoted(text: str, label: str) -> str:
     """Item-provided ``text`` as a quoted block, or ``""`` when it is empty."""
     return quote_ugc(text, label=label, limit=QUOTED_ITEM_CHARS) if text else ""
-
-
-def item_text(row: dict[str, Any]) -> str:
-    """Title, text and tags as one text, without repeating what the text already says."""
-    title = (row.get("title") or "").strip()
-    text = (row.get("text") or "").strip()
-    tags = [t for t in (row.get("tags") or []) if t]
-    parts = []
-    if title and title not in text:
-        parts.append(title if title.endswith((".", "!", "?")) else title + ".")
-    if text:
-        parts.append(text)
-    missing_tags = [t for t in tags if t.lower() not in text.lower()]
-    if missing_tags:
-        parts.append("Tags: " + ", ".join(missing_tags) + ".")
-    return " ".join(parts)
 
 
 @dataclass

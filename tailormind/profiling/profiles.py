@@ -66,7 +66,7 @@ class ProfileReport:
 def build_ranker(settings: Settings, features: ItemFeatures, *, text=None, embed=None,
                  workspace: Workspace | None = None) -> Ranker:
     """The refinement ranker from ``profiling.ranker``. ``hybrid`` needs the weights that
-    ``tailormind profile eval`` fits on the validation sets (a clear error before that)."""
+    ``tailormind profile fit`` fits on the validation sets (a clear error before that)."""
     if settings.profiling.ranker == "llm":
         return LLMRanker(features, text or load_role("text", settings),
                          window=settings.profiling.llm_window,

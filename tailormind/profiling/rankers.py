@@ -3,7 +3,7 @@
 - ``embedding``: cosine between the profile's embedding and each item's description embedding.
 - ``hybrid``: the fused signals of :mod:`tailormind.profiling.fusion` (CF scores, content and
   item-kNN similarity to the history, popularity, and the profile's cosine), with weights fit on
-  the validation sets by ``tailormind profile eval``.
+  the validation sets by ``tailormind profile fit``.
 - ``llm``: listwise by the ``text`` role. The M candidates are first put in a seeded random
   order that depends only on the candidate *set* (:func:`presentation_order`: sorted ids, then a
   permutation seeded by the config seed, user, split and iteration), so no caller can leak the

@@ -48,6 +48,7 @@ from tailormind.errors import (
     TailorMindError,
     WorkspaceError,
 )
+from tailormind.generation.post_record import PostRecord
 from tailormind.serve import api_guard
 from tailormind.serve.api_jobs import JOB_ID, total_steps
 from tailormind.serve.api_lookup import WorkspaceView
@@ -131,18 +132,16 @@ def _overloaded(what: str, limit: int, retry_after_s: int) -> APIError:
                     f"retry after {retry_after_s} s", {"Retry-After": str(retry_after_s)})
 
 
-def _post_of(record: dict[str, Any], base: str) -> Post:
-    files = [MediaFile(file=i["file"], url=f"{base}/media/{i['file']}", kind=i.get("kind", ""),
-                       caption=i.get("caption", "")) for i in record.get("images", [])]
-    if record.get("video"):
-        files.append(MediaFile(file=record["video"]["file"],
-                               url=f"{base}/media/{record['video']['file']}",
-                               kind=record["video"].get("kind", "")))
-    return Post(post_id=record["post_id"], user_id=record["user_id"], kind=record["kind"],
-                platform=record["platform"], title=record.get("title", ""),
-                body=record.get("body", ""), hashtags=record.get("hashtags", []), media=files,
-                preview_url=f"{base}/media/preview.html", fallbacks=record.get("fallbacks", []),
-                reflection=record.get("reflection", {}), seconds=record.get("seconds", 0.0),
+def _post_of(record: PostRecord, base: str) -> Post:
+    files = [MediaFile(file=i.file, url=f"{base}/media/{i.file}", kind=i.kind, caption=i.caption)
+             for i in record.images]
+    if record.video is not None:
+        files.append(MediaFile(file=record.video.file, url=f"{base}/media/{record.video.file}",
+                               kind=record.video.kind))
+    return Post(post_id=record.post_id, user_id=record.user_id, kind=record.kind,
+                platform=record.platform, title=record.title, body=record.body,
+                hashtags=record.hashtags, media=files, preview_url=f"{base}/media/preview.html",
+                fallbacks=record.fallbacks, reflection=record.reflection, seconds=record.seconds,
                 record=record)
 
 
@@ -343,7 +342,7 @@ class TailorMindAPI:
             post = _post_of(record, f"{prefix}/v1/posts/{post_id}")
             return JSONResponse(PostAccepted(status="done", post=post).model_dump(),
                                 status_code=200)
-        steps = total_steps(body.kind, self.settings.generation.reflection_rounds)
+        steps = total_steps(self.settings.generation.reflection_rounds)
         reply = await self.coordinator.submit.remote(
             {"job_id": post_id, "user_id": user_id, "kind": body.kind, "platform": platform,
              "seed": seed, "steps": steps})
@@ -387,7 +386,7 @@ class TailorMindAPI:
             raise APIError(404, "unknown_post", f"no post {post_id!r}")
         return bundle
 
-    async def _record(self, bundle: Any, post_id: str) -> dict[str, Any]:
+    async def _record(self, bundle: Any, post_id: str) -> PostRecord:
         try:
             record = await asyncio.to_thread(self.view.record, bundle)
         except CorruptFileError as exc:

@@ -37,14 +37,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tailormind.generation.steps import progress_stages
 from tailormind.core.atomic import read_json_record, write_json_atomic
 from tailormind.errors import CorruptFileError
 
 JOBS_DIR = Path("api") / "jobs"
 ACTIVE = ("queued", "running")
 TERMINAL = ("done", "failed", "cancelled")
-#: Stages a post passes through (``Generator.generate``'s progress names), for the step count.
-POST_STAGES = ("exemplars", "ideation", "writing", "scoring")
 JOB_ID = re.compile(r"^(post|video)-[0-9a-f]{12}$")
 
 
@@ -52,10 +51,10 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def total_steps(kind: str, reflection_rounds: int) -> int:
-    """exemplars, ideation, writing, scoring, then per round a revision and its scoring, the video
-    for a video post, and the bundle: the most steps a job can take."""
-    return len(POST_STAGES) + 2 * reflection_rounds + (1 if kind == "video" else 0) + 1
+def total_steps(reflection_rounds: int) -> int:
+    """The most progress steps a job can take: the generator's
+    :func:`~tailormind.generation.steps.progress_stages`."""
+    return len(progress_stages(reflection_rounds))
 
 
 class JobStore:

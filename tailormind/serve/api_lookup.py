@@ -25,6 +25,7 @@ from tailormind.errors import CorruptFileError, NotFoundError, WorkspaceError
 from tailormind.generation.bundle import GENERATIONS, live_bundle, read_post, safe_component
 from tailormind.generation.bundle_scan import post_files, recover_bundles
 from tailormind.generation.pipeline import planned_post_id
+from tailormind.generation.post_record import PostRecord
 from tailormind.profiling.profiles import PROFILES_TABLE
 from tailormind.serve.api_jobs import JOB_ID
 
@@ -112,7 +113,7 @@ class WorkspaceView:
         return path
 
     @staticmethod
-    def record(bundle: Path) -> dict[str, Any] | None:
+    def record(bundle: Path) -> PostRecord | None:
         """``post.json`` (None: the post went away); CorruptFileError when it does not read."""
         return read_post(bundle)
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tailormind.generation.post_record import PostRecord, ReflectionEntry
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -156,9 +158,9 @@ class Post(BaseModel):
     media: list[MediaFile]
     preview_url: str
     fallbacks: list[str]
-    reflection: dict[str, Any]
+    reflection: ReflectionEntry
     seconds: float
-    record: dict[str, Any] = Field(description="The whole post.json of the bundle.")
+    record: PostRecord = Field(description="The whole post.json of the bundle.")
 
 
 class PostAccepted(BaseModel):

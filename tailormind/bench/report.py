@@ -263,6 +263,64 @@ def _relevance_curve(methods: list[Method], rows: list[dict[str, Any]]) -> dict[
     return relevance
 
 
+#: What every report says about how to read it (``report.json``'s ``notes``).
+REPORT_NOTES = (
+    "Hallucination is checked against the source items the post was made from "
+    "(exemplars and recent history; the ground truth against its own catalogue entry) — "
+    "there is no web access, so this is a grounded check, not fact-checking.",
+    "Ground-truth UGC is the user's held-out test item scored as if it were the post; "
+    "its objective novelty leaves the item itself out of the catalogue.",
+    "The coherence reference is the equal-weighted mean of the unit description "
+    "embeddings of the user's history (train + validation) and the target (test) item.",
+    "w/o RAG and w/o reflection change generation only: in the profiling table they share "
+    "TailorMind's profiles.",
+    "Paired differences: mean over the users that have both values of (TailorMind − "
+    "other), with the paired-bootstrap interval (users resampled together).",
+    "Calibration: pairwise accuracy on pairs whose better member is known by "
+    "construction; ties and unusable answers count 0.5, so a judge that always says the "
+    "same thing gets 0.5; an interval that includes 0.5 is \"no signal\".",
+)
+
+
+def _profiling_table(profile_rows: list[dict[str, Any]], settings: Settings,
+                     expected: int) -> dict[str, Any]:
+    """The profiling dimension: its columns and one estimate per (method, ranking metric)."""
+    profile_metrics = [asdict(Metric(k, k.replace("recall", "Recall").replace("ndcg", "NDCG"),
+                                     "ranking of the 1:99 test candidate sets"))
+                       for k in PROFILING_METRICS]
+    return {
+        "metrics": profile_metrics,
+        "rows": {r["method"]: {"label": r["label"], "users": r["users"],
+                               **{k: estimate(r["values"][k], settings, expected)
+                                  for k in PROFILING_METRICS}} for r in profile_rows}}
+
+
+def _report_config(settings: Settings, public: dict[str, Any]) -> dict[str, Any]:
+    """The configuration behind the numbers: bench, generation, profiling and each model."""
+    return {"bench": public["bench"], "generation": public["generation"],
+            "profiling": public["profiling"],
+            "generation_config_hash": generation_config_hash(settings),
+            "models": {role: {"backend": block["backend"], "model": block.get("model")}
+                       for role, block in public["models"].items()
+                       if isinstance(block, dict)}}
+
+
+def _method_entries(methods: list[Method], posts: dict[str, dict[str, BenchPost]],
+                    generation: dict[str, dict[str, Any]], expected: int) -> list[dict[str, Any]]:
+    """Per method: its name, label, description, posts scored, posts missing, generation."""
+    return [{"name": m.name, "label": m.label, "what": m.what,
+             "posts": len(posts.get(m.name, {})),
+             "missing": expected - len(posts.get(m.name, {})),
+             "generation": generation.get(m.name)} for m in methods]
+
+
+def _per_user_profiling(profile_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (method, user) with the user's ranking metrics."""
+    return [{"method": r["method"], "user_id": user,
+             **{k: r["values"][k][i] for k in PROFILING_METRICS}}
+            for r in profile_rows for i, user in enumerate(r["user_ids"])]
+
+
 def build_report(*, workspace: Workspace, settings: Settings, methods: list[Method],
                  users: list[BenchUser], rows: list[dict[str, Any]],
                  profile_rows: list[dict[str, Any]], curve: list[dict[str, Any]],
@@ -276,14 +334,7 @@ def build_report(*, workspace: Workspace, settings: Settings, methods: list[Meth
     columns = content_metrics(models, judge_self, calibration)
     dimensions = _content_dimensions(columns, methods, rows, settings, expected)
     flags = _flags(rows, columns, judge_self, calibration)
-    profile_metrics = [asdict(Metric(k, k.replace("recall", "Recall").replace("ndcg", "NDCG"),
-                                     "ranking of the 1:99 test candidate sets"))
-                       for k in PROFILING_METRICS]
-    dimensions["profiling"] = {
-        "metrics": profile_metrics,
-        "rows": {r["method"]: {"label": r["label"], "users": r["users"],
-                               **{k: estimate(r["values"][k], settings, expected)
-                                  for k in PROFILING_METRICS}} for r in profile_rows}}
+    dimensions["profiling"] = _profiling_table(profile_rows, settings, expected)
     relevance = _relevance_curve(methods, rows)
     public = settings.public_dump()
     return {
@@ -291,18 +342,10 @@ def build_report(*, workspace: Workspace, settings: Settings, methods: list[Meth
         "workspace": str(workspace.root), "seconds": round(seconds, 1),
         "users": [u.user_id for u in users],
         "seeds": public["seeds"],
-        "config": {"bench": public["bench"], "generation": public["generation"],
-                   "profiling": public["profiling"],
-                   "generation_config_hash": generation_config_hash(settings),
-                   "models": {role: {"backend": block["backend"], "model": block.get("model")}
-                              for role, block in public["models"].items()
-                              if isinstance(block, dict)}},
+        "config": _report_config(settings, public),
         "models": models, "judge": judge_label(models, judge_self), "judge_self": judge_self,
         "versions": package_versions(),
-        "methods": [{"name": m.name, "label": m.label, "what": m.what,
-                     "posts": len(posts.get(m.name, {})),
-                     "missing": expected - len(posts.get(m.name, {})),
-                     "generation": generation.get(m.name)} for m in methods],
+        "methods": _method_entries(methods, posts, generation, expected),
         "profiles_made": profiling,
         "calibration": calibration,
         "dimensions": dimensions,
@@ -310,28 +353,11 @@ def build_report(*, workspace: Workspace, settings: Settings, methods: list[Meth
                    "profiling": paired_profiling(profile_rows, PROFILING_METRICS, settings)},
         "curves": {"refinement": curve, "relevance_by_round": relevance},
         "judge_stats": judge_stats, "flags": flags,
-        "notes": [
-            "Hallucination is checked against the source items the post was made from "
-            "(exemplars and recent history; the ground truth against its own catalogue entry) — "
-            "there is no web access, so this is a grounded check, not fact-checking.",
-            "Ground-truth UGC is the user's held-out test item scored as if it were the post; "
-            "its objective novelty leaves the item itself out of the catalogue.",
-            "The coherence reference is the equal-weighted mean of the unit description "
-            "embeddings of the user's history (train + validation) and the target (test) item.",
-            "w/o RAG and w/o reflection change generation only: in the profiling table they share "
-            "TailorMind's profiles.",
-            "Paired differences: mean over the users that have both values of (TailorMind − "
-            "other), with the paired-bootstrap interval (users resampled together).",
-            "Calibration: pairwise accuracy on pairs whose better member is known by "
-            "construction; ties and unusable answers count 0.5, so a judge that always says the "
-            "same thing gets 0.5; an interval that includes 0.5 is \"no signal\".",
-        ],
+        "notes": list(REPORT_NOTES),
         "examples": _examples(methods, users, posts, items, workspace,
                               settings.bench.example_posts),
         "per_post": rows,
-        "per_user_profiling": [{"method": r["method"], "user_id": user,
-                                **{k: r["values"][k][i] for k in PROFILING_METRICS}}
-                               for r in profile_rows for i, user in enumerate(r["user_ids"])],
+        "per_user_profiling": _per_user_profiling(profile_rows),
     }
 
 

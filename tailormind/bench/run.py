@@ -31,7 +31,7 @@ from tailormind.bench.posts import (
 from tailormind.bench.profiling_dimension import profiling_dimension
 from tailormind.bench.report import build_report, write_report
 from tailormind.bench.scoring import PostScorer
-from tailormind.bench.users import select_users
+from tailormind.bench.users import BenchUser, select_users
 from tailormind.config import Settings
 from tailormind.data.item_tags import model_items
 from tailormind.data.workspace import Workspace
@@ -75,6 +75,78 @@ def _provenance(roles: Roles | None, posts: dict[str, dict[str, Any]], *, embed:
     return {**(made.models if made is not None else {}), **models}
 
 
+def _generate_for(workspace: Workspace, settings: Settings, method: Method,
+                  bench_users: list[BenchUser], roles: Roles | None, workers: int, log: Log
+                  ) -> tuple[dict[str, Any], dict[str, Path], Roles | None]:
+    """Make ``method``'s missing posts: ``(its generation entry, its posts' paths, roles)`` —
+    the roles are loaded here the first time a post is made in this process."""
+    cfg = settings.bench
+    todo, paths, unplanned = plan_method(workspace, settings, method, bench_users, cfg.kind)
+    entry: dict[str, Any] = {"planned": len(paths), "made_now": 0, "failed": dict(unplanned),
+                             "seconds": 0.0, "llm_tokens": 0}
+    for key, error in unplanned.items():
+        log(f"bench {method.name}: {key} failed: {error}")
+    if todo:
+        if roles is None and workers <= 1:
+            roles = Roles.load(settings, kinds=(cfg.kind,))
+        progress = ProgressLog(f"bench {method.name}", "posts")
+        progress.plan(len(todo))
+        made = generate_method(workspace, settings, method, todo, roles=roles,
+                               workers=workers, progress=progress)
+        entry.update(made_now=made.generated, failed={**unplanned, **made.failed},
+                     seconds=round(made.seconds, 1), llm_tokens=made.llm_tokens)
+        for key, error in made.failed.items():
+            log(f"bench {method.name}: {key} failed: {error}")
+    return entry, paths, roles
+
+
+@dataclass
+class _Scoring:
+    """What the posts are scored with: item features and rows, the judge and the scorers."""
+
+    features: ItemFeatures
+    items: dict[str, dict[str, Any]]
+    judge: Judge
+    clip: Any
+    vision: Any
+    embed: Any
+
+
+def _load_scoring(workspace: Workspace, settings: Settings, roles: Roles | None,
+                  judge_model: TextModel | None) -> _Scoring:
+    """Load the scoring inputs and models (``roles``' embedder when given; CLIP and the vision
+    judge only when configured)."""
+    features = ItemFeatures.load(workspace)
+    items = {r["item_id"]: r for r in model_items(
+        workspace, columns=["item_id", "title", "text", "tags", "image_paths"]).to_pylist()}
+    judge = Judge(judge_model or load_judge(settings))
+    clip = None if settings.models.clip.backend == "none" else load_role("clip", settings)
+    vision = (load_role("describe", settings)
+              if settings.bench.vision_judge and settings.models.describe.backend != "none"
+              else None)
+    embed = roles.embed if roles is not None else load_role("embed", settings)
+    return _Scoring(features, items, judge, clip, vision, embed)
+
+
+def _score_posts(workspace: Workspace, settings: Settings, methods: list[Method],
+                 bench_users: list[BenchUser], paths_by_method: dict[str, dict[str, Path]],
+                 scoring: _Scoring, log: Log) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``(per-post score rows, posts by method)`` for every method, in order."""
+    cfg = settings.bench
+    s = scoring
+    scorer = PostScorer(s.features, s.items, bench_users, embed=s.embed, judge=s.judge,
+                        clip=s.clip, vision=s.vision, history_items=cfg.judge_history_items)
+    rows: list[dict[str, Any]] = []
+    posts_by_method: dict[str, dict[str, Any]] = {}
+    for method in methods:
+        posts = read_posts(workspace, method, bench_users, paths_by_method.get(method.name, {}),
+                           s.items, cfg.judge_history_items)
+        posts_by_method[method.name] = posts
+        rows += scorer.score(method.name, list(posts.values()))
+        log(f"bench: scored {method.name} ({len(posts)} posts)")
+    return rows, posts_by_method
+
+
 def run_bench(workspace: Workspace, settings: Settings, *, users: int | None = None,
               user_ids: list[str] | None = None, methods: list[str] | None = None,
               workers: int = 1, log: Log = print, roles: Roles | None = None,
@@ -83,69 +155,35 @@ def run_bench(workspace: Workspace, settings: Settings, *, users: int | None = N
     ``roles`` / ``judge_model`` replace the configured models (tests, notebooks)."""
     started = time.perf_counter()
     chosen_methods = resolve_methods(methods, settings)
-    cfg = settings.bench
-    bench_users = select_users(workspace, users or cfg.users, settings.seeds.bench, user_ids)
+    bench_users = select_users(workspace, users or settings.bench.users, settings.seeds.bench,
+                               user_ids)
     log(f"bench: {len(bench_users)} users, methods: {', '.join(m.name for m in chosen_methods)}")
     profiling = ensure_profiles(workspace, settings, chosen_methods, bench_users, log)
-
     generation: dict[str, dict[str, Any]] = {}
     paths_by_method: dict[str, dict[str, Path]] = {}
     for method in chosen_methods:
-        if not method.generates:
-            continue
-        todo, paths, unplanned = plan_method(workspace, settings, method, bench_users, cfg.kind)
-        paths_by_method[method.name] = paths
-        entry: dict[str, Any] = {"planned": len(paths), "made_now": 0, "failed": dict(unplanned),
-                                 "seconds": 0.0, "llm_tokens": 0}
-        for key, error in unplanned.items():
-            log(f"bench {method.name}: {key} failed: {error}")
-        if todo:
-            if roles is None and workers <= 1:
-                roles = Roles.load(settings, kinds=(cfg.kind,))
-            progress = ProgressLog(f"bench {method.name}", "posts")
-            progress.plan(len(todo))
-            made = generate_method(workspace, settings, method, todo, roles=roles,
-                                   workers=workers, progress=progress)
-            entry.update(made_now=made.generated, failed={**unplanned, **made.failed},
-                         seconds=round(made.seconds, 1), llm_tokens=made.llm_tokens)
-            for key, error in made.failed.items():
-                log(f"bench {method.name}: {key} failed: {error}")
-        generation[method.name] = entry
+        if method.generates:
+            generation[method.name], paths_by_method[method.name], roles = _generate_for(
+                workspace, settings, method, bench_users, roles, workers, log)
 
     log("bench: scoring posts")
-    features = ItemFeatures.load(workspace)
-    items = {r["item_id"]: r for r in model_items(
-        workspace, columns=["item_id", "title", "text", "tags", "image_paths"]).to_pylist()}
-    judge = Judge(judge_model or load_judge(settings))
-    clip = None if settings.models.clip.backend == "none" else load_role("clip", settings)
-    vision = (load_role("describe", settings)
-              if cfg.vision_judge and settings.models.describe.backend != "none" else None)
-    embed = roles.embed if roles is not None else load_role("embed", settings)
-    scorer = PostScorer(features, items, bench_users, embed=embed, judge=judge, clip=clip,
-                        vision=vision, history_items=cfg.judge_history_items)
-    rows: list[dict[str, Any]] = []
-    posts_by_method: dict[str, dict[str, Any]] = {}
-    for method in chosen_methods:
-        posts = read_posts(workspace, method, bench_users, paths_by_method.get(method.name, {}),
-                           items, cfg.judge_history_items)
-        posts_by_method[method.name] = posts
-        rows += scorer.score(method.name, list(posts.values()))
-        log(f"bench: scored {method.name} ({len(posts)} posts)")
-
+    s = _load_scoring(workspace, settings, roles, judge_model)
+    rows, posts_by_method = _score_posts(workspace, settings, chosen_methods, bench_users,
+                                         paths_by_method, s, log)
     log("bench: profiling dimension")
-    profile_rows, curve = profiling_dimension(workspace, settings, features,
+    profile_rows, curve = profiling_dimension(workspace, settings, s.features,
                                               [u.user_id for u in bench_users])
-    models = _provenance(roles, posts_by_method, embed=embed, judge=judge.text, clip=clip,
-                         vision=vision)
+    models = _provenance(roles, posts_by_method, embed=s.embed, judge=s.judge.text, clip=s.clip,
+                         vision=s.vision)
     log("bench: judge calibration")
-    calibration = calibrate_workspace(workspace, settings, judge_model=judge.text, embed=embed,
-                                      features=features, items=items, writer=models.get("text"),
-                                      log=log)
+    calibration = calibrate_workspace(workspace, settings, judge_model=s.judge.text,
+                                      embed=s.embed, features=s.features, items=s.items,
+                                      writer=models.get("text"), log=log)
     report = build_report(
         workspace=workspace, settings=settings, methods=chosen_methods, users=bench_users,
         rows=rows, profile_rows=profile_rows, curve=curve, generation=generation,
-        profiling=profiling, posts=posts_by_method, items=items, models=models,
-        judge_stats=dict(judge.stats), seconds=time.perf_counter() - started,
+        profiling=profiling, posts=posts_by_method, items=s.items, models=models,
+        judge_stats=dict(s.judge.stats), seconds=time.perf_counter() - started,
         created=datetime.now(UTC).isoformat(timespec="seconds"), calibration=calibration,
         judge_self=calibration["judge_self"])
     paths = write_report(workspace.root / BENCH_DIR, report)

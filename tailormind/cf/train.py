@@ -140,6 +140,90 @@ def _unwrap(model: torch.nn.Module) -> GraphRecommender:
     return getattr(model, "module", model)  # type: ignore[return-value]
 
 
+@dataclass
+class _Best:
+    """The best validation result so far, its weights, and evaluations since it last improved."""
+
+    value: float = -np.inf
+    epoch: int = 0
+    valid: dict[str, float] = field(default_factory=dict)
+    state: dict[str, torch.Tensor] | None = None
+    stale: int = 0
+
+    def observe(self, log: EpochLog, model: GraphRecommender) -> None:
+        """Count ``log.valid``: a gain keeps a copy of ``model``'s weights and marks ``log.best``."""
+        assert log.valid is not None
+        if log.valid[VALID_METRIC] > self.value:
+            self.value, self.epoch, self.valid, self.stale = log.valid[VALID_METRIC], log.epoch, log.valid, 0
+            self.state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            log.best = True
+        else:
+            self.stale += 1
+
+
+def _data_notes(data: CFData) -> list[str]:
+    """What the data leaves out: users without train items, no validation sets."""
+    notes: list[str] = []
+    cold = len(data.users_without_train_items())
+    if cold:
+        notes.append(f"{cold} user(s) have no train interactions; their embeddings carry no signal")
+    if len(data.valid) == 0:
+        notes.append("no validation candidate sets: no early stopping, the last epoch is kept")
+    return notes
+
+
+def _run_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sampler: BPRSampler,
+               cfg: CFConfig, rng: np.random.Generator, device: torch.device, rank: int,
+               world: int) -> float:
+    """One pass of BPR + L2 steps over this rank's shard of every batch; the mean loss."""
+    total, count = 0.0, 0
+    for users, pos, neg in sampler.epoch(cfg.batch_size, rng):
+        # Every rank must take part in every DDP step; a batch smaller than the world is used
+        # whole by each rank (identical gradients, so their average is unchanged).
+        if len(users) >= world:
+            users, pos, neg = users[rank::world], pos[rank::world], neg[rank::world]
+        tensors = [torch.from_numpy(a).to(device) for a in (users, pos, neg)]
+        pos_scores, neg_scores, reg = model(*tensors)
+        loss = -F.logsigmoid(pos_scores - neg_scores).mean() + cfg.l2 * reg
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(users)
+        count += len(users)
+    return total / max(count, 1)
+
+
+def _validate(model: GraphRecommender, sets: CandidateIndex) -> dict[str, float]:
+    """Candidate metrics of ``model``'s current embeddings on the validation sets."""
+    user_emb, item_emb = (t.cpu().numpy() for t in model.final_embeddings())
+    return candidate_metrics(score_candidates(user_emb, item_emb, sets))
+
+
+def _result(model_name: str, final: GraphRecommender, best: _Best, history: list[EpochLog],
+            graph: dict[str, int], world: int, notes: list[str]) -> TrainResult:
+    """The result with ``best``'s weights loaded (the last epoch's when nothing was validated)."""
+    best_epoch, best_state = best.epoch, best.state
+    if best_state is not None:
+        final.load_state_dict(best_state)
+    else:
+        best_epoch = len(history)
+        best_state = {k: v.detach().cpu() for k, v in final.state_dict().items()}
+    user_emb, item_emb = (t.cpu().numpy() for t in final.final_embeddings())
+    return TrainResult(
+        model=model_name,
+        use_tags=model_name == "hypergraph" and graph["tags"] > 0,
+        history=history,
+        best_epoch=best_epoch,
+        best_valid=best.valid,
+        user_embeddings=user_emb,
+        item_embeddings=item_emb,
+        state_dict=best_state,
+        graph=graph,
+        workers=world,
+        notes=notes,
+    )
+
+
 def train_model(
     data: CFData,
     cfg: CFConfig,
@@ -155,7 +239,11 @@ def train_model(
     wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
     report: Callable[[EpochLog, GraphRecommender], None] | None = None,
 ) -> TrainResult:
-    """Train ``model_name`` on ``data`` and return the best (validation NDCG@20) state."""
+    """Train ``model_name`` on ``data`` and return the best (validation NDCG@20) state.
+
+    Validates every ``cfg.eval_every`` epochs and at the last; stops after
+    ``cfg.early_stop_patience`` validations without a gain. ``report`` and ``on_epoch`` see
+    every epoch's log, in that order."""
     device = torch.device(device)
     epochs = cfg.epochs if epochs is None else epochs
     torch.manual_seed(seed)
@@ -165,69 +253,23 @@ def train_model(
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sampler = BPRSampler(data.train_users, data.train_items, data.n_items)
     rng = np.random.default_rng(seed)  # identical on every worker: same permutation, own shard
-    cold = len(data.users_without_train_items())
-    if cold:
-        notes.append(f"{cold} user(s) have no train interactions; their embeddings carry no signal")
-    if len(data.valid) == 0:
-        notes.append("no validation candidate sets: no early stopping, the last epoch is kept")
-
+    notes.extend(_data_notes(data))
     history: list[EpochLog] = []
-    best_state: dict[str, torch.Tensor] | None = None
-    best_valid: dict[str, float] = {}
-    best_epoch, best_value, stale = 0, -np.inf, 0
+    best = _Best()
     for epoch in range(1, epochs + 1):
         model.train()
         start = time.perf_counter()
-        total, count = 0.0, 0
-        for users, pos, neg in sampler.epoch(cfg.batch_size, rng):
-            # Every rank must take part in every DDP step; a batch smaller than the world is used
-            # whole by each rank (identical gradients, so their average is unchanged).
-            if len(users) >= world:
-                users, pos, neg = users[rank::world], pos[rank::world], neg[rank::world]
-            tensors = [torch.from_numpy(a).to(device) for a in (users, pos, neg)]
-            pos_scores, neg_scores, reg = model(*tensors)
-            loss = -F.logsigmoid(pos_scores - neg_scores).mean() + cfg.l2 * reg
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(users)
-            count += len(users)
-        log = EpochLog(epoch, total / max(count, 1), time.perf_counter() - start)
+        loss = _run_epoch(model, optimizer, sampler, cfg, rng, device, rank, world)
+        log = EpochLog(epoch, loss, time.perf_counter() - start)
         if len(data.valid) and (epoch % cfg.eval_every == 0 or epoch == epochs):
-            user_emb, item_emb = (t.cpu().numpy() for t in _unwrap(model).final_embeddings())
-            log.valid = candidate_metrics(score_candidates(user_emb, item_emb, data.valid))
-            if log.valid[VALID_METRIC] > best_value:
-                best_value, best_epoch, best_valid, stale = log.valid[VALID_METRIC], epoch, log.valid, 0
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()})
-                log.best = True
-            else:
-                stale += 1
+            log.valid = _validate(_unwrap(model), data.valid)
+            best.observe(log, _unwrap(model))
         history.append(log)
         if report is not None:
             report(log, _unwrap(model))
         if on_epoch is not None:
             on_epoch(log)
-        if stale >= cfg.early_stop_patience:
-            notes.append(f"early stop at epoch {epoch}: no {VALID_METRIC} gain for {stale} evaluations")
+        if best.stale >= cfg.early_stop_patience:
+            notes.append(f"early stop at epoch {epoch}: no {VALID_METRIC} gain for {best.stale} evaluations")
             break
-
-    final = _unwrap(model)
-    if best_state is not None:
-        final.load_state_dict(best_state)
-    else:
-        best_epoch = len(history)
-        best_state = {k: v.detach().cpu() for k, v in final.state_dict().items()}
-    user_emb, item_emb = (t.cpu().numpy() for t in final.final_embeddings())
-    return TrainResult(
-        model=model_name,
-        use_tags=model_name == "hypergraph" and graph["tags"] > 0,
-        history=history,
-        best_epoch=best_epoch,
-        best_valid=best_valid,
-        user_embeddings=user_emb,
-        item_embeddings=item_emb,
-        state_dict=best_state,
-        graph=graph,
-        workers=world,
-        notes=notes,
-    )
+    return _result(model_name, _unwrap(model), best, history, graph, world, notes)

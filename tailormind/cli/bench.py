@@ -75,7 +75,6 @@ def run_command(
     -> WORKSPACE/bench/report.md, report.html (offline), report.json and plots/.
 
     Exit status 1 when a post failed (the report is still written and counts it)."""
-    from tailormind.bench.report import tables
     from tailormind.bench.run import run_bench
 
     settings = settings_of(ctx)
@@ -84,12 +83,7 @@ def run_command(
         raise TailorMindError("choose the users with --users N or --user U, not both")
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     if workers > 1:
-        import os
-
-        import ray
-
-        if not ray.is_initialized():  # RAY_ADDRESS: a cluster; else a local Ray like the jobs
-            ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
+        _start_ray()
     # progress lines go to stderr, so --json leaves stdout to the JSON
     with contextlib.redirect_stdout(sys.stderr):
         result = run_bench(ws, settings, users=users, user_ids=user, methods=chosen,
@@ -100,27 +94,42 @@ def run_command(
                           if k not in ("per_post", "per_user_profiling", "examples")},
                          indent=2, ensure_ascii=False))
     else:
-        for found in tables(report):
-            table = Table(title=found["dimension"].capitalize())
-            table.add_column("method")
-            for label, source, _ in found["columns"]:
-                table.add_column(f"{label}\n[dim]{source}[/dim]")
-            for label, cells in found["rows"]:
-                table.add_row(label, *cells)
-            out.print(table)
-        from tailormind.bench.report import calibration_heading
-
-        if report.get("calibration"):
-            out.print(_calibration_table(report["calibration"], calibration_heading(report)))
-        for table in _paired_tables(report):
-            out.print(table)
-        for flag in report["flags"]:
-            out.print(f"[yellow]note:[/yellow] {escape(flag)}")
-        out.print(f"report: {result.paths['html']} · {result.paths['md']}")
+        _print_report(report, result.paths)
     failed = sum(len((m.get("generation") or {}).get("failed") or {}) for m in report["methods"])
     if failed:
         err.print(f"[red]{failed} post(s) failed[/red]; they are counted as missing in the report")
         raise typer.Exit(1)
+
+
+def _start_ray() -> None:
+    """Connect to Ray unless connected: the cluster at RAY_ADDRESS, else a local Ray."""
+    import os
+
+    import ray
+
+    if not ray.is_initialized():  # RAY_ADDRESS: a cluster; else a local Ray like the jobs
+        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
+
+
+def _print_report(report: dict, paths: dict[str, Path]) -> None:
+    """The report's tables, calibration, paired differences and flags, then where it is."""
+    from tailormind.bench.report import calibration_heading, tables
+
+    for found in tables(report):
+        table = Table(title=found["dimension"].capitalize())
+        table.add_column("method")
+        for label, source, _ in found["columns"]:
+            table.add_column(f"{label}\n[dim]{source}[/dim]")
+        for label, cells in found["rows"]:
+            table.add_row(label, *cells)
+        out.print(table)
+    if report.get("calibration"):
+        out.print(_calibration_table(report["calibration"], calibration_heading(report)))
+    for table in _paired_tables(report):
+        out.print(table)
+    for flag in report["flags"]:
+        out.print(f"[yellow]note:[/yellow] {escape(flag)}")
+    out.print(f"report: {paths['html']} · {paths['md']}")
 
 
 @app.command("calibrate")

@@ -78,39 +78,56 @@ def import_command(
 ) -> None:
     """Import a data set into a new workspace (written atomically: all or nothing)."""
     settings = settings_of(ctx)
+    _check_import_flags(fmt, path, on_dangling)
+    check_target(workspace, overwrite=overwrite)
+    table_flags = dict(
+        sep=sep, encoding=encoding, list_sep=list_sep, items=items, item_tags=item_tags,
+        users=users, user_col=user_col, item_col=item_col, timestamp_col=timestamp_col,
+        weight_col=weight_col, items_id_col=items_id_col, title_col=title_col,
+        text_col=text_col, tags_col=tags_col, image_col=image_col, video_col=video_col,
+        created_col=created_col, tag_item_col=tag_item_col, tag_col=tag_col,
+        tag_user_col=tag_user_col, tag_timestamp_col=tag_timestamp_col,
+        users_id_col=users_id_col, platform=platform, data_root=data_root, on_dangling=on_dangling,
+    )
+    with status(f"importing {fmt} {path or ''}".rstrip()):
+        bundle = _read_bundle(
+            fmt, path, encoding=encoding, users=users, items=items, tags=n_tags, per_user=per_user,
+            seed=settings.seeds.synthetic if seed is None else seed, table_flags=table_flags,
+        )
+    with status(f"writing workspace {workspace}"):
+        ws = save_import(bundle, workspace, overwrite=overwrite)
+    _print_import(bundle, ws)
+
+
+def _check_import_flags(fmt: str, path: Path | None, on_dangling: str | None) -> None:
+    """Refuse an unknown format, a missing PATH, and flags the format does not take."""
     if fmt not in FORMATS:
         raise TailorMindError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt != "synthetic" and path is None:
         raise TailorMindError(f"--format {fmt} needs a PATH")
     if on_dangling is not None and fmt != "table":
         raise TailorMindError("--on-dangling applies to --format table only")
-    check_target(workspace, overwrite=overwrite)
-    bundle: ImportBundle
-    with status(f"importing {fmt} {path or ''}".rstrip()):
-        if fmt == "movielens":
-            bundle = import_movielens(path, encoding=encoding or "utf-8")  # type: ignore[arg-type]
-        elif fmt == "ml100k":
-            bundle = import_ml100k(path, encoding=encoding)  # type: ignore[arg-type]
-        elif fmt == "synthetic":
-            bundle = import_synthetic(
-                users=_count(users, "--users", 1000), items=_count(items, "--items", 5000),
-                tags=n_tags, per_user=per_user,
-                seed=settings.seeds.synthetic if seed is None else seed,
-            )
-        else:
-            flags = dict(
-                sep=sep, encoding=encoding, list_sep=list_sep, items=items, item_tags=item_tags,
-                users=users, user_col=user_col, item_col=item_col, timestamp_col=timestamp_col,
-                weight_col=weight_col, items_id_col=items_id_col, title_col=title_col,
-                text_col=text_col, tags_col=tags_col, image_col=image_col, video_col=video_col,
-                created_col=created_col, tag_item_col=tag_item_col, tag_col=tag_col,
-                tag_user_col=tag_user_col, tag_timestamp_col=tag_timestamp_col,
-                users_id_col=users_id_col, platform=platform, data_root=data_root,
-                on_dangling=on_dangling,
-            )
-            bundle = import_table(path, **flags)  # type: ignore[arg-type]
-    with status(f"writing workspace {workspace}"):
-        ws = save_import(bundle, workspace, overwrite=overwrite)
+
+
+def _read_bundle(fmt: str, path: Path | None, *, encoding: str | None, users: str | None,
+                 items: str | None, tags: int, per_user: float, seed: int,
+                 table_flags: dict[str, Any]) -> ImportBundle:
+    """Import with the importer of ``fmt``; ``users`` / ``items`` are counts for synthetic data
+    (defaults 1000 / 5000), ``table_flags`` the keyword arguments of :func:`import_table`."""
+    if fmt == "movielens":
+        return import_movielens(path, encoding=encoding or "utf-8")  # type: ignore[arg-type]
+    if fmt == "ml100k":
+        return import_ml100k(path, encoding=encoding)  # type: ignore[arg-type]
+    if fmt == "synthetic":
+        return import_synthetic(
+            users=_count(users, "--users", 1000), items=_count(items, "--items", 5000),
+            tags=tags, per_user=per_user, seed=seed,
+        )
+    return import_table(path, **table_flags)  # type: ignore[arg-type]
+
+
+def _print_import(bundle: ImportBundle, ws: Workspace) -> None:
+    """What was imported, and the report's non-zero counts, on stderr."""
     err.print(
         f"imported {bundle.users.num_rows:,} users, {bundle.items.num_rows:,} items, "
         f"{bundle.interactions.num_rows:,} interactions into {ws.root}"

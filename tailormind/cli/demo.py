@@ -20,11 +20,13 @@ from tailormind.cli.cf import print_eval_table
 from tailormind.cli.console import err, out, progress_bar, status
 from tailormind.cli.data import print_stats
 from tailormind.cli.state import settings_of
+from tailormind.config import Settings
 from tailormind.data.importers import import_movielens
 from tailormind.data.ingest import save_import
 from tailormind.data.item_tags import model_items
 from tailormind.data.split import split_workspace
 from tailormind.data.stats import workspace_stats
+from tailormind.data.workspace import Workspace
 from tailormind.errors import TailorMindError
 
 #: The MovieLens latest-small copy committed with the project (GroupLens licence, see its README).
@@ -47,12 +49,6 @@ def demo(
     """Import the bundled MovieLens data, split it, train HypergraphCF, recommend, evaluate;
     then describe the items, profile a few users and make a post and a short video for each,
     with a gallery that shows every post beside the user's history."""
-    from tailormind.cf.checkpoint import save_checkpoint
-    from tailormind.cf.data import load_cf_data
-    from tailormind.cf.evaluate import evaluate_workspace
-    from tailormind.cf.recommend import recommend_workspace
-    from tailormind.cf.train import EpochLog, train_model
-
     settings = settings_of(ctx)
     started = time.perf_counter()
     clock = Clock()
@@ -60,6 +56,18 @@ def demo(
         raise TailorMindError(
             f"bundled data not found at {data}; pass --data DIR (an ml-latest-small directory)"
         )
+    ws = import_and_split(data, workspace, settings)
+    clock.lap("import + split")
+    train_and_recommend(ws, settings, user)
+    clock.lap(f"CF ({settings.cf.model}: train, recommend, evaluate)")
+    if users:
+        personalise(ws, settings, users, kind or list(KINDS), clock)
+    clock.show(time.perf_counter() - started)
+    err.print(f"demo workspace: {ws.root}")
+
+
+def import_and_split(data: Path, workspace: Path, settings: Settings) -> Workspace:
+    """Import MovieLens from ``data`` into a fresh ``workspace``, split it, print its stats."""
     with status(f"importing {data}"):
         bundle = import_movielens(data)
         ws = save_import(bundle, workspace, overwrite=True)
@@ -72,7 +80,17 @@ def demo(
             progress=advance,
         )
     print_stats(workspace_stats(ws))
-    clock.lap("import + split")
+    return ws
+
+
+def train_and_recommend(ws: Workspace, settings: Settings, user: str) -> None:
+    """Train ``cf.model``, save it, write the Top-K, print the test evaluation and ``user``'s
+    recommendations."""
+    from tailormind.cf.checkpoint import save_checkpoint
+    from tailormind.cf.data import load_cf_data
+    from tailormind.cf.evaluate import evaluate_workspace
+    from tailormind.cf.recommend import recommend_workspace
+    from tailormind.cf.train import EpochLog, train_model
 
     cfg = settings.cf
     cf_data = load_cf_data(ws)
@@ -88,11 +106,6 @@ def demo(
     recommend_workspace(ws, cfg.model, cfg.top_k)
     print_eval_table(evaluate_workspace(ws, [cfg.model]), "test (1:99 candidate sets)", "test")
     show_user(ws, user)
-    clock.lap(f"CF ({cfg.model}: train, recommend, evaluate)")
-    if users:
-        personalise(ws, settings, users, kind or list(KINDS), clock)
-    clock.show(time.perf_counter() - started)
-    err.print(f"demo workspace: {ws.root}")
 
 
 class Clock:

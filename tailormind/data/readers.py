@@ -167,6 +167,17 @@ def read_file(
             fmt = "tsv"
     sep = sep if sep is not None else ("\t" if fmt == "tsv" else ",")
     text = _decode(path, raw, encoding, sep, encoding_hint)
+    frame = _parse_delimited(path, text, sep, header, names)
+    if header:
+        frame.columns = _header_names(path, text, sep, frame)
+    first = 2 if header else 1
+    return RawTable(path, frame, "line", list(range(first, first + len(frame))))
+
+
+def _parse_delimited(path: Path, text: str, sep: str, header: bool,
+                     names: Sequence[str] | None) -> pd.DataFrame:
+    """``text`` as a frame of strings (blank lines skipped); :class:`DataError` when it cannot
+    be parsed or has no rows."""
     try:
         frame = pd.read_csv(
             io.StringIO(text),
@@ -185,16 +196,18 @@ def read_file(
         raise DataError(f"cannot parse as delimited text with sep={sep!r}: {exc}", file=path) from None
     if frame.empty:
         raise DataError("file has a header but no rows", file=path)
-    if header:
-        # pandas renames repeated headers ("a", "a.1"); read the header line itself instead.
-        first_line = text.lstrip("\ufeff").splitlines()[0]
-        names_read = [n.strip() for n in next(csv.reader([first_line], delimiter=sep))] if len(sep) == 1 else []
-        duplicated = sorted({n for n in names_read if names_read.count(n) > 1})
-        if duplicated:
-            raise DataError(f"duplicate header name(s) {duplicated}", file=path, row=1, unit="line")
-        frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
-    first = 2 if header else 1
-    return RawTable(path, frame, "line", list(range(first, first + len(frame))))
+    return frame
+
+
+def _header_names(path: Path, text: str, sep: str, frame: pd.DataFrame) -> list[str]:
+    """The frame's column names stripped (and without a BOM); :class:`DataError` for a name
+    repeated in the header line (pandas would rename it ``a.1``)."""
+    first_line = text.lstrip("\ufeff").splitlines()[0]
+    names_read = [n.strip() for n in next(csv.reader([first_line], delimiter=sep))] if len(sep) == 1 else []
+    duplicated = sorted({n for n in names_read if names_read.count(n) > 1})
+    if duplicated:
+        raise DataError(f"duplicate header name(s) {duplicated}", file=path, row=1, unit="line")
+    return [str(c).strip().lstrip("\ufeff") for c in frame.columns]
 
 
 def _read_jsonl(path: Path, text: str) -> RawTable:

@@ -78,31 +78,30 @@ def sample_negatives(
     return np.asarray(picked, dtype=np.int64)
 
 
-def split_interactions(
-    interactions: pa.Table,
-    item_ids: list[str],
-    *,
-    negatives: int = 99,
-    min_interactions: int = 3,
-    seed: int = 2026,
-    progress: Callable[[int], None] | None = None,
-) -> SplitResult:
-    """Leave-two-out split and candidate sets (see module docstring)."""
-    if interactions.num_rows == 0:
-        raise DataError("the workspace has no interactions to split")
-    rng = np.random.default_rng(seed)
-    frame = _order(interactions, rng)
-    sizes = frame.groupby("user_id", sort=False).size()
-    n_user_rows = frame["user_id"].map(sizes).to_numpy()
-    from_end = n_user_rows - frame["position"].to_numpy()  # 1 = last interaction
-
+def _item_indices(frame: pd.DataFrame, item_ids: list[str]) -> np.ndarray:
+    """Each row's index into ``item_ids``; :class:`DataError` for an item not among them."""
     index_of = {item: i for i, item in enumerate(item_ids)}
     item_index = frame["item_id"].map(index_of)
     if item_index.isna().any():
         missing = frame.loc[item_index.isna(), "item_id"].iloc[0]
         raise DataError(f"interaction names item {missing!r}, which is not in the items table")
-    item_index = item_index.to_numpy(dtype=np.int64)
+    return item_index.to_numpy(dtype=np.int64)
 
+
+def _candidate_sets(
+    sizes: pd.Series,
+    item_index: np.ndarray,
+    item_ids: list[str],
+    *,
+    negatives: int,
+    min_interactions: int,
+    rng: np.random.Generator,
+    progress: Callable[[int], None] | None,
+) -> tuple[pd.Index, list[tuple[str, str, str, list[str]]], list[str]]:
+    """``(eligible users, rows, too_dense)``: per user with ``min_interactions`` or more rows (in
+    order), a validation then a test row ``(user, split, positive, negatives)``, or the user
+    listed in ``too_dense`` when either set cannot be drawn. ``progress`` gets a count per 256
+    users and at the end."""
     eligible = sizes[sizes >= min_interactions].index
     starts = np.concatenate([[0], np.cumsum(sizes.to_numpy())[:-1]])
     start_of = dict(zip(sizes.index, starts, strict=True))
@@ -125,12 +124,12 @@ def split_interactions(
             too_dense.append(user)
         if progress is not None and (done % 256 == 255 or done == len(eligible) - 1):
             progress(done % 256 + 1)
+    return eligible, rows, too_dense
 
-    evaluated = ~frame["user_id"].isin(too_dense).to_numpy() & (n_user_rows >= min_interactions)
-    split_name = np.where(
-        evaluated & (from_end == 1), "test", np.where(evaluated & (from_end == 2), "valid", "train")
-    )
-    split = pa.Table.from_pydict(
+
+def _split_table(frame: pd.DataFrame, split_name: np.ndarray) -> pa.Table:
+    """The ordered interactions with their position and split name (:data:`schemas.SPLIT`)."""
+    return pa.Table.from_pydict(
         {
             "user_id": pa.array(frame["user_id"].tolist(), pa.string()),
             "item_id": pa.array(frame["item_id"].tolist(), pa.string()),
@@ -141,25 +140,77 @@ def split_interactions(
         },
         schema=schemas.SPLIT,
     )
-    candidates = pa.Table.from_pylist(
-        [{"user_id": u, "split": s, "positive": p, "negatives": n} for u, s, p, n in rows],
-        schema=schemas.CANDIDATES,
-    )
+
+
+def _split_report(
+    frame: pd.DataFrame,
+    split_name: np.ndarray,
+    sizes: pd.Series,
+    *,
+    evaluated_users: int,
+    too_dense: int,
+    candidate_sets: int,
+    seed: int,
+    negatives: int,
+    min_interactions: int,
+) -> dict[str, Any]:
+    """The split's counts and settings, as stored in the manifest."""
     counts = pd.Series(split_name).value_counts()
-    report = {
+    return {
         "seed": seed,
         "negatives": negatives,
         "min_interactions": min_interactions,
         "train_interactions": int(counts.get("train", 0)),
         "valid_interactions": int(counts.get("valid", 0)),
         "test_interactions": int(counts.get("test", 0)),
-        "evaluated_users": int(len(eligible) - len(too_dense)),
+        "evaluated_users": evaluated_users,
         "train_only_users_few_interactions": int((sizes < min_interactions).sum()),
-        "train_only_users_too_few_unseen_items": len(too_dense),
-        "candidate_sets": candidates.num_rows,
+        "train_only_users_too_few_unseen_items": too_dense,
+        "candidate_sets": candidate_sets,
         "timestamps_missing": int(frame["timestamp"].isna().sum()),
         "order": "timestamp, ties and missing timestamps in seeded random order",
     }
+
+
+def split_interactions(
+    interactions: pa.Table,
+    item_ids: list[str],
+    *,
+    negatives: int = 99,
+    min_interactions: int = 3,
+    seed: int = 2026,
+    progress: Callable[[int], None] | None = None,
+) -> SplitResult:
+    """Leave-two-out split and candidate sets (see module docstring).
+
+    One ``default_rng(seed)`` draws the tie-break order first, then the negatives user by user:
+    the same inputs give the same tables."""
+    if interactions.num_rows == 0:
+        raise DataError("the workspace has no interactions to split")
+    rng = np.random.default_rng(seed)
+    frame = _order(interactions, rng)
+    sizes = frame.groupby("user_id", sort=False).size()
+    n_user_rows = frame["user_id"].map(sizes).to_numpy()
+    from_end = n_user_rows - frame["position"].to_numpy()  # 1 = last interaction
+    item_index = _item_indices(frame, item_ids)
+    eligible, rows, too_dense = _candidate_sets(
+        sizes, item_index, item_ids, negatives=negatives, min_interactions=min_interactions,
+        rng=rng, progress=progress,
+    )
+    evaluated = ~frame["user_id"].isin(too_dense).to_numpy() & (n_user_rows >= min_interactions)
+    split_name = np.where(
+        evaluated & (from_end == 1), "test", np.where(evaluated & (from_end == 2), "valid", "train")
+    )
+    split = _split_table(frame, split_name)
+    candidates = pa.Table.from_pylist(
+        [{"user_id": u, "split": s, "positive": p, "negatives": n} for u, s, p, n in rows],
+        schema=schemas.CANDIDATES,
+    )
+    report = _split_report(
+        frame, split_name, sizes, evaluated_users=int(len(eligible) - len(too_dense)),
+        too_dense=len(too_dense), candidate_sets=candidates.num_rows, seed=seed,
+        negatives=negatives, min_interactions=min_interactions,
+    )
     return SplitResult(split, candidates, report)
 
 

@@ -125,16 +125,21 @@ def clean_hashtag(raw: Any) -> str | None:
     return f"#{core}" if core else None
 
 
-def fit_to_platform(value: dict[str, Any], *, kind: str, platform: Platform, idea: str,
-                    template: IdeaTemplate, fallback_tags: list[str], ugc_chars: int) -> Draft:
-    """The model's JSON fitted to the platform's rules; every change listed in ``fixes``."""
-    fixes: list[str] = []
+def _fit_title(value: dict[str, Any], idea: str, platform: Platform, ugc_chars: int,
+               fixes: list[str]) -> str:
+    """The answer's title (else the idea's), cut to ``title_max_chars``."""
     title = clean_ugc(str(value.get("title") or ""), ugc_chars)
     if not title:
         title, _ = clean_ugc(idea, platform.title_max_chars), fixes.append("title from the idea")
     if len(title) > platform.title_max_chars:
         title = clean_ugc(title, platform.title_max_chars - 1)
         fixes.append(f"title cut to {platform.title_max_chars} characters")
+    return title
+
+
+def _fit_body(value: dict[str, Any], kind: str, idea: str, platform: Platform,
+              fixes: list[str]) -> str:
+    """The answer's body or (video) introduction, else the idea, cut to ``body_max_words``."""
     body_key = "introduction" if kind == "video" else "body"
     body = clean_ugc(str(value.get(body_key) or ""), 20 * platform.body_max_words)
     if not body:
@@ -143,10 +148,16 @@ def fit_to_platform(value: dict[str, Any], *, kind: str, platform: Platform, ide
     body, cut = _words(body, platform.body_max_words)
     if cut:
         fixes.append(f"{body_key} cut to {platform.body_max_words} words")
+    return body
 
+
+def _fit_hashtags(raw_tags: Any, platform: Platform, fallback_tags: list[str],
+                  fixes: list[str]) -> list[str]:
+    """Cleaned hashtags without case-insensitive repeats, capped at the platform's maximum and
+    topped up towards its minimum from ``fallback_tags``."""
     low, high = platform.hashtags
     tags: list[str] = []
-    for raw in _as_list(value.get("hashtags")):
+    for raw in _as_list(raw_tags):
         tag = clean_hashtag(raw)
         if tag and tag.lower() not in {t.lower() for t in tags}:
             tags.append(tag)
@@ -160,28 +171,33 @@ def fit_to_platform(value: dict[str, Any], *, kind: str, platform: Platform, ide
             if len(tags) == low:
                 break
         fixes.append("hashtags topped up from the source items' tags")
+    return tags
 
+
+def _fit_images(raw_images: Any, platform: Platform, title: str, idea: str, ugc_chars: int,
+                fixes: list[str]) -> list[ImagePlan]:
+    """A post's image prompts (strings or ``{prompt, caption}``), capped at the platform's
+    maximum and topped up to its minimum from the title."""
     images: list[ImagePlan] = []
-    shots: list[Shot] = []
-    if kind == "post":
-        for raw in _as_list(value.get("images")):
-            prompt = raw.get("prompt") if isinstance(raw, dict) else raw
-            caption = raw.get("caption", "") if isinstance(raw, dict) else ""
-            prompt = clean_ugc(str(prompt or ""), ugc_chars)
-            if prompt:
-                images.append(ImagePlan(prompt, clean_ugc(str(caption or ""), ugc_chars)))
-        low_i, high_i = platform.images
-        if len(images) > high_i:
-            images, _ = images[:high_i], fixes.append(f"images capped at {high_i}")
-        while len(images) < low_i:
-            images.append(ImagePlan(title if not images else f"{title}: {idea}", title))
-            fixes.append("image prompt from the title")
-    else:
-        shots = _storyboard(value.get("storyboard"), platform, template, title, fixes, ugc_chars)
-        images = [ImagePlan(f"{title}: {shots[0].prompt}", title)]
+    for raw in _as_list(raw_images):
+        prompt = raw.get("prompt") if isinstance(raw, dict) else raw
+        caption = raw.get("caption", "") if isinstance(raw, dict) else ""
+        prompt = clean_ugc(str(prompt or ""), ugc_chars)
+        if prompt:
+            images.append(ImagePlan(prompt, clean_ugc(str(caption or ""), ugc_chars)))
+    low_i, high_i = platform.images
+    if len(images) > high_i:
+        images, _ = images[:high_i], fixes.append(f"images capped at {high_i}")
+    while len(images) < low_i:
+        images.append(ImagePlan(title if not images else f"{title}: {idea}", title))
+        fixes.append("image prompt from the title")
+    return images
 
+
+def _fit_links(raw_links: Any, platform: Platform, fixes: list[str]) -> list[str]:
+    """http(s) URLs where the platform allows links, at most :data:`MAX_LINKS`."""
     links: list[str] = []
-    for raw in _as_list(value.get("links")):
+    for raw in _as_list(raw_links):
         url = str(raw).strip()
         if platform.links and re.fullmatch(r"https?://[^\s<>\"']{3,300}", url):
             links.append(url)
@@ -189,6 +205,24 @@ def fit_to_platform(value: dict[str, Any], *, kind: str, platform: Platform, ide
             fixes.append("link dropped (not allowed or not an http(s) URL)")
     if len(links) > MAX_LINKS:
         links, _ = links[:MAX_LINKS], fixes.append(f"links capped at {MAX_LINKS}")
+    return links
+
+
+def fit_to_platform(value: dict[str, Any], *, kind: str, platform: Platform, idea: str,
+                    template: IdeaTemplate, fallback_tags: list[str], ugc_chars: int) -> Draft:
+    """The model's JSON fitted to the platform's rules; every change listed in ``fixes``
+    (title, body, hashtags, images or storyboard, links — in that order)."""
+    fixes: list[str] = []
+    title = _fit_title(value, idea, platform, ugc_chars, fixes)
+    body = _fit_body(value, kind, idea, platform, fixes)
+    tags = _fit_hashtags(value.get("hashtags"), platform, fallback_tags, fixes)
+    shots: list[Shot] = []
+    if kind == "post":
+        images = _fit_images(value.get("images"), platform, title, idea, ugc_chars, fixes)
+    else:
+        shots = _storyboard(value.get("storyboard"), platform, template, title, fixes, ugc_chars)
+        images = [ImagePlan(f"{title}: {shots[0].prompt}", title)]
+    links = _fit_links(value.get("links"), platform, fixes)
     return Draft(kind=kind, title=title, body=body, hashtags=tags, images=images, links=links,
                  shots=shots, fixes=fixes)
 

@@ -76,29 +76,10 @@ class TransformersText(TextModel):
         self.device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, self.device)
         self.batch_size = batch_size
-        self.free_text_kwargs: dict[str, Any] = {}
-        if repetition_penalty != 1.0:
-            self.free_text_kwargs["repetition_penalty"] = repetition_penalty
-        if no_repeat_ngram_size:
-            self.free_text_kwargs["no_repeat_ngram_size"] = no_repeat_ngram_size
-        self.cache_salt = dict(self.free_text_kwargs)
-        if repetition_penalty != 1.0:
-            self.cache_salt["penalty_scope"] = "answer"  # see AnswerRepetitionPenalty
+        self._set_free_text_kwargs(repetition_penalty, no_repeat_ngram_size)
         started = time.perf_counter()
-        source, file_kwargs = Path(model_dir), {}
-        self.loaded_from_cache = False
-        if gguf_file:
-            gguf_path = source / gguf_file
-            if not gguf_path.is_file():
-                raise ModelError(f"{key}: GGUF file {gguf_path} does not exist")
-            cached = weights_cache / _gguf_cache_name(gguf_path) if weights_cache else None
-            if cached is not None and (cached / "config.json").is_file():
-                source, self.loaded_from_cache = cached, True
-            else:
-                check_fits(gguf_path, key, max_gib=max_memory_gib, expansion=GGUF_EXPANSION)
-                file_kwargs = {"gguf_file": gguf_file}
-        else:
-            check_fits(source, key, max_gib=max_memory_gib)
+        source, file_kwargs, cached = self._weights_source(
+            Path(model_dir), gguf_file, weights_cache, max_memory_gib, key)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 source, trust_remote_code=trust_remote_code, **file_kwargs
@@ -111,6 +92,45 @@ class TransformersText(TextModel):
         self.model.to(self.device).eval()
         if gguf_file and not self.loaded_from_cache and cached is not None:
             _save_dequantised(self.model, self.tokenizer, cached)
+        self._set_up_tokenizer(chat_template, source, key)
+        self.load_seconds = time.perf_counter() - started
+        log.info("loaded %s on %s in %.1f s", self.model_id, self.device, self.load_seconds)
+
+    def _set_free_text_kwargs(self, repetition_penalty: float, no_repeat_ngram_size: int) -> None:
+        """The anti-repetition settings for free-text answers, and the call-cache salt they
+        make (so answers made with other settings are not reused)."""
+        self.free_text_kwargs: dict[str, Any] = {}
+        if repetition_penalty != 1.0:
+            self.free_text_kwargs["repetition_penalty"] = repetition_penalty
+        if no_repeat_ngram_size:
+            self.free_text_kwargs["no_repeat_ngram_size"] = no_repeat_ngram_size
+        self.cache_salt = dict(self.free_text_kwargs)
+        if repetition_penalty != 1.0:
+            self.cache_salt["penalty_scope"] = "answer"  # see AnswerRepetitionPenalty
+
+    def _weights_source(self, source: Path, gguf_file: str | None, weights_cache: Path | None,
+                        max_memory_gib: float | None, key: str
+                        ) -> tuple[Path, dict[str, str], Path | None]:
+        """``(where to load from, extra from_pretrained kwargs, dequantised-weights cache dir)``:
+        a GGUF file's cached float weights when saved earlier (``self.loaded_from_cache``), else
+        the model itself once it is known to fit in memory. ``ModelError`` for a missing GGUF."""
+        self.loaded_from_cache = False
+        if not gguf_file:
+            check_fits(source, key, max_gib=max_memory_gib)
+            return source, {}, None
+        gguf_path = source / gguf_file
+        if not gguf_path.is_file():
+            raise ModelError(f"{key}: GGUF file {gguf_path} does not exist")
+        cached = weights_cache / _gguf_cache_name(gguf_path) if weights_cache else None
+        if cached is not None and (cached / "config.json").is_file():
+            self.loaded_from_cache = True
+            return cached, {}, cached
+        check_fits(gguf_path, key, max_gib=max_memory_gib, expansion=GGUF_EXPANSION)
+        return source, {"gguf_file": gguf_file}, cached
+
+    def _set_up_tokenizer(self, chat_template: str | None, source: Path, key: str) -> None:
+        """Chat template (the configured one wins), pad token and left padding for batching;
+        ``ModelError`` when no chat template is known."""
         if chat_template:
             self.tokenizer.chat_template = chat_template
         if not self.tokenizer.chat_template:
@@ -119,8 +139,6 @@ class TransformersText(TextModel):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
-        self.load_seconds = time.perf_counter() - started
-        log.info("loaded %s on %s in %.1f s", self.model_id, self.device, self.load_seconds)
 
     def _generate(
         self, batch: list[Conversation], params: GenerationParams, json_schema: dict | None

@@ -240,6 +240,23 @@ class Profiler:
 
     # -- Eq. 12-14 ------------------------------------------------------------------------------
     def refine(self, states: list[ProfileState]) -> None:
+        """Refine every state in place for up to ``n_max`` rounds (critique, update, re-rank);
+        a state is done at loss 0, on an unusable critique or update, or — greedy — when an
+        update is rejected."""
+        wrong_items = self._score_initial(states)
+        for n in range(1, self.config.n_max + 1):
+            active = [i for i, s in enumerate(states) if not s.done]
+            if not active:
+                break
+            before = {i: (states[i].prompt_tokens, states[i].completion_tokens, states[i].seconds)
+                      for i in active}
+            kept = self._critiques(states, active, wrong_items, n)
+            scored = self._updates(states, kept, n)
+            self._score_updates(states, scored, n, before, wrong_items)
+
+    def _score_initial(self, states: list[ProfileState]) -> dict[int, list[str]]:
+        """Loss and rank of every initial profile (iteration 0, accepted); the top-ranked wrong
+        items of each state, by index."""
         started = time.perf_counter()
         current = self.losses(states, [s.profile for s in states], iteration=0)
         share = (time.perf_counter() - started) / max(1, len(states))
@@ -250,61 +267,73 @@ class Profiler:
             state.iterations.append(Iteration(0, state.profile, rank, loss, accepted=True))
             wrong_items[i] = wrong
             state.done = loss == 0 or not state.profile
-        for n in range(1, self.config.n_max + 1):
-            active = [i for i, s in enumerate(states) if not s.done]
-            if not active:
-                break
-            before = {i: (states[i].prompt_tokens, states[i].completion_tokens, states[i].seconds)
-                      for i in active}
-            critiques = self._ask(
-                [states[i] for i in active],
-                [render("profiling/critique.txt", rank=states[i].valid_rank,
-                        total=states[i].evidence.valid_set_size,
-                        profile=self._quoted_profile(states[i].profile),
-                        wrong=self._quoted_items(wrong_items[i], "wrongly ranked item"),
-                        positives=self._quoted_items(self._z_items(states[i].evidence),
-                                                     "chosen item"),
-                        max_words=max(20, int(self.config.critique_tokens * 0.6)))
-                 for i in active],
-                self.critique_params, "critique")
-            kept: list[tuple[int, str]] = []
-            for i, critique in zip(active, critiques, strict=True):
-                text = critique.text.strip() if critique is not None else ""
-                if len(text.split()) < MIN_CRITIQUE_WORDS or not usable(text):
-                    if critique is not None:
-                        states[i].fallbacks.append(f"iteration {n}: critique unusable, stopped")
-                    states[i].done = True
-                    continue
-                kept.append((i, text))
-            updates = self._ask(
-                [states[i] for i, _ in kept],
-                [render("profiling/update.txt", profile=self._quoted_profile(states[i].profile),
-                        critique=quote_ugc(text, label="feedback", limit=self.critique_chars),
-                        max_words=self.max_words) for i, text in kept],
-                self.profile_params, "update")
-            candidates = [(i, text, u.text.strip() if u is not None else "")
-                          for (i, text), u in zip(kept, updates, strict=True)]
-            for i, _, new in candidates:
-                if not usable(new):
-                    states[i].fallbacks.append(f"iteration {n}: empty or degenerate update "
-                                               f"rejected")
-                    states[i].done = True
-            scored = [(i, c, new) for i, c, new in candidates if usable(new)]
-            started = time.perf_counter()
-            new_losses = self.losses([states[i] for i, _, _ in scored],
-                                     [new for _, _, new in scored], iteration=n)
-            share = (time.perf_counter() - started) / max(1, len(scored))
-            for (i, critique, new), (loss, rank, wrong) in zip(scored, new_losses, strict=True):
-                state = states[i]
-                state.seconds += share
-                accepted = not (self.config.reject_worse_updates and loss > state.loss)
-                p0, c0, s0 = before[i]
-                state.iterations.append(Iteration(
-                    n, new, rank, loss, accepted, critique=critique,
-                    prompt_tokens=state.prompt_tokens - p0,
-                    completion_tokens=state.completion_tokens - c0,
-                    seconds=state.seconds - s0))
-                if accepted:
-                    state.profile, state.loss, state.valid_rank = new, loss, rank
-                    wrong_items[i] = wrong
-                state.done = state.loss == 0 or (not accepted and self.greedy)
+        return wrong_items
+
+    def _critiques(self, states: list[ProfileState], active: list[int],
+                   wrong_items: dict[int, list[str]], n: int) -> list[tuple[int, str]]:
+        """Eq. 13: ``(state index, critique)`` for the active states whose critique is usable;
+        the others are done (an unusable answer recorded)."""
+        critiques = self._ask(
+            [states[i] for i in active],
+            [render("profiling/critique.txt", rank=states[i].valid_rank,
+                    total=states[i].evidence.valid_set_size,
+                    profile=self._quoted_profile(states[i].profile),
+                    wrong=self._quoted_items(wrong_items[i], "wrongly ranked item"),
+                    positives=self._quoted_items(self._z_items(states[i].evidence),
+                                                 "chosen item"),
+                    max_words=max(20, int(self.config.critique_tokens * 0.6)))
+             for i in active],
+            self.critique_params, "critique")
+        kept: list[tuple[int, str]] = []
+        for i, critique in zip(active, critiques, strict=True):
+            text = critique.text.strip() if critique is not None else ""
+            if len(text.split()) < MIN_CRITIQUE_WORDS or not usable(text):
+                if critique is not None:
+                    states[i].fallbacks.append(f"iteration {n}: critique unusable, stopped")
+                states[i].done = True
+                continue
+            kept.append((i, text))
+        return kept
+
+    def _updates(self, states: list[ProfileState], kept: list[tuple[int, str]], n: int
+                 ) -> list[tuple[int, str, str]]:
+        """Eq. 12: ``(state index, critique, new profile)`` for the usable updates; a state
+        whose update is empty or degenerate is done (recorded)."""
+        updates = self._ask(
+            [states[i] for i, _ in kept],
+            [render("profiling/update.txt", profile=self._quoted_profile(states[i].profile),
+                    critique=quote_ugc(text, label="feedback", limit=self.critique_chars),
+                    max_words=self.max_words) for i, text in kept],
+            self.profile_params, "update")
+        candidates = [(i, text, u.text.strip() if u is not None else "")
+                      for (i, text), u in zip(kept, updates, strict=True)]
+        for i, _, new in candidates:
+            if not usable(new):
+                states[i].fallbacks.append(f"iteration {n}: empty or degenerate update "
+                                           f"rejected")
+                states[i].done = True
+        return [(i, c, new) for i, c, new in candidates if usable(new)]
+
+    def _score_updates(self, states: list[ProfileState], scored: list[tuple[int, str, str]],
+                       n: int, before: dict[int, tuple[int, int, float]],
+                       wrong_items: dict[int, list[str]]) -> None:
+        """Rank with each new profile, record iteration ``n`` (tokens and seconds since
+        ``before``) and keep the profile unless it is worse and ``reject_worse_updates``."""
+        started = time.perf_counter()
+        new_losses = self.losses([states[i] for i, _, _ in scored],
+                                 [new for _, _, new in scored], iteration=n)
+        share = (time.perf_counter() - started) / max(1, len(scored))
+        for (i, critique, new), (loss, rank, wrong) in zip(scored, new_losses, strict=True):
+            state = states[i]
+            state.seconds += share
+            accepted = not (self.config.reject_worse_updates and loss > state.loss)
+            p0, c0, s0 = before[i]
+            state.iterations.append(Iteration(
+                n, new, rank, loss, accepted, critique=critique,
+                prompt_tokens=state.prompt_tokens - p0,
+                completion_tokens=state.completion_tokens - c0,
+                seconds=state.seconds - s0))
+            if accepted:
+                state.profile, state.loss, state.valid_rank = new, loss, rank
+                wrong_items[i] = wrong
+            state.done = state.loss == 0 or (not accepted and self.greedy)

@@ -115,6 +115,28 @@ def fresh(profiled_ws, tmp_path: Path) -> Workspace:
     return Workspace.open(tmp_path / "ws")
 
 
+@pytest.fixture(scope="session")
+def generated_base(profiled_ws, tmp_path_factory: pytest.TempPathFactory):
+    """``profiled_ws`` with (dummy-engine) profiles for every user, built once per session:
+    read-only — copy it (``fresh((ws.root, settings), ...)``) or take ``generated_ws``."""
+    from tests.fakes import ProfilingText
+    from tests.workspaces import make_profiler
+    from tailormind.profiling.profiles import profile_users
+
+    ws = fresh(profiled_ws, tmp_path_factory.mktemp("gen"))
+    _, settings = profiled_ws
+    profile_users(ws, settings, profiler=make_profiler(ws, settings, ProfilingText(
+        init="Likes items about tag0001 and tag0002, in short practical notes.")))
+    return ws, settings
+
+
+@pytest.fixture(scope="module")
+def generated_ws(generated_base, tmp_path_factory: pytest.TempPathFactory):
+    """A module's own copy of ``generated_base`` (its tests write posts into it)."""
+    ws, settings = generated_base
+    return fresh((ws.root, settings), tmp_path_factory.mktemp("gen")), settings
+
+
 def job_module(name: str):
     """``jobs/<name>.py`` imported as a module (its ``main(argv)`` is the entrypoint)."""
     import importlib.util

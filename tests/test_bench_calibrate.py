@@ -34,85 +34,71 @@ from tailormind.bench.calibration_pairs import (
     swap_fact,
 )
 from tailormind.bench.judge import Judge
-from tailormind.bench.posts import item_text
 from tailormind.bench.report import REPORT_HTML, REPORT_JSON, REPORT_MD
 from tailormind.bench.run import run_bench
 from tailormind.bench.users import all_users, select_users
 from tailormind.core.bootstrap import paired_difference
+from tailormind.data.item_text import item_text
 from tailormind.generation.pipeline import Roles
 from tailormind.models.registry import load_role
-from tailormind.models.roles import TextModel
-from tailormind.models.types import Completion
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.profiles import profile_users
-from tailormind.prompts.ugc import CLOSE
 from tests.conftest import fresh, tiny_text_env
-from tests.test_generation_pipeline import ScriptedWriter
-from tests.test_profiling_profiles import PromptedText, make_profiler
+from tests.fakes import Call, ProfilingText, ScriptedText, ScriptedWriter
+from tests.workspaces import make_profiler
 
 PAIRS = 30
 JUDGE_KEYS = [s.key for specs in SCORERS.values() for s in specs if s.judge]
 
 
-def _post(prompt: str) -> str:
+#: What the bench's judge asks: scores, and the hallucination check.
+SCORE_KINDS = ("judge_novelty", "judge_coherence", "judge_aesthetic")
+JUDGE_KINDS = (*SCORE_KINDS, "judge_hallucination")
+
+
+def _post(call: Call) -> str:
     """The judged post: the body of the prompt's quoted ``post`` block."""
-    return prompt.split("<<<ugc post>>>\n", 1)[1].split(f"\n{CLOSE}", 1)[0]
+    return call.quoted("post")[0]
 
 
-class FlatJudge(TextModel):
+def flat_judge(model_id: str = "flat-judge") -> ScriptedText:
     """Always the same answer: 5 for every score, NONE for every hallucination check."""
-
-    def __init__(self, model_id: str = "flat-judge") -> None:
-        super().__init__(backend="scripted", model_id=model_id, json_retries=0,
-                         follows_json=False)
-        self.calls = 0
-
-    def _generate(self, batch, params, json_schema):
-        self.calls += len(batch)
-        return [Completion(text=" NONE" if c[-1]["content"] == "Unsupported:" else "5")
-                for c in batch]
+    return ScriptedText({**dict.fromkeys(SCORE_KINDS, "5"), "judge_hallucination": " NONE"},
+                        model_id=model_id, follows_json=False)
 
 
-class ProseJudge(TextModel):
+def prose_judge() -> ScriptedText:
     """A JSON judge that never answers JSON: every answer is a counted failure."""
-
-    def __init__(self) -> None:
-        super().__init__(backend="scripted", model_id="prose-judge", json_retries=0)
-
-    def _generate(self, batch, params, json_schema):
-        return [Completion(text="I liked it a lot, really.") for _ in batch]
+    return ScriptedText(dict.fromkeys(JUDGE_KINDS, "I liked it a lot, really."),
+                        model_id="prose-judge")
 
 
-class OracleJudge(TextModel):
+def oracle_judge() -> ScriptedText:
     """Tells pairs apart from the text it is given only. Aesthetic: a repeated word trigram
     (hashtags aside) or no punctuation -> 2, hashtags before the last line -> 4, else 9.
     Hallucination: quotes the first line of the post with a number or capitalised word the
     sources do not contain. Novelty and taste fit: always 5 (it cannot tell)."""
+    return ScriptedText({"judge_aesthetic": _oracle_aesthetic,
+                         "judge_hallucination": _oracle_claims,
+                         "judge_novelty": "5", "judge_coherence": "5"},
+                        model_id="oracle-judge", follows_json=False)
 
-    def __init__(self) -> None:
-        super().__init__(backend="scripted", model_id="oracle-judge", json_retries=0,
-                         follows_json=False)
 
-    def _generate(self, batch, params, json_schema):
-        return [Completion(text=self._answer(c)) for c in batch]
+def _oracle_claims(call: Call) -> str:
+    sources = "\n".join(call.quoted("source"))
+    for line in _post(call).splitlines():
+        if any(t not in sources for t in re.findall(r"\b\d+\b|\b[A-Z][a-z]+\b", line)):
+            return " " + line
+    return " NONE"
 
-    @staticmethod
-    def _answer(conversation) -> str:
-        prompt = conversation[0]["content"]
-        post = _post(prompt)
-        if conversation[-1]["content"] == "Unsupported:":
-            sources = prompt.split("The post:", 1)[0]
-            for line in post.splitlines():
-                if any(t not in sources for t in re.findall(r"\b\d+\b|\b[A-Z][a-z]+\b", line)):
-                    return " " + line
-            return " NONE"
-        if "How well written" not in prompt:
-            return "5"
-        words = re.findall(r"(?<![#\w])\w+", post.lower())  # hashtags repeat the tags
-        grams = list(zip(words, words[1:], words[2:], strict=False))
-        if len(set(grams)) < len(grams) or not re.search(r"[.,!?]", post):
-            return "2"
-        return "4" if any(line.startswith("#") for line in post.splitlines()[:-1]) else "9"
+
+def _oracle_aesthetic(call: Call) -> str:
+    post = _post(call)
+    words = re.findall(r"(?<![#\w])\w+", post.lower())  # hashtags repeat the tags
+    grams = list(zip(words, words[1:], words[2:], strict=False))
+    if len(set(grams)) < len(grams) or not re.search(r"[.,!?]", post):
+        return "2"
+    return "4" if any(line.startswith("#") for line in post.splitlines()[:-1]) else "9"
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +113,7 @@ def cal(profiled_ws, tmp_path_factory):
 @pytest.fixture(scope="module")
 def oracle(cal):
     ws, settings, embed = cal
-    return calibrate_workspace(ws, settings, judge_model=OracleJudge(), embed=embed,
+    return calibrate_workspace(ws, settings, judge_model=oracle_judge(), embed=embed,
                                log=lambda m: None, reuse=False)
 
 
@@ -135,7 +121,7 @@ def oracle(cal):
 
 def test_a_flat_judge_gets_at_most_chance_and_no_signal_everywhere(cal) -> None:
     ws, settings, embed = cal
-    found = calibrate_workspace(ws, settings, judge_model=FlatJudge(), embed=embed,
+    found = calibrate_workspace(ws, settings, judge_model=flat_judge(), embed=embed,
                                 log=lambda m: None, reuse=False)
     assert set(found["dimensions"]) == {"coherence", "novelty", "aesthetic", "hallucination"}
     for name, dimension in found["dimensions"].items():
@@ -152,7 +138,7 @@ def test_a_flat_judge_gets_at_most_chance_and_no_signal_everywhere(cal) -> None:
 
 def test_a_judge_that_never_answers_json_is_counted_not_a_crash(cal) -> None:
     ws, settings, embed = cal
-    found = calibrate_workspace(ws, settings, judge_model=ProseJudge(), embed=embed,
+    found = calibrate_workspace(ws, settings, judge_model=prose_judge(), embed=embed,
                                 log=lambda m: None, reuse=False)
     for dimension in found["dimensions"].values():
         for entry in (e for e in dimension["scorers"].values() if e["judge"]):
@@ -208,16 +194,10 @@ def test_outcomes_and_accuracy_by_hand(cal) -> None:
     assert not backwards["signal"] and backwards["inverted"]
 
 
-class LookupJudge(TextModel):
+def lookup_judge(scores: dict[str, str]) -> ScriptedText:
     """Answers each aesthetic prompt with the score listed for its post."""
-
-    def __init__(self, scores: dict[str, str]) -> None:
-        super().__init__(backend="scripted", model_id="lookup", json_retries=0,
-                         follows_json=False)
-        self.scores = scores
-
-    def _generate(self, batch, params, json_schema):
-        return [Completion(text=self.scores[_post(c[0]["content"])]) for c in batch]
+    return ScriptedText({"judge_aesthetic": lambda call: scores[_post(call)]}, model_id="lookup",
+                        follows_json=False)
 
 
 def test_a_tiny_fixed_set_of_pairs_scores_as_computed_by_hand(cal) -> None:
@@ -228,7 +208,7 @@ def test_a_tiny_fixed_set_of_pairs_scores_as_computed_by_hand(cal) -> None:
     pairs = [Pair("aesthetic", kind, user, upper, upper.lower(), "catalogue")
              for kind, upper in zip(["repeated", "repeated", "shuffled", "shuffled"], "ABCD",
                                     strict=True)]
-    judge = Judge(LookupJudge(answers))
+    judge = Judge(lookup_judge(answers))
     scorer = PairScorer(features=ItemFeatures.load(ws), items={}, users=users, train={},
                         embed=embed, judge=judge, history_items=8)
     scored = {"judge_aesthetic": scorer.score(SCORERS["aesthetic"][0], pairs)}
@@ -333,19 +313,19 @@ def test_built_pairs_are_what_they_claim(cal) -> None:
 
 def test_a_rerun_reuses_the_saved_calibration(cal, oracle) -> None:
     ws, settings, embed = cal
-    judge = FlatJudge("flat-judge-rerun")
+    judge = flat_judge("flat-judge-rerun")
     logs: list[str] = []
     first = calibrate_workspace(ws, settings, judge_model=judge, embed=embed, log=logs.append)
-    calls = judge.calls
+    calls = len(judge.calls)
     assert calls > 0 and not any("reusing" in m for m in logs)
     again = calibrate_workspace(ws, settings, judge_model=judge, embed=embed, log=logs.append)
-    assert judge.calls == calls and any("reusing" in m for m in logs)
+    assert len(judge.calls) == calls and any("reusing" in m for m in logs)
     assert again["dimensions"] == first["dimensions"]
     saved = json.loads((ws.root / "bench" / CALIBRATION_JSON).read_text())
     assert len(saved["pairs"]) == sum(d["pairs"] for d in first["dimensions"].values())
     more = settings.with_overrides({"bench": {"calibration_pairs": PAIRS + 3}})
     changed = calibrate_workspace(ws, more, judge_model=judge, embed=embed, log=logs.append)
-    assert judge.calls > calls and changed["pairs_per_dimension"] == PAIRS + 3
+    assert len(judge.calls) > calls and changed["pairs_per_dimension"] == PAIRS + 3
 
 
 def test_self_judged_follows_the_models(cal) -> None:
@@ -369,12 +349,10 @@ def test_self_judged_follows_the_models(cal) -> None:
 class SelfJudgingWriter(ScriptedWriter):
     """The scripted writer, also asked to judge: always 5 / no claims (so, flat)."""
 
-    def _generate(self, batch, params, json_schema):
-        judged = [c for c in batch if c[0]["content"].startswith(("You judge", "You check"))]
-        if not judged:
-            return super()._generate(batch, params, json_schema)
-        return [Completion(text='{"unsupported_claims": []}' if "unsupported" in
-                           c[0]["content"] else '{"score": 5}') for c in batch]
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers.update({**dict.fromkeys(SCORE_KINDS, '{"score": 5}'),
+                             "judge_hallucination": '{"unsupported_claims": []}'})
 
 
 @pytest.fixture(scope="module")
@@ -385,7 +363,7 @@ def reports(profiled_ws, tmp_path_factory):
     _, settings = profiled_ws
     settings = settings.with_overrides({"bench": {"calibration_pairs": PAIRS}})
     chosen = [u.user_id for u in select_users(ws, 3, settings.seeds.bench)]
-    profile_users(ws, settings, users=chosen, profiler=make_profiler(ws, settings, PromptedText()))
+    profile_users(ws, settings, users=chosen, profiler=make_profiler(ws, settings, ProfilingText()))
     roles = Roles.load(settings, kinds=("post",))
     roles.text = SelfJudgingWriter()
     methods = ["tailormind", "ground_truth", "no_rag"]
@@ -395,7 +373,7 @@ def reports(profiled_ws, tmp_path_factory):
              for name in (REPORT_MD, REPORT_HTML, REPORT_JSON)}
     roles.text = ScriptedWriter()
     judged = run_bench(ws, settings, users=3, methods=methods, roles=roles,
-                       judge_model=OracleJudge(), log=lambda m: None)
+                       judge_model=oracle_judge(), log=lambda m: None)
     return ws, settings, selfish, files, judged
 
 

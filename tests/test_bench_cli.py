@@ -13,7 +13,8 @@ from tailormind.data.ingest import save_import
 from tailormind.data.split import split_workspace
 from tailormind.profiling.profiles import profile_users
 from tests.conftest import fresh, job_module, tiny_text_env
-from tests.test_profiling_profiles import PromptedText, hand_metrics, make_profiler
+from tests.fakes import ProfilingText
+from tests.workspaces import hand_metrics, make_profiler
 
 SMALL = {"GENERATION__ANSWER_FORMAT": "fields", "GENERATION__LINE_TOKENS": "8",
          "GENERATION__BODY_TOKENS": "16", "GENERATION__REFLECTION_ROUNDS": "1",
@@ -27,7 +28,7 @@ def _profiled(profiled_ws, tmp_path, users: int = 2):
     ws = fresh(profiled_ws, tmp_path)
     _, settings = profiled_ws
     chosen = [u.user_id for u in select_users(ws, users, settings.seeds.bench)]
-    profile_users(ws, settings, users=chosen, profiler=make_profiler(ws, settings, PromptedText()))
+    profile_users(ws, settings, users=chosen, profiler=make_profiler(ws, settings, ProfilingText()))
     return ws, settings, chosen
 
 

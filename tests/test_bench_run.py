@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from html.parser import HTMLParser
 
 import numpy as np
@@ -17,43 +18,28 @@ from tailormind.bench.report import REPORT_HTML, REPORT_JSON, REPORT_MD, cell, t
 from tailormind.bench.run import run_bench
 from tailormind.bench.users import select_users
 from tailormind.core.vocabulary import BENCH_METHODS
-from tailormind.errors import ConfigError, ModelError, WorkspaceError
+from tailormind.errors import ConfigError, WorkspaceError
 from tailormind.generation.pipeline import Roles
-from tailormind.models.roles import TextModel
-from tailormind.models.types import Completion
 from tailormind.profiling.evaluate import evaluate_profiles
 from tailormind.profiling.profiles import profile_users
 from tests.conftest import fresh
-from tests.test_generation_pipeline import ScriptedWriter
-from tests.test_profiling_profiles import PromptedText, make_profiler
+from tests.fakes import Call, ProfilingText, ScriptedText, ScriptedWriter, down
+from tests.workspaces import make_profiler
 
 USERS = 4
 
 
-class RuleJudge(TextModel):
+def rule_judge() -> ScriptedText:
     """Scores a generated post (the scripted writer's "Notes on item ...") 8 for novelty and 6
-    for aesthetics, anything else (the ground-truth item) 3 and 5; names a claim that is in a
-    generated post and none for the ground truth."""
+    for aesthetics (and taste fit), anything else (the ground-truth item) 3 and 5; names a
+    claim that is in a generated post and none for the ground truth."""
+    def by_post(generated: str, other: str) -> Callable[[Call], str]:
+        return lambda call: generated if "Notes on item" in call.prompt else other
 
-    def __init__(self) -> None:
-        super().__init__(backend="scripted", model_id="rule-judge", json_retries=0,
-                         follows_json=False)
-        self.calls = 0
-
-    def _generate(self, batch, params, json_schema):
-        out = []
-        for conversation in batch:
-            prompt = conversation[0]["content"]
-            generated = "Notes on item" in prompt
-            self.calls += 1
-            if "How novel" in prompt:
-                text = "8" if generated else "3"
-            elif "Unsupported" in conversation[-1]["content"]:
-                text = " Item about tag0001" if generated else " none"
-            else:
-                text = "6" if generated else "5"
-            out.append(Completion(text=text, model="rule-judge"))
-        return out
+    return ScriptedText({"judge_novelty": by_post("8", "3"),
+                         "judge_hallucination": by_post(" Item about tag0001", " none"),
+                         "judge_aesthetic": by_post("6", "5"), "judge_coherence": by_post("6", "5")},
+                        model_id="rule-judge", follows_json=False)
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +47,13 @@ def bench(profiled_ws, tmp_path_factory):
     ws = fresh(profiled_ws, tmp_path_factory.mktemp("bench"))
     _, settings = profiled_ws
     chosen = [u.user_id for u in select_users(ws, USERS, settings.seeds.bench)]
-    profile_users(ws, settings, users=chosen, profiler=make_profiler(ws, settings, PromptedText()))
+    profile_users(ws, settings, users=chosen, profiler=make_profiler(ws, settings, ProfilingText()))
     nocf = METHODS["no_cf"].settings(settings)
     profile_users(ws, nocf, users=chosen, variant="nocf",
-                  profiler=make_profiler(ws, nocf, PromptedText(init="Likes a few things.")))
+                  profiler=make_profiler(ws, nocf, ProfilingText(init="Likes a few things.")))
     roles = Roles.load(settings, kinds=("post",))
     roles.text = ScriptedWriter()
-    judge = RuleJudge()
+    judge = rule_judge()
     result = run_bench(ws, settings, users=USERS, roles=roles, judge_model=judge,
                        log=lambda m: None)
     return ws, settings, result, roles, judge
@@ -300,16 +286,11 @@ def test_bad_choices_are_clear_errors(bench) -> None:
         select_users(ws, 2, 1, ["nobody"])
 
 
-class FlatJudge(RuleJudge):
-    """Gives 7 to every post for novelty and for aesthetics; names no claim."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.model_id = "flat-judge"
-
-    def _generate(self, batch, params, json_schema):
-        return [Completion(text=" none" if "Unsupported" in c[-1]["content"] else "7",
-                           model="flat-judge") for c in batch]
+def flat_judge() -> ScriptedText:
+    """Gives 7 to every post for novelty and for aesthetics (and taste fit); names no claim."""
+    return ScriptedText({"judge_novelty": "7", "judge_aesthetic": "7", "judge_coherence": "7",
+                         "judge_hallucination": " none"}, model_id="flat-judge",
+                        follows_json=False)
 
 
 def test_a_flat_judge_is_flagged_in_the_result_and_the_report(bench, tmp_path) -> None:
@@ -322,7 +303,7 @@ def test_a_flat_judge_is_flagged_in_the_result_and_the_report(bench, tmp_path) -
     # a new judge is calibrated anew: on 10 pairs per dimension, not 100, to keep this short
     cheap = settings.with_overrides({"bench": {"calibration_pairs": 10}})
     result = run_bench(copy, cheap, users=USERS, methods=["ground_truth", "tailormind"],
-                       roles=roles, judge_model=FlatJudge(), log=lambda m: None)
+                       roles=roles, judge_model=flat_judge(), log=lambda m: None)
     assert [m["generation"]["made_now"] for m in result.report["methods"]
             if m["generation"]] == [0]  # the posts were reused: only the judging is new
     expected = [f"{key}: the judge gave 0.7 to 100% of {2 * USERS} posts — its scores do not "
@@ -336,14 +317,10 @@ def test_a_flat_judge_is_flagged_in_the_result_and_the_report(bench, tmp_path) -
     assert all(f"- {line}" in care.splitlines() for line in expected)
 
 
-class BrokenWriter(TextModel):
-    """A text backend that is down."""
-
-    def __init__(self) -> None:
-        super().__init__(backend="broken", model_id="broken", json_retries=0)
-
-    def _generate(self, batch, params, json_schema):
-        raise ModelError("models.text: connection refused")
+def broken_writer() -> ScriptedText:
+    """A text backend that is down: every prompt, whatever its kind, fails."""
+    return ScriptedText(otherwise=down("models.text: connection refused"), backend="broken",
+                        model_id="broken")
 
 
 def test_a_failed_post_is_counted_not_hidden(bench, tmp_path) -> None:
@@ -358,7 +335,7 @@ def test_a_failed_post_is_counted_not_hidden(bench, tmp_path) -> None:
     shutil.rmtree(copy.root / "bench" / "methods" / "no_rag" / "generations" / user)
     logs: list[str] = []
     again = run_bench(copy, settings, users=USERS, methods=["ground_truth", "no_rag"],
-                      roles=dataclasses.replace(roles, text=BrokenWriter()), judge_model=judge,
+                      roles=dataclasses.replace(roles, text=broken_writer()), judge_model=judge,
                       log=logs.append)
     no_rag = next(m for m in again.report["methods"] if m["name"] == "no_rag")
     assert no_rag["posts"] == USERS - 1 and no_rag["missing"] == 1

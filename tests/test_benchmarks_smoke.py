@@ -171,13 +171,14 @@ def test_pipeline_scaling_benchmark(profiled_ws, tmp_path: Path, tiny_llm: Path)
 @pytest.mark.timeout(1800)
 def test_serve_load_benchmark(profiled_ws, tmp_path: Path, tiny_llm: Path) -> None:
     from tailormind.profiling.profiles import profile_users
-    from tests.test_profiling_profiles import PromptedText, make_profiler
+    from tests.fakes import ProfilingText
+    from tests.workspaces import make_profiler
 
     ws = fresh(profiled_ws, tmp_path)
     _, settings = profiled_ws
     users = sorted(ws.read("candidates", columns=["user_id"]).column("user_id").unique()
                    .to_pylist())[:2]
-    profile_users(ws, settings, users=users, profiler=make_profiler(ws, settings, PromptedText()))
+    profile_users(ws, settings, users=users, profiler=make_profiler(ws, settings, ProfilingText()))
     env = tiny_env(settings, None, GENERATION__ANSWER_FORMAT="fields",
                    GENERATION__LINE_TOKENS="8", GENERATION__BODY_TOKENS="16",
                    GENERATION__REFLECTION_ROUNDS="0", PROFILING__N_MAX="1",

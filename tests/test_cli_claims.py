@@ -33,15 +33,15 @@ from tailormind.errors import ModelError
 from tailormind.models import registry
 from tailormind.models.cache import CallCache
 from tailormind.models.roles import TextModel
-from tailormind.models.types import Completion
 from tailormind.profiling.items import ITEM_COLUMNS, item_text
 from tailormind.profiling.profiles import profile_users
 from tailormind.prompts.ugc import clean_ugc
 from tests.conftest import fresh
-from tests.test_profiling_profiles import PromptedText, make_profiler
+from tests.fakes import Call, ProfilingText, ScriptedText, offered_types
+from tests.workspaces import make_profiler
 
 FAIL_MARK = "FAILME"  # a profile containing it makes the scripted writer's server "time out"
-CF_SECTION = "People with similar tastes also liked these"  # the init prompt's CF(D_u) part
+CF_LABEL = "similar item"  # how the init prompt quotes the CF(D_u) items
 
 
 # -- the model seam -----------------------------------------------------------------------------
@@ -67,11 +67,11 @@ def text_role(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     return install
 
 
-class OverLimitWriter(TextModel):
+class OverLimitWriter(ScriptedText):
     """A writer whose every post breaks every platform limit: a 70-character title, 300 words,
     9 hashtags, 5 images, an https and an ftp link. Ideation gets one idea of the first type
-    offered; anything else (the judge) gets "7". A prompt that quotes a profile with
-    ``FAIL_MARK`` raises ``ModelError``, as a server that times out does."""
+    offered; the judge gets "7". A prompt that quotes a profile with ``FAIL_MARK`` raises
+    ``ModelError``, as a server that times out does."""
 
     TITLE = "x" * 55 + " " + "y" * 14
     BODY = " ".join(["word"] * 300)
@@ -79,30 +79,26 @@ class OverLimitWriter(TextModel):
     LINKS = ["https://example.org/review", "ftp://example.org/file"]
 
     def __init__(self) -> None:
-        super().__init__(backend="scripted", model_id="over-limit-writer", json_retries=0)
-        self.prompts: list[str] = []
+        super().__init__({"ideate": self._ideas, "write_post": self._post,
+                          **dict.fromkeys(("judge_novelty", "judge_coherence", "judge_aesthetic",
+                                           "judge_hallucination"), "7")},
+                         model_id="over-limit-writer")
 
-    def _generate(self, batch, params, json_schema):
-        out = []
-        for conversation in batch:
-            prompt = "\n".join(str(m["content"]) for m in conversation)
-            self.prompts.append(prompt)
-            if FAIL_MARK in prompt:
-                raise ModelError("models.text: server timed out")
-            if "Propose up to" in prompt:
-                kinds = prompt.split('"type": "one of: ', 1)[1].split('"', 1)[0].split(", ")
-                text = json.dumps({"ideas": [{"idea": "Quiet films for long evenings",
-                                              "type": kinds[0], "basis": "history"}]})
-            elif json_schema is not None and "body" in json_schema.get("properties", {}):
-                text = json.dumps({"title": self.TITLE, "body": self.BODY,
-                                   "hashtags": self.HASHTAGS, "links": self.LINKS,
-                                   "images": [{"prompt": f"still {i}", "caption": f"c{i}"}
-                                              for i in range(5)]})
-            else:
-                text = "7"
-            out.append(Completion(text=text, prompt_tokens=len(prompt.split()),
-                                  completion_tokens=len(text.split()), model=self.model_id))
-        return out
+    def answer(self, call: Call) -> str:
+        if FAIL_MARK in call.text:
+            raise ModelError("models.text: server timed out")
+        return super().answer(call)
+
+    @staticmethod
+    def _ideas(call: Call) -> str:
+        return json.dumps({"ideas": [{"idea": "Quiet films for long evenings",
+                                      "type": offered_types(call)[0], "basis": "history"}]})
+
+    def _post(self, call: Call) -> str:
+        return json.dumps({"title": self.TITLE, "body": self.BODY, "hashtags": self.HASHTAGS,
+                           "links": self.LINKS, "images": [{"prompt": f"still {i}",
+                                                            "caption": f"c{i}"}
+                                                           for i in range(5)]})
 
 
 def _env(monkeypatch: pytest.MonkeyPatch, settings, **extra: str) -> None:
@@ -118,7 +114,7 @@ def _profiled_copy(profiled_ws, tmp_path: Path, users: int | None = 3) -> tuple[
     chosen = sorted(ws.read("candidates", columns=["user_id"]).column("user_id").unique()
                     .to_pylist())[:users]
     profile_users(ws, settings, users=chosen, profiler=make_profiler(
-        ws, settings, PromptedText(init="Likes items about tag0001 and tag0002.")))
+        ws, settings, ProfilingText(init="Likes items about tag0001 and tag0002.")))
     return ws, chosen
 
 
@@ -207,7 +203,7 @@ def test_profile_run_variant_nocf_has_no_cf_evidence(cli, profiled_ws, tmp_path,
     ws = fresh(profiled_ws, tmp_path)
     _, settings = profiled_ws
     _env(monkeypatch, settings, PROFILING__N_MAX="0")
-    recorder = PromptedText(init="Likes quiet things.")
+    recorder = ProfilingText(init="Likes quiet things.")
     text_role(recorder)
     user = sorted(ws.read("cf_topk", columns=["user_id"]).column("user_id").unique()
                   .to_pylist())[0]
@@ -221,8 +217,8 @@ def test_profile_run_variant_nocf_has_no_cf_evidence(cli, profiled_ws, tmp_path,
     ws = Workspace.open(ws.root)
     assert ws.has("profiles__nocf") and not ws.has("profiles")
     assert ws.read("profiles__nocf").column("user_id").to_pylist() == [user]
-    (init,) = [p for p in recorder.prompts if "describe this person's tastes" in p]
-    assert CF_SECTION not in init
+    (init,) = [c for c in recorder.calls if c.kind == "profile_init"]
+    assert not init.quoted(CF_LABEL)
     history = [r["item_id"] for r in ws.read("split").to_pylist()
                if r["user_id"] == user and r["split"] == "train"]
     only_cf = [i for i in cf_items if i not in history and descriptions[i] not in
@@ -230,14 +226,14 @@ def test_profile_run_variant_nocf_has_no_cf_evidence(cli, profiled_ws, tmp_path,
     # an item enters the prompt as its description, quoted and cut to profiling.prompt_item_chars
     limit = settings.profiling.prompt_item_chars
     shown = {i: clean_ugc(descriptions[i], limit) for i in only_cf}
-    assert only_cf and not any(shown[i] in init for i in only_cf)
+    assert only_cf and not any(shown[i] in init.prompt for i in only_cf)
 
     # the main table, same user, same settings: CF(D_u) is in the prompt (the test has teeth)
-    recorder.prompts.clear()
+    recorder.batches.clear()
     result = cli("profile", "run", "--workspace", ws.root, "--user", user, "--json")
     assert result.code == 0, result.err
-    (init,) = [p for p in recorder.prompts if "describe this person's tastes" in p]
-    assert CF_SECTION in init and all(shown[i] in init for i in only_cf)
+    (init,) = [c for c in recorder.calls if c.kind == "profile_init"]
+    assert init.quoted(CF_LABEL) and all(shown[i] in init.prompt for i in only_cf)
     ws = Workspace.open(ws.root)
     hashes = {t: ws.read(t).column("config_hash")[0].as_py() for t in ("profiles", "profiles__nocf")}
     assert hashes["profiles"] != hashes["profiles__nocf"]  # profiling.use_cf differs
@@ -478,7 +474,7 @@ def test_bench_run_on_two_workers_matches_one(cli, profiled_ws, tmp_path, monkey
     made = {m["name"]: m["generation"]["made_now"] for m in b["methods"] if m["generation"]}
     assert made == {"tailormind": 2, "no_reflection": 2}  # made on the workers, not reused
     assert a["dimensions"] == b["dimensions"]
-    assert judge.prompts and a["models"]["judge"]["model"] == "over-limit-writer"
+    assert judge.calls and a["models"]["judge"]["model"] == "over-limit-writer"
     assert a["models"]["text"]["backend"] == b["models"]["text"]["backend"] == "transformers"
     for method in ("tailormind", "no_reflection"):
         root = Path("generations") if method == "tailormind" else Path("bench/methods") / method \

@@ -24,18 +24,18 @@ from tailormind.generation.pipeline import Generator
 from tailormind.profiling.evidence import load_evidence
 from tests.browser import dump_dom, gallery_problems, screenshot
 from tests.conftest import fresh, job_module, tiny_text_env
-from tests.test_generation_fields import FieldWriter
-from tests.test_generation_pipeline import ScriptedWriter, _roles, generated_ws  # noqa: F401
+from tests.fakes import FieldWriter, ScriptedWriter
+from tests.workspaces import roles_with
 
 
 @pytest.fixture(scope="module")
-def batch_ws(generated_ws, tmp_path_factory):  # noqa: F811
+def batch_ws(generated_base, tmp_path_factory):
     """Three users, a post and a video each, through the batch path (scripted field writer)."""
-    ws, settings = generated_ws
+    ws, settings = generated_base
     ws = fresh((ws.root, settings), tmp_path_factory.mktemp("batch"))
     users = sorted(ws.read("profiles").column("user_id").to_pylist())[:3]
     plan = plan_generations(ws, settings, users=users, kinds=["post", "video"])
-    generator = Generator(ws, settings, roles=_roles(settings, FieldWriter()))
+    generator = Generator(ws, settings, roles=roles_with(settings, FieldWriter()))
     ticks: list[int] = []
     report = generate_users(ws, settings, plan, generator=generator, progress=ticks.append)
     return ws, settings, users, report, ticks
@@ -65,7 +65,7 @@ def test_one_users_failure_is_recorded_and_the_rest_go_on(batch_ws, tmp_path) ->
     shutil.rmtree(ws.root / GENERATIONS)
     # user 0's profile is gone from the generator: it raises a WorkspaceError for them only
     plan = plan_generations(ws, settings, users=users[:2], kinds=["post"])
-    generator = Generator(ws, settings, roles=_roles(settings, FieldWriter()))
+    generator = Generator(ws, settings, roles=roles_with(settings, FieldWriter()))
     del generator.profiles[users[0]]
     report = generate_users(ws, settings, plan, generator=generator)
     assert report.generated == 1 and list(report.failed) == [f"{users[0]}/post"]
@@ -168,7 +168,7 @@ def test_browser_check_fails_on_a_broken_image_or_a_missing_post(batch_ws, tmp_p
     assert problems[1:] == ["only 5 image(s) shown for 6 posts"]
     assert cover.parent.name in problems[0]
     # a post made after the gallery was written is missing from it
-    extra = Generator(ws, settings, roles=_roles(settings, ScriptedWriter())).generate(
+    extra = Generator(ws, settings, roles=roles_with(settings, ScriptedWriter())).generate(
         users[0], platform="hupu")
     problems = gallery_problems(dom, expected | {extra.post_id})
     assert f"post {extra.post_id} is not in the gallery" in problems

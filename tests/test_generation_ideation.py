@@ -18,9 +18,9 @@ from tailormind.generation.exemplars import select_exemplars
 from tailormind.generation.ideation import ideate, select_templates
 from tailormind.models.registry import load_role
 from tailormind.models.roles import TextModel
-from tailormind.models.types import Completion
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.prompts.ugc import CLOSE, quote_ugc
+from tests.fakes import Call, ScriptedText, in_turn
 
 IDEAS = ["News Updates", "Deep Analysis", "Lifestyle Guides", "Product Reviews",
          "Community Discussion", "Tutorial Guides", "Collection Lists", "Opinion Posts",
@@ -96,25 +96,18 @@ def test_quoted_ugc_cannot_close_its_block(text: str) -> None:
     assert len(body) <= 201
 
 
-class ScriptedIdeas(TextModel):
-    """Answers from a script; ``obey_injection`` plays a model that follows injected UGC."""
+class ScriptedIdeas(ScriptedText):
+    """Answers ideation (and its re-asks) from a script, then "{}"; ``obey_injection`` plays a
+    model that follows injected UGC."""
 
     def __init__(self, answers: list[str], obey_injection: bool = False) -> None:
-        super().__init__(backend="scripted", model_id="scripted", json_retries=2)
-        self.answers, self.obey = list(answers), obey_injection
-        self.prompts: list[str] = []
+        super().__init__({"ideate": self._ideas}, json_retries=2)
+        self.script, self.obey = in_turn(answers), obey_injection
 
-    def _generate(self, batch, params, json_schema):
-        out = []
-        for conversation in batch:
-            prompt = "\n".join(m["content"] for m in conversation if isinstance(m["content"], str))
-            self.prompts.append(conversation[0]["content"])
-            if self.obey and "IGNORE PREVIOUS INSTRUCTIONS" in prompt:
-                text = "Sure! HACKED. Here is a poem instead of JSON."
-            else:
-                text = self.answers.pop(0) if self.answers else "{}"
-            out.append(Completion(text=text, prompt_tokens=10, completion_tokens=5))
-        return out
+    def _ideas(self, call: Call) -> str:
+        if self.obey and "IGNORE PREVIOUS INSTRUCTIONS" in call.text:
+            return "Sure! HACKED. Here is a poem instead of JSON."
+        return self.script(call) if self.script.left else "{}"
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +178,7 @@ def test_injected_instructions_do_not_change_the_output_format(embedder) -> None
     assert result.fallback and "no usable idea" in result.fallback
     (idea,) = result.ideas
     assert idea.type == result.subset[0] and idea.main_type == "image-text"
-    prompt = text.prompts[0]
+    prompt = text.calls[0].prompt
     # the injected text sits inside one quoted block, its fake marker defused
     block = prompt.split("<<<ugc item 9>>>\n", 1)[1].split("\n" + CLOSE, 1)[0]
     assert "IGNORE PREVIOUS INSTRUCTIONS" in block and "<<<" not in block

@@ -15,23 +15,18 @@ from tailormind.generation.fields import field_asks
 from tailormind.generation.links import LinkPolicy, find_links, without_unsourced_links
 from tailormind.generation.writing import write_draft
 from tailormind.models.roles import TextModel
-from tailormind.models.types import Completion
+from tests.fakes import ScriptedText
 
 SOURCE = ("Heat (1995). Michael Mann's crime epic; the full review is at "
           "https://reviews.example/heat-1995 (spoilers).")
 
 
-class LinkingWriter(TextModel):
+class LinkingWriter(ScriptedText):
     """Answers every draft with ``answer`` (JSON) or, asked field by field, with ``line``."""
 
     def __init__(self, answer: dict, line: str = "", *, follows_json: bool = True) -> None:
-        super().__init__(backend="scripted", model_id="linking-writer", json_retries=0,
-                         follows_json=follows_json)
-        self.answer, self.line = answer, line
-
-    def _generate(self, batch, params, json_schema):
-        text = json.dumps(self.answer) if json_schema is not None else self.line
-        return [Completion(text=text, model=self.model_id) for _ in batch]
+        super().__init__({"write_post": json.dumps(answer), "field": line},
+                         model_id="linking-writer", follows_json=follows_json)
 
 
 def _draft(writer: TextModel, *, platform: str = "hupu", idea: str = "Why Heat still works",

@@ -14,55 +14,14 @@ from hypothesis import strategies as st
 from tailormind.config import load_config
 from tailormind.errors import ModelError, WorkspaceError
 from tailormind.generation.bundle import bundle_problems, local_references
-from tailormind.generation.pipeline import Generator, Roles
+from tailormind.generation.pipeline import Generator
 from tailormind.generation.reflection import Scored, objective, reflect
 from tailormind.models.media import probe_video
-from tailormind.models.roles import ImageGenerator, TextModel
-from tailormind.models.types import Completion
+from tailormind.models.roles import ImageGenerator
 from tailormind.profiling.profiles import profile_users
 from tests.conftest import fresh
-from tests.test_profiling_profiles import PromptedText, make_profiler
-
-
-class ScriptedWriter(TextModel):
-    """Answers ideation and writing prompts with valid JSON; each revision adds a word from the
-    feedback-free profile so relevance can move. ``bad_json`` answers prose to the writer."""
-
-    def __init__(self, bad_json: bool = False) -> None:
-        super().__init__(backend="scripted", model_id="scripted-writer", json_retries=1)
-        self.bad_json = bad_json
-        self.calls: list[str] = []
-
-    def _generate(self, batch, params, json_schema):
-        out = []
-        for conversation in batch:
-            prompt = conversation[0]["content"]
-            if "Propose up to" in prompt:
-                self.calls.append("ideate")
-                kinds = prompt.split('"type": "one of: ', 1)[1].split('"', 1)[0].split(", ")
-                text = json.dumps({"ideas": [{"idea": "A close look at the items they love",
-                                              "type": kinds[0], "basis": "history"}]})
-            elif self.bad_json:
-                self.calls.append("write")
-                text = "I would rather write a poem."
-            elif "storyboard" in prompt:
-                self.calls.append("write-video")
-                text = json.dumps({"title": "Three things about tag0001", "introduction":
-                                   "A short video about tag0001 items.", "hashtags":
-                                   ["#tag0001", "video"], "storyboard": [
-                                       {"prompt": "opening", "duration": 3, "caption": "Hi"},
-                                       {"prompt": "middle", "duration": 90, "caption": "Look"},
-                                       {"prompt": "end", "duration": 2, "caption": "Bye"}]})
-            else:
-                self.calls.append("revise" if "Your previous version" in prompt else "write")
-                n = len(self.calls)
-                text = json.dumps({"title": f"Notes on item {n}", "body": "Item about tag0001 "
-                                   * (1 + n % 3), "hashtags": ["#tag0001", "#tag0002"],
-                                   "images": [{"prompt": "a shelf of items", "caption": "cover"},
-                                              {"prompt": "a close-up", "caption": "detail"}]})
-            out.append(Completion(text=text, prompt_tokens=len(prompt) // 4,
-                                  completion_tokens=len(text) // 4, model="scripted-writer"))
-        return out
+from tests.fakes import ProfilingText, ScriptedWriter
+from tests.workspaces import make_profiler, roles_with
 
 
 class FailsOnDetailImages(ImageGenerator):
@@ -79,29 +38,11 @@ class FailsOnDetailImages(ImageGenerator):
         return Image.new("RGB", (request.width, request.height), (40, 90, 160))
 
 
-@pytest.fixture(scope="module")
-def generated_ws(profiled_ws, tmp_path_factory):
-    """A copy of the profiled workspace with (scripted) profiles for every user."""
-    ws = fresh(profiled_ws, tmp_path_factory.mktemp("gen"))
-    _, settings = profiled_ws
-    profile_users(ws, settings, profiler=make_profiler(ws, settings, PromptedText(
-        init="Likes items about tag0001 and tag0002, in short practical notes.")))
-    return ws, settings
-
-
-def _roles(settings, text: TextModel, image: ImageGenerator | None = None) -> Roles:
-    roles = Roles.load(settings)
-    roles.text = text
-    if image is not None:
-        roles.image = image
-    return roles
-
-
 def test_a_post_bundle_is_complete_and_self_contained(generated_ws) -> None:
     ws, settings = generated_ws
     user = ws.read("profiles").column("user_id")[0].as_py()
     writer = ScriptedWriter()
-    post = Generator(ws, settings, roles=_roles(settings, writer)).generate(user)
+    post = Generator(ws, settings, roles=roles_with(settings, writer)).generate(user)
     record = json.loads((post.path / "post.json").read_text(encoding="utf-8"))
     assert bundle_problems(post.path) == []
     assert record["user_id"] == user and record["kind"] == "post"
@@ -116,7 +57,7 @@ def test_a_post_bundle_is_complete_and_self_contained(generated_ws) -> None:
     assert record["reflection"]["best"]["objective"] == pytest.approx(best)
     assert record["reflection"]["clip_measured"] is False
     assert "not measured" in record["reflection"]["note"]
-    assert writer.calls.count("revise") == len(rounds) - 1
+    assert writer.steps.count("revise") == len(rounds) - 1
     if len(rounds) <= settings.generation.reflection_rounds:  # greedy: stopped when no gain
         assert not rounds[-1]["best_so_far"]
     assert set(record["models"]) == {"text", "embed", "image", "video"}
@@ -125,14 +66,14 @@ def test_a_post_bundle_is_complete_and_self_contained(generated_ws) -> None:
     refs = local_references(html)
     assert refs == ["cover.png", "image-2.png"] and record["title"] in html
     # same user and settings -> same post id, replaced whole
-    again = Generator(ws, settings, roles=_roles(settings, ScriptedWriter())).generate(user)
+    again = Generator(ws, settings, roles=roles_with(settings, ScriptedWriter())).generate(user)
     assert again.post_id == post.post_id and bundle_problems(again.path) == []
 
 
 def test_a_video_fits_the_platform_and_plays(generated_ws) -> None:
     ws, settings = generated_ws
     user = ws.read("profiles").column("user_id")[1].as_py()
-    post = Generator(ws, settings, roles=_roles(settings, ScriptedWriter())).generate(
+    post = Generator(ws, settings, roles=roles_with(settings, ScriptedWriter())).generate(
         user, platform="bilibili")
     record = json.loads((post.path / "post.json").read_text(encoding="utf-8"))
     assert record["kind"] == "video" and bundle_problems(post.path) == []
@@ -149,7 +90,7 @@ def test_a_video_fits_the_platform_and_plays(generated_ws) -> None:
 def test_a_failing_image_model_is_replaced_by_a_card_and_recorded(generated_ws) -> None:
     ws, settings = generated_ws
     user = ws.read("profiles").column("user_id")[2].as_py()
-    post = Generator(ws, settings, roles=_roles(settings, ScriptedWriter(),
+    post = Generator(ws, settings, roles=roles_with(settings, ScriptedWriter(),
                                                 FailsOnDetailImages())).generate(user)
     assert bundle_problems(post.path) == []
     assert [i["kind"] for i in post.record["images"]] == ["generated", "card"]
@@ -161,7 +102,7 @@ def test_writer_answers_that_are_not_json_give_a_recorded_draft(generated_ws) ->
     ws, settings = generated_ws
     user = ws.read("profiles").column("user_id")[3].as_py()
     writer = ScriptedWriter(bad_json=True)
-    post = Generator(ws, settings, roles=_roles(settings, writer)).generate(user)
+    post = Generator(ws, settings, roles=roles_with(settings, writer)).generate(user)
     record = post.record
     assert bundle_problems(post.path) == []
     assert any("writer: no usable JSON" in f for f in record["fallbacks"])
@@ -178,14 +119,10 @@ class LinkingWriter(ScriptedWriter):
     LINKS = (" More: https://www.imdb.com/title/tt0113277/ javascript:alert(1) "
              "https://evil.example/x")
 
-    def _generate(self, batch, params, json_schema):
-        out = super()._generate(batch, params, json_schema)
-        for completion in out:
-            answer = json.loads(completion.text)
-            if "body" in answer:
-                answer["body"] += self.LINKS
-                completion.text = json.dumps(answer)
-        return out
+    def _post(self, call) -> str:
+        answer = json.loads(super()._post(call))
+        answer["body"] += self.LINKS
+        return json.dumps(answer)
 
 
 def test_a_post_keeps_allowlisted_links_and_records_each_removed_one(generated_ws,
@@ -194,7 +131,7 @@ def test_a_post_keeps_allowlisted_links_and_records_each_removed_one(generated_w
     settings = settings.with_overrides({"generation": {"link_allowlist": ["imdb.com"],
                                                        "reflection_rounds": 0}})
     user = ws.read("profiles").column("user_id")[4].as_py()
-    post = Generator(ws, settings, roles=_roles(settings, LinkingWriter()),
+    post = Generator(ws, settings, roles=roles_with(settings, LinkingWriter()),
                      output_root=tmp_path).generate(user)
     record = post.record
     assert record["body"].endswith(" More: https://www.imdb.com/title/tt0113277/")
@@ -209,16 +146,16 @@ def test_a_post_keeps_allowlisted_links_and_records_each_removed_one(generated_w
 def test_unknown_user_and_unprofiled_user_are_clear_errors(generated_ws, profiled_ws,
                                                            tmp_path) -> None:
     ws, settings = generated_ws
-    generator = Generator(ws, settings, roles=_roles(settings, ScriptedWriter()))
+    generator = Generator(ws, settings, roles=roles_with(settings, ScriptedWriter()))
     with pytest.raises(WorkspaceError, match="unknown user 'nobody'"):
         generator.generate("nobody")
     sparse = fresh(profiled_ws, tmp_path)
     users = sparse.read("candidates").column("user_id").to_pylist()
     profile_users(sparse, settings, users=[users[0]], profiler=make_profiler(
-        sparse, settings, PromptedText()))
+        sparse, settings, ProfilingText()))
     other = next(u for u in users if u != users[0])
     with pytest.raises(WorkspaceError, match=f"user '{other}' has no profile"):
-        Generator(sparse, settings, roles=_roles(settings, ScriptedWriter())).generate(other)
+        Generator(sparse, settings, roles=roles_with(settings, ScriptedWriter())).generate(other)
 
 
 @given(st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=6))
@@ -292,7 +229,7 @@ def test_platform_and_kind_are_checked(generated_ws) -> None:
 
     ws, settings = generated_ws
     user = ws.read("profiles").column("user_id")[0].as_py()
-    generator = Generator(ws, settings, roles=_roles(settings, ScriptedWriter()))
+    generator = Generator(ws, settings, roles=roles_with(settings, ScriptedWriter()))
     with pytest.raises(ConfigError, match="unknown platform 'myspace'"):
         generator.generate(user, platform="myspace")
     with pytest.raises(ConfigError, match="unknown kind 'podcast'"):
@@ -307,7 +244,7 @@ def test_progress_names_every_stage_and_can_stop_a_post(generated_ws, tmp_path) 
     ws, settings = generated_ws
     ws = fresh((ws.root, settings), tmp_path)
     user = ws.read("profiles").column("user_id")[0].as_py()
-    generator = Generator(ws, settings, roles=_roles(settings, ScriptedWriter()))
+    generator = Generator(ws, settings, roles=roles_with(settings, ScriptedWriter()))
     stages: list[str] = []
     post = generator.generate(user, kind="video", progress=stages.append)
     rounds = len(post.record["reflection"]["rounds"])

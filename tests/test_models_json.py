@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tailormind.models.json_repair import JsonAnswerError, parse_json_answer
-from tailormind.models.roles import TextModel
-from tailormind.models.types import Completion, GenerationParams
+from tailormind.models.types import GenerationParams
+from tests.fakes import ScriptedText, in_turn
 
 IDEA_SCHEMA = {
     "type": "object",
@@ -88,29 +88,21 @@ def test_wrapped_json_round_trips(value: dict, before: str, after: str) -> None:
     assert parse_json_answer(text)[0] == value
 
 
-class ScriptedText(TextModel):
-    """A dummy engine (as textgrad tests do): answers from a script, records what it was asked."""
-
-    def __init__(self, answers: list[str]) -> None:
-        super().__init__(backend="scripted", model_id="scripted", json_retries=2)
-        self.answers = list(answers)
-        self.seen: list[list[dict]] = []
-
-    def _generate(self, batch, params, json_schema):
-        out = []
-        for conversation in batch:
-            self.seen.append(conversation)
-            out.append(Completion(text=self.answers.pop(0), prompt_tokens=10, completion_tokens=5,
-                                  model="scripted"))
-        return out
+def scripted(answers: list[str]) -> ScriptedText:
+    """A dummy engine (as textgrad tests do): answers prompts of no template from a script
+    (``model.script.left``: the unused answers), records what it was asked."""
+    script = in_turn(answers)
+    model = ScriptedText({None: script}, json_retries=2, tokens=(10, 5))
+    model.script = script
+    return model
 
 
 def test_reask_with_the_error_then_succeed() -> None:
-    model = ScriptedText(["no json here", '{"idea": "x", "type": "Opinion Posts"}'])
+    model = scripted(["no json here", '{"idea": "x", "type": "Opinion Posts"}'])
     [answer] = model.complete_json([[{"role": "user", "content": "an idea"}]], IDEA_SCHEMA)
     assert answer.ok and answer.value == {"idea": "x", "type": "Opinion Posts"}
     assert answer.attempts == 2 and answer.completion_tokens == 10
-    retry = model.seen[1]
+    retry = model.conversations[1]
     assert retry[1] == {"role": "assistant", "content": "no json here"}
     assert "no JSON object" in retry[2]["content"] and '"required"' in retry[2]["content"]
     assert model.stats["json_ok"] == 1 and model.stats["json_retried"] == 1
@@ -118,7 +110,7 @@ def test_reask_with_the_error_then_succeed() -> None:
 
 def test_failure_after_retries_is_counted_not_raised() -> None:
     # round 1 answers a then b; round 2 and 3 re-ask only a
-    model = ScriptedText(["nope", '{"idea": "x", "type": "y"}', "still nope", "never"])
+    model = scripted(["nope", '{"idea": "x", "type": "y"}', "still nope", "never"])
     batch = [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]]
     first, second = model.complete_json(batch, IDEA_SCHEMA)
     assert (first.ok, first.attempts, first.value) == (False, 3, None)
@@ -129,17 +121,17 @@ def test_failure_after_retries_is_counted_not_raised() -> None:
 
 
 def test_three_attempts_then_failure_exactly() -> None:
-    model = ScriptedText(["a", "b", "c", "unused"])
+    model = scripted(["a", "b", "c", "unused"])
     [answer] = model.complete_json([[{"role": "user", "content": "x"}]], IDEA_SCHEMA)
     assert not answer.ok and answer.attempts == 3 and len(answer.completions) == 3
-    assert model.answers == ["unused"]
+    assert model.script.left == ["unused"]
     assert model.stats["json_failed"] == 1
 
 
 def test_bad_messages_are_refused() -> None:
     from tailormind.errors import ModelInputError
 
-    model = ScriptedText([])
+    model = scripted([])
     with pytest.raises(ModelInputError, match="at least one message"):
         model.complete([[]])
     with pytest.raises(ModelInputError, match="unknown message role 'robot'"):
@@ -149,7 +141,7 @@ def test_bad_messages_are_refused() -> None:
 def test_cached_answers_are_reused(tmp_path) -> None:
     from tailormind.models.cache import CallCache
 
-    model = ScriptedText(['{"idea": "x", "type": "y"}'])
+    model = scripted(['{"idea": "x", "type": "y"}'])
     model.cache = CallCache(tmp_path)
     conversation = [{"role": "user", "content": "same question"}]
     first = model.complete([conversation], GenerationParams(max_tokens=9))

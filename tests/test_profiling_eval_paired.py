@@ -17,8 +17,8 @@ from tailormind.profiling.evaluate import EvalReport, evaluate_profiles, variant
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.profiles import profile_users
 from tests.conftest import fresh
-from tests.test_profiling_profiles import PromptedText, make_profiler
-from tests.test_profiling_rankers import ReverseRanker
+from tests.fakes import ProfilingText, ReverseRanker
+from tests.workspaces import make_profiler
 from tests.paired_reference import numpy_interval
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
@@ -37,10 +37,10 @@ def evaluated(profiled_ws, tmp_path_factory):
     the LLM ranker (a dummy listwise engine: the real ranker's windows and parsing) on 3."""
     ws = fresh(profiled_ws, tmp_path_factory.mktemp("paired"))
     _, settings = profiled_ws
-    profile_users(ws, settings, sample=16, profiler=make_profiler(ws, settings, PromptedText()))
+    profile_users(ws, settings, sample=16, profiler=make_profiler(ws, settings, ProfilingText()))
     users = sorted(ws.read("profiles", columns=["user_id"]).column("user_id").to_pylist())
     profile_users(ws, settings, users=users[:8], variant="nocf",
-                  profiler=make_profiler(ws, settings, PromptedText(init="Likes quiet films.")))
+                  profiler=make_profiler(ws, settings, ProfilingText(init="Likes quiet films.")))
     patch = pytest.MonkeyPatch()
     patch.setattr(evaluate, "load_role",
                   lambda role, s: ReverseRanker() if role == "text" else load_role(role, s))

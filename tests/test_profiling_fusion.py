@@ -23,7 +23,7 @@ from tailormind.profiling.fusion import Fusion, Signals, fit_fusion, zscore
 from tailormind.profiling.profiles import build_ranker, profile_users
 from tailormind.profiling.rankers import HybridRanker, RankQuery
 from tests.conftest import fresh
-from tests.test_profiling_profiles import PromptedText
+from tests.fakes import ProfilingText
 
 
 def _hand_signals(ws, settings, user: str, candidates: list[str]) -> dict[str, list[float]]:
@@ -125,7 +125,7 @@ def test_hybrid_ranker_needs_fitted_weights_then_ranks_by_them(profiled_ws, tmp_
     np.testing.assert_allclose(ranker.score([query])[0], expected, atol=1e-6)
 
     # refinement with the hybrid ranker: every user profiled, the test item never ranked
-    profiler_text = PromptedText()
+    profiler_text = ProfilingText()
     from tailormind.profiling.profiler import Profiler
 
     profiler = Profiler(settings, features, ranker, profiler_text)

@@ -15,11 +15,10 @@ from tailormind.data.importers import import_table
 from tailormind.data.ingest import save_import
 from tailormind.data.split import split_workspace
 from tailormind.data.workspace import Workspace
-from tailormind.errors import ModelError
 from tailormind.models.media import encode_h264
 from tailormind.models.registry import load_role
 from tailormind.models.roles import TextModel
-from tailormind.models.types import Completion
+from tests.fakes import ScriptedText, down
 from tailormind.profiling.items import ItemDescriber, describe_items, item_text
 from tests.tiny_models import tiny_llama, tiny_vlm
 
@@ -57,29 +56,21 @@ def media_ws(tmp_path: Path) -> Workspace:
     return save_import(bundle, tmp_path / "ws")
 
 
-class RecordingText(TextModel):
-    """Wraps a text role: answers with it (or ``fail``s, or answers ``reply``), recording every
-    conversation and answer so a test can check what was asked and what came back."""
-
-    def __init__(self, inner: TextModel | None = None, *, fail: bool = False,
-                 reply: str | None = None) -> None:
-        super().__init__(backend=inner.backend if inner else "recording",
-                         model_id=inner.model_id if inner else "recording",
-                         follows_json=False)
-        self.inner, self.fail, self.reply = inner, fail, reply
-        self.batches: list[list[str]] = []
-        self.answers: list[list[str]] = []
-
-    def _generate(self, batch, params, json_schema):
-        self.batches.append([c[-1]["content"] for c in batch])
-        if self.fail:
-            raise ModelError("models.text: server timed out")
-        if self.inner is None:
-            out = [Completion(text=self.reply or "") for _ in batch]
-        else:
-            out = self.inner.complete(batch, params)
-        self.answers.append([c.text for c in out])
-        return out
+def recording(inner: TextModel | None = None, *, fail: bool = False,
+              reply: str | None = None) -> ScriptedText:
+    """Wraps a text role: item summaries and video merges answered by it (or ``fail``ing, or
+    answered ``reply``), every call and answer recorded (``batches``) so a test can check what
+    was asked and what came back."""
+    if fail:
+        answer = down()
+    elif inner is None:
+        answer = reply or ""
+    else:
+        def answer(call):
+            return inner.complete([call.conversation], call.params)[0].text
+    return ScriptedText({"item_text": answer, "video_merge": answer},
+                        backend=inner.backend if inner else "recording",
+                        model_id=inner.model_id if inner else "recording", follows_json=False)
 
 
 def _row(item_id: str, text: str) -> dict:
@@ -105,7 +96,7 @@ def test_item_text_does_not_repeat_itself() -> None:
 
 def test_every_modality_and_fallback(media_ws: Workspace, tiny_roles, embedded_settings) -> None:
     settings, tiny_text, describe = tiny_roles
-    text = RecordingText(tiny_text)  # the tiny LM's greedy answers, recorded
+    text = recording(tiny_text)  # the tiny LM's greedy answers, recorded
     describer = ItemDescriber(settings, media_ws, text=text, describe=describe,
                               embed=load_role("embed", embedded_settings))
     report = describe_items(media_ws, settings, describer=describer)
@@ -116,8 +107,10 @@ def test_every_modality_and_fallback(media_ws: Workspace, tiny_roles, embedded_s
     # the one long item (1077 characters) was summarised by the text model, in its own call
     # (the second call merges the video's halves); the summary is the model's answer, stripped
     assert len(text.batches) == 2 and len(text.batches[0]) == 1
-    assert LONG_TEXT.strip() in text.batches[0][0] and "The long trail" in text.batches[0][0]
-    summary = text.answers[0][0].strip()
+    assert [[c.kind for c in b] for b in text.batches] == [["item_text"], ["video_merge"]]
+    asked = text.batches[0][0]
+    assert LONG_TEXT.strip() in asked.prompt and "The long trail" in asked.prompt
+    summary = asked.answer.strip()
     assert summary  # greedy decoding of the seeded tiny LM: a fixed, non-empty answer
     assert rows["long"]["text_source"] == f"text:{tiny_text.model_id}"
     assert rows["long"]["text_description"] == rows["long"]["description"] == summary
@@ -147,10 +140,10 @@ def test_a_failed_or_empty_summary_truncates_to_short_text_chars(media_ws: Works
     # item text: "The long trail. " (16) + the review (1047) + " Tags: hiking." (14) = 1077
     expected = "The long trail. " + LONG_TEXT[:584]
     assert len(expected) == 600
-    for model, reason in ((RecordingText(fail=True), "text model failed (models.text: server "
-                                                     "timed out); text truncated"),
-                          (RecordingText(reply="  \n"), "text model returned an empty summary; "
-                                                         "text truncated")):
+    for model, reason in ((recording(fail=True), "text model failed (models.text: server "
+                                                 "timed out); text truncated"),
+                          (recording(reply="  \n"), "text model returned an empty summary; "
+                                                     "text truncated")):
         describer = ItemDescriber(embedded_settings, media_ws, text=model, embed=embed,
                                   describe_reason="not configured")
         found = describer.describe_rows([row]).to_pylist()[0]
@@ -164,7 +157,7 @@ def test_600_characters_pass_through_601_are_summarised(media_ws: Workspace,
                                                         embedded_settings) -> None:
     """``profiling.short_text_chars`` (600) is the last length that passes through unchanged."""
     assert embedded_settings.profiling.short_text_chars == 600
-    model = RecordingText(reply=" A summary. ")
+    model = recording(reply=" A summary. ")
     describer = ItemDescriber(embedded_settings, media_ws, text=model,
                               embed=load_role("embed", embedded_settings),
                               describe_reason="not configured")
@@ -174,7 +167,7 @@ def test_600_characters_pass_through_601_are_summarised(media_ws: Workspace,
     assert found["at"]["text_source"] == "passthrough" and found["at"]["description"] == at
     assert found["over"]["text_source"] == "text:recording"
     assert found["over"]["description"] == "A summary."
-    assert len(model.batches) == 1 and len(model.batches[0]) == 1 and over in model.batches[0][0]
+    assert len(model.batches) == 1 and len(model.batches[0]) == 1 and over in model.batches[0][0].prompt
 
 
 def test_without_a_describe_model_media_fall_back(media_ws: Workspace, tiny_roles,

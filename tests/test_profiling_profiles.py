@@ -12,119 +12,17 @@ import pytest
 from tailormind.config import load_config
 from tailormind.core.sampling import sample_users
 from tailormind.data.workspace import Workspace
-from tailormind.errors import ModelError
-from tailormind.models.registry import load_role
-from tailormind.models.roles import TextModel
-from tailormind.models.types import Completion
 from tailormind.profiling.evaluate import evaluate_profiles
-from tailormind.profiling.evidence import ItemFeatures
-from tailormind.profiling.profiler import Profiler
 from tailormind.profiling.profiles import profile_users
-from tailormind.profiling.rankers import EmbeddingRanker
 from tests.conftest import fresh, job_module, tiny_text_env
-
-
-class PromptedText(TextModel):
-    """A dummy engine (as textgrad tests do) that answers each prompt kind predictably.
-
-    init -> a vague profile; critique -> names the chosen item's description; update -> the
-    critique's suggestion. So a refinement moves the profile onto the validation item.
-    """
-
-    def __init__(self, *, init: str = "Likes many things.", critique: str | None = None,
-                 update: str | None = None, fail_on: str | None = None) -> None:
-        super().__init__(backend="prompted", model_id="prompted", json_retries=0)
-        self.init, self.critique, self.update = init, critique, update
-        self.fail_on = fail_on
-        self.prompts: list[str] = []
-
-    def _generate(self, batch, params, json_schema):
-        out = []
-        for conversation in batch:
-            prompt = conversation[-1]["content"]
-            self.prompts.append(prompt)
-            kind = ("critique" if "came only at position" in prompt else
-                    "update" if "Rewrite the description" in prompt else "init")
-            if kind == self.fail_on:
-                raise ModelError("models.text: server timed out")
-            if kind == "init":
-                text = self.init
-            elif kind == "critique":
-                chosen_block = prompt.split("Item(s) the person actually chose:\n<<<ugc ", 1)[1]
-                chosen = chosen_block.split(">>>\n", 1)[1].split("\n")[0]
-                text = self.critique if self.critique is not None else f"Stress this: {chosen}"
-            else:
-                suggestion = prompt.split("Stress this: ", 1)[-1].split("\n")[0]
-                text = self.update if self.update is not None else suggestion
-            out.append(Completion(text=text, prompt_tokens=len(prompt.split()),
-                                  completion_tokens=len(text.split()), model="prompted"))
-        return out
-
-
-def hand_metrics(ws: Workspace, users: set[str] | None = None,
-                 methods: tuple[str, ...] = ("popularity", "history-content", "profile (init)",
-                                             "profile (refined)")) -> dict[str, dict[str, float]]:
-    """Test-set metrics of the scorers without a fit, from the workspace's tables alone (an
-    independent reference for ``evaluate_profiles``): per test candidate set (``users``, or
-    all), the positive's rank is the number of negatives scoring at least as high (ties go
-    against the positive); Recall@K = HR@K = 1[rank < K], NDCG@K = 1[rank < K] / log2(rank + 2),
-    MRR = 1 / (rank + 1), averaged over the sets. Scores: popularity = train interaction count
-    (log1p is monotone, so the ranks are the same), history-content = v_i · mean of v_j over
-    the user's train items, profile (init / refined) = v_i · that profile's embedding. Only
-    ``methods`` are scored (the profile ones need every chosen user profiled)."""
-    import math
-    from collections import Counter, defaultdict
-
-    import numpy as np
-
-    train = [r for r in ws.read("split").to_pylist() if r["split"] == "train"]
-    counts = Counter(r["item_id"] for r in train)
-    history: dict[str, list[str]] = defaultdict(list)
-    for r in train:
-        history[r["user_id"]].append(r["item_id"])
-    vector = {r["item_id"]: np.asarray(r["embedding"], dtype=np.float64)
-              for r in ws.read("item_features").to_pylist()}
-    profiles = {r["user_id"]: r for r in ws.read("profiles").to_pylist()}
-
-    def content(user: str, item: str) -> float:
-        past = history[user]
-        return float(vector[item] @ np.mean([vector[j] for j in past], axis=0)) if past else 0.0
-
-    scorers = {
-        "popularity": lambda user, item: counts[item],
-        "history-content": content,
-        "profile (init)": lambda user, item: float(
-            vector[item] @ np.asarray(profiles[user]["initial_embedding"], dtype=np.float64)),
-        "profile (refined)": lambda user, item: float(
-            vector[item] @ np.asarray(profiles[user]["embedding"], dtype=np.float64)),
-    }
-    sets = [r for r in ws.read("candidates").to_pylist()
-            if r["split"] == "test" and (users is None or r["user_id"] in users)]
-    out: dict[str, dict[str, float]] = {}
-    for method in methods:
-        score, ranks = scorers[method], []
-        for r in sets:
-            positive = score(r["user_id"], r["positive"])
-            ranks.append(sum(score(r["user_id"], n) >= positive for n in r["negatives"]))
-        metrics: dict[str, float] = {}
-        for k in (10, 20):
-            metrics[f"recall@{k}"] = metrics[f"hit@{k}"] = sum(x < k for x in ranks) / len(ranks)
-            metrics[f"ndcg@{k}"] = sum(1 / math.log2(x + 2) for x in ranks if x < k) / len(ranks)
-        metrics["mrr"] = sum(1 / (x + 1) for x in ranks) / len(ranks)
-        out[method] = metrics
-    return out
-
-
-def make_profiler(ws: Workspace, settings, text: TextModel) -> Profiler:
-    features = ItemFeatures.load(ws)
-    return Profiler(settings, features, EmbeddingRanker(features, load_role("embed", settings)),
-                    text)
+from tests.fakes import ProfilingText
+from tests.workspaces import hand_metrics, make_profiler
 
 
 def test_refinement_moves_the_profile_and_never_sees_the_test_item(profiled_ws, tmp_path) -> None:
     ws = fresh(profiled_ws, tmp_path)
     _, settings = profiled_ws
-    text = PromptedText()
+    text = ProfilingText()
     profiler = make_profiler(ws, settings, text)
     report = profile_users(ws, settings, profiler=profiler)
     assert report.complete and report.profiled == report.users > 0
@@ -160,7 +58,7 @@ def test_refinement_moves_the_profile_and_never_sees_the_test_item(profiled_ws, 
 def test_worse_updates_are_rejected_unless_configured(profiled_ws, tmp_path) -> None:
     ws = fresh(profiled_ws, tmp_path)
     _, settings = profiled_ws
-    bad = PromptedText(update="Enjoys nothing at all, only silence.")
+    bad = ProfilingText(update="Enjoys nothing at all, only silence.")
     profile_users(ws, settings, profiler=make_profiler(ws, settings, bad))
     rows = ws.read("profiles").to_pylist()
     steps = [s for r in rows for s in json.loads(r["iterations"])[1:]]
@@ -185,14 +83,14 @@ def test_fallbacks_are_recorded_and_the_job_goes_on(profiled_ws, tmp_path) -> No
     ws = fresh(profiled_ws, tmp_path)
     _, settings = profiled_ws
     report = profile_users(ws, settings, profiler=make_profiler(
-        ws, settings, PromptedText(init="", critique="ok")))
+        ws, settings, ProfilingText(init="", critique="ok")))
     rows = ws.read("profiles").to_pylist()
     assert report.complete and all(r["profile"].startswith("Recently enjoyed: ") for r in rows)
     assert all("init: the model returned an empty profile" in r["fallback"] for r in rows)
     assert any("critique unusable" in (r["fallback"] or "") for r in rows)
     assert report.fallbacks["init"] == len(rows)
     timeouts = profile_users(ws, settings, force=True, profiler=make_profiler(
-        ws, settings, PromptedText(fail_on="update")))
+        ws, settings, ProfilingText(fail_on="update")))
     rows = ws.read("profiles").to_pylist()
     assert timeouts.complete and len(rows) == timeouts.users
     refined = [r for r in rows if r["valid_rank_initial"] > 1]
@@ -204,13 +102,13 @@ def test_a_killed_run_resumes_without_recomputing(profiled_ws, tmp_path) -> None
     _, base = profiled_ws
     settings = load_config(environ={}, overrides={**_overrides(base),
                                                   "profiling": {"batch_users": 4}})
-    first = PromptedText()
+    first = ProfilingText()
     report = profile_users(ws, settings, profiler=make_profiler(ws, settings, first), limit=8)
     assert not report.complete and report.profiled == 8 and not ws.has("profiles")
-    second = PromptedText()
+    second = ProfilingText()
     report = profile_users(ws, settings, profiler=make_profiler(ws, settings, second))
     assert report.complete and report.skipped_done == 8
-    inits = [p for p in second.prompts if "describe this person's tastes" in p]
+    inits = second.prompts("profile_init")
     assert len(inits) == report.users - 8  # the finished users were not asked again
     users = ws.read("profiles", columns=["user_id"]).column("user_id").to_pylist()
     assert len(users) == len(set(users)) == report.users
@@ -226,7 +124,7 @@ def test_sample_is_seeded_and_stable() -> None:
 def test_evaluation_rows_and_curve(profiled_ws, tmp_path) -> None:
     ws = fresh(profiled_ws, tmp_path)
     _, settings = profiled_ws
-    profile_users(ws, settings, profiler=make_profiler(ws, settings, PromptedText()))
+    profile_users(ws, settings, profiler=make_profiler(ws, settings, ProfilingText()))
     report = evaluate_profiles(ws, settings)
     methods = [r["method"] for r in report.rows]
     assert methods == ["popularity", "hypergraph", "history-content", "profile (init)",
@@ -407,10 +305,10 @@ def test_a_user_with_one_train_item_and_an_item_without_text(profiled_ws, tmp_pa
             row["description"] = ""
     ws.write("item_features", pa.Table.from_pylist(features,
                                                    schema=ws.read("item_features").schema))
-    text = PromptedText()
+    text = ProfilingText()
     report = profile_users(ws, settings, users=[user], profiler=make_profiler(ws, settings, text))
     assert report.complete and report.profiled == 1
     (row,) = ws.read("profiles").to_pylist()
     assert row["user_id"] == user and row["profile"]
-    init = next(p for p in text.prompts if "describe this person's tastes" in p)
+    init = next(iter(text.prompts("profile_init")))
     assert f"(item {keep['item_id']}: no description)" in init

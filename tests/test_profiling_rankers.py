@@ -8,12 +8,12 @@ import zlib
 import numpy as np
 import pytest
 
-from tailormind.models.roles import Embedder, TextModel
-from tailormind.models.types import Completion
+from tailormind.models.roles import Embedder
 from tailormind.profiling.evidence import ItemFeatures
 from tailormind.profiling.rankers import (RANKING_SCHEMA, EmbeddingRanker, LLMRanker, RankQuery,
                                          _position, presentation_order)
 from tailormind.prompts.ugc import CHARS_PER_TOKEN, CLOSE
+from tests.fakes import ReverseRanker, ScriptedText
 
 
 def features(n: int) -> ItemFeatures:
@@ -49,22 +49,6 @@ def test_embedding_ranker_scores_are_cosines_and_audited() -> None:
     assert ranker.seen == {"u1": [["m0", "m2", "m5"]]}
 
 
-class ReverseRanker(TextModel):
-    """Ranks each window by descending item number, but drops one and invents one."""
-
-    def __init__(self) -> None:
-        super().__init__(backend="reverse", model_id="reverse", json_retries=0)
-        self.windows = 0
-
-    def _generate(self, batch, params, json_schema):
-        out = []
-        for conversation in batch:
-            order = sorted(numbers_shown(conversation[-1]["content"]), reverse=True)[1:] + [99]  # drops the best, invents [99]
-            self.windows += 1
-            out.append(Completion(text=json.dumps({"ranking": order}), model="reverse"))
-        return out
-
-
 def test_llm_ranker_windows_final_round_and_counts() -> None:
     text = ReverseRanker()
     ranker = LLMRanker(features(40), text, window=10, seed=5)
@@ -87,18 +71,15 @@ def test_llm_ranker_windows_final_round_and_counts() -> None:
     assert order[-4:] == [w[9] for w in windows]  # the unranked, last
 
 
-class ScriptedRanker(TextModel):
+def scripted_ranker(answer) -> ScriptedText:
     """Answers each window with ``answer(numbers shown)`` (a JSON text); records every call."""
+    return ScriptedText({"rank": lambda call: answer(call.numbers("item"))})
 
-    def __init__(self, answer) -> None:
-        super().__init__(backend="scripted", model_id="scripted", json_retries=0)
-        self.answer = answer
-        self.calls: list[tuple[list[str], object, dict | None]] = []  # prompts, params, schema
 
-    def _generate(self, batch, params, json_schema):
-        prompts = [conversation[-1]["content"] for conversation in batch]
-        self.calls.append((prompts, params, json_schema))
-        return [Completion(text=self.answer(numbers_shown(p)), model="scripted") for p in prompts]
+def asked(text: ScriptedText) -> list[tuple[list[str], object, dict | None]]:
+    """Each call of ``text``: its prompts, params and schema."""
+    return [([c.prompt for c in batch], batch[0].params, batch[0].json_schema)
+            for batch in text.batches]
 
 
 def numbers_shown(prompt: str) -> list[int]:
@@ -144,7 +125,7 @@ def test_llm_ranker_defaults_are_the_configs() -> None:
     from tailormind.config import load_config
 
     settings = load_config(environ={})
-    text = ScriptedRanker(lambda shown: ranking(shown))
+    text = scripted_ranker(lambda shown: ranking(shown))
     long_features = features(45)
     long_features.descriptions[:] = [f"{i:02d}" + "x" * 300 for i in range(45)]
     ranker = LLMRanker(long_features, text)
@@ -154,7 +135,7 @@ def test_llm_ranker_defaults_are_the_configs() -> None:
     candidates = [f"m{i}" for i in range(45)]
     query = RankQuery("u1", "likes quiet films", candidates)
     [scores] = ranker.score([query])
-    (window_prompts, params, schema), (final_prompts, _, _) = text.calls
+    (window_prompts, params, schema), (final_prompts, _, _) = asked(text)
     assert [numbers_shown(p) for p in window_prompts] == [list(range(1, 21))] * 2 + [[1, 2, 3, 4, 5]]
     shown = presentation_order(query, 2026)
     # each description quoted, cut to prompt_item_chars (no space to cut at: 150 characters + …)
@@ -171,12 +152,12 @@ def test_llm_ranker_defaults_are_the_configs() -> None:
 
 
 def test_one_window_needs_no_final_round_and_scores_are_minus_ranks() -> None:
-    text = ScriptedRanker(lambda shown: ranking([2, 4, "[2]", 1, 7, "x"]))  # a repeat, two unknown
+    text = scripted_ranker(lambda shown: ranking([2, 4, "[2]", 1, 7, "x"]))  # a repeat, two unknown
     ranker = LLMRanker(features(10), text, window=5, seed=3)
     candidates = ["m0", "m3", "m6", "m8", "m9"]
     query = RankQuery("u1", "p", candidates)
     [scores] = ranker.score([query])
-    assert len(text.calls) == 1 and len(text.calls[0][0]) == 1
+    assert len(asked(text)) == 1 and len(asked(text)[0][0]) == 1
     shown = presentation_order(query, 3)
     expected = [shown[1], shown[3], shown[0], shown[2], shown[4]]
     assert scores.dtype == np.float64
@@ -186,15 +167,15 @@ def test_one_window_needs_no_final_round_and_scores_are_minus_ranks() -> None:
 
 
 def test_failed_windows_are_counted_and_keep_the_seeded_order() -> None:
-    text = ScriptedRanker(lambda shown: "no idea")
+    text = scripted_ranker(lambda shown: "no idea")
     ranker = LLMRanker(features(12), text, window=4, seed=9)
     candidates = [f"m{i}" for i in range(12)]
     query = RankQuery("u1", "p", candidates)
     [scores] = ranker.score([query])
     shown = presentation_order(query, 9)
     # three windows of four, then a final window of each one's first max(1, 4 // 3) = 1 item
-    assert [len(p) for p, _, _ in text.calls] == [3, 1]
-    assert numbers_shown(text.calls[1][0][0]) == [1, 2, 3]
+    assert [len(p) for p, _, _ in asked(text)] == [3, 1]
+    assert numbers_shown(asked(text)[1][0][0]) == [1, 2, 3]
     assert ranker.stats == {"failed_windows": 4, "unranked": 15, "windows": 4}
     firsts = [shown[0], shown[4], shown[8]]
     rest = [shown[w + r] for r in range(1, 4) for w in (0, 4, 8)]  # round-robin by window rank
@@ -204,7 +185,7 @@ def test_failed_windows_are_counted_and_keep_the_seeded_order() -> None:
 
 def test_queries_of_every_size_in_one_call() -> None:
     """Windows of unequal length, a one-window query between two multi-window ones, no candidates."""
-    text = ScriptedRanker(lambda shown: ranking(shown[::-1]))  # the last shown is best
+    text = scripted_ranker(lambda shown: ranking(shown[::-1]))  # the last shown is best
     ranker = LLMRanker(features(30), text, window=4, seed=1)
     queries = [RankQuery("u1", "p", [f"m{i}" for i in range(10)]),
                RankQuery("u2", "p", ["m20", "m21", "m22"]),
@@ -213,7 +194,7 @@ def test_queries_of_every_size_in_one_call() -> None:
                RankQuery("u5", "p", [f"m{i}" for i in range(23, 30)])]
     scores = ranker.score(queries)
     assert [len(s) for s in scores] == [10, 3, 0, 9, 7]
-    assert [len(p) for p, _, _ in text.calls] == [3 + 1 + 3 + 2, 3]  # then three final windows
+    assert [len(p) for p, _, _ in asked(text)] == [3 + 1 + 3 + 2, 3]  # then three final windows
     shown = [presentation_order(q, 1) for q in queries]
     assert final_order(queries[1].candidates, scores[1]) == shown[1][::-1]
     # u1: windows of 4, 4, 2 reversed; each keeps max(1, 4 // 3) = 1 for the final window

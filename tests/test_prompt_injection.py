@@ -32,15 +32,16 @@ from tailormind.data.workspace import Workspace
 from tailormind.generation.catalog import packaged_catalog
 from tailormind.generation.ideation import ideate
 from tailormind.generation.writing import Draft, write_draft
-from tailormind.models.roles import Describer, Embedder, TextModel
+from tailormind.models.roles import Describer, Embedder
 from tailormind.models.types import Completion, GenerationParams, VideoDescription
 from tailormind.profiling.adhoc import HistoryItem, profile_history
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence
 from tailormind.profiling.items import ItemDescriber
 from tailormind.profiling.profiler import Profiler
 from tailormind.profiling.rankers import EmbeddingRanker, LLMRanker, RankQuery
-from tailormind.prompts import render
+from tailormind.prompts import kind_of, render, template_kind
 from tailormind.prompts.ugc import CLOSE, clean_ugc, quote_ugc
+from tests.fakes import ScriptedText, in_turn
 
 PROMPTS = Path(str(resources.files("tailormind.prompts")))
 NOTICE = render("ugc_notice.txt")
@@ -86,27 +87,6 @@ def check_prompt(prompt: str) -> list[str]:
 
 # -- tiny fakes: model objects the builders need -------------------------------------------------
 
-class RecordingText(TextModel):
-    """Records every conversation; ``reply(conversation, json_schema)`` answers it."""
-
-    def __init__(self, reply: Callable[[list[dict], dict | None], str], *,
-                 follows_json: bool = True) -> None:
-        super().__init__(backend="recording", model_id="recording", json_retries=1,
-                         follows_json=follows_json)
-        self.reply = reply
-        self.conversations: list[list[dict]] = []
-
-    def _generate(self, batch, params, json_schema):
-        self.conversations.extend(batch)
-        return [Completion(text=self.reply(c, json_schema), model="recording") for c in batch]
-
-    def user_prompts(self, phrase: str) -> list[str]:
-        """The user messages (text) that contain ``phrase``."""
-        return [m["content"] for c in self.conversations for m in c
-                if m["role"] == "user" and isinstance(m["content"], str)
-                and phrase in m["content"]]
-
-
 class ConstantEmbedder(Embedder):
     """Every text -> the same unit vector: every candidate ties, so no profile ranks the
     validation item first and refinement always runs its critique and update."""
@@ -151,79 +131,72 @@ def catalogue(n: int = 6) -> ItemFeatures:
                         matrix=np.full((n, 4), 0.5, dtype=np.float32), model="constant")
 
 
-def profiling_reply(conversation: list[dict], json_schema: dict | None) -> str:
-    """A model that repeats the injection in whatever it writes (profile, critique, update)."""
-    prompt = conversation[-1]["content"]
-    if "came only at position" in prompt:
-        return attack("critique")
-    return attack("update" if "Rewrite the description" in prompt else "profile")
+def recording(answers: dict, **options) -> ScriptedText:
+    """A text model that answers by kind and records every conversation."""
+    return ScriptedText(answers, model_id="recording", json_retries=1, **options)
 
 
-# -- the real builders, one per template -------------------------------------------------------
+#: A model that repeats the injection in whatever it writes (profile, critique, update).
+PROFILING_REPLIES = {"profile_init": attack("profile"), "critique": attack("critique"),
+                     "update": attack("update")}
 
-def adhoc_profile(phrase: str) -> Callable[[Path], list[str]]:
+
+# -- the real builders: each returns every prompt a model was sent -------------------------------
+
+def adhoc_profile(tmp_path: Path) -> list[str]:
     """An ad-hoc history (``POST /v1/profiles``): raw items and a catalogue item, refined."""
-    def run(tmp_path: Path) -> list[str]:
-        text = RecordingText(profiling_reply, follows_json=False)
-        history = [HistoryItem(title="Quiet trails", text=attack("adhoc-text")),
-                   HistoryItem(item_id="c0"),
-                   HistoryItem(title="Tagged", tags=(attack("adhoc-tag"),)),
-                   HistoryItem(text=attack("adhoc-last"))]  # held out: the validation item
-        profile_history(history, settings=settings(), features=catalogue(), text=text,
-                        embed=ConstantEmbedder())
-        return text.user_prompts(phrase)
-    return run
+    text = recording(PROFILING_REPLIES, follows_json=False)
+    history = [HistoryItem(title="Quiet trails", text=attack("adhoc-text")),
+               HistoryItem(item_id="c0"),
+               HistoryItem(title="Tagged", tags=(attack("adhoc-tag"),)),
+               HistoryItem(text=attack("adhoc-last"))]  # held out: the validation item
+    profile_history(history, settings=settings(), features=catalogue(), text=text,
+                    embed=ConstantEmbedder())
+    return text.prompts()
 
 
 def batch_profile_init(tmp_path: Path) -> list[str]:
     """A workspace user's init prompt, with CF items."""
-    text = RecordingText(profiling_reply, follows_json=False)
+    text = recording(PROFILING_REPLIES, follows_json=False)
     features = catalogue()
     profiler = Profiler(settings(), features, EmbeddingRanker(features, ConstantEmbedder()), text)
     profiler.initialise([UserEvidence("u1", history=["c0", "c1"], cf=["c2"],
                                       valid_positive="c3", valid_negatives=["c4", "c5"])])
-    return text.user_prompts("A person interacted with these items")
+    return text.prompts()
 
 
 def llm_rank(tmp_path: Path) -> list[str]:
-    text = RecordingText(lambda c, s: json.dumps({"ranking": [1, 2]}))
+    text = recording({"rank": json.dumps({"ranking": [1, 2]})})
     LLMRanker(catalogue(), text, window=3).score(
         [RankQuery("u1", attack("profile"), ["c0", "c1", "c2", "c3"])])
-    return text.user_prompts("Rank these")
+    return text.prompts()
 
 
-def describe_items(phrase: str) -> Callable[[Path], list[str]]:
+def describe_items(tmp_path: Path) -> list[str]:
     """Item description: a long text (summarised), an image post and a video."""
-    def run(tmp_path: Path) -> list[str]:
-        (tmp_path / "media").mkdir()
-        Image.new("RGB", (8, 8), "orange").save(tmp_path / "media" / "a.png")
-        text = RecordingText(lambda c, s: "A summary of the item.", follows_json=False)
-        describer = RecordingDescriber()
-        rows = [{"item_id": "long", "title": attack("title"), "tags": [attack("tag"), "hiking"],
-                 "text": attack("text") + " and then the trail goes on." * 40},
-                {"item_id": "pic", "title": attack("title"), "text": "Photos.",
-                 "image_paths": ["media/a.png"], "platform": attack("platform")},
-                {"item_id": "clip", "title": attack("title"), "text": "A video.",
-                 "video_paths": ["media/clip.mp4"]}]
-        ItemDescriber(settings(), Workspace(tmp_path, {}), text=text, embed=ConstantEmbedder(),
-                      describe=describer).describe_rows(rows)
-        prompts = text.user_prompts(phrase) + [i for i in describer.instructions if phrase in i]
-        return prompts
-    return run
+    (tmp_path / "media").mkdir()
+    Image.new("RGB", (8, 8), "orange").save(tmp_path / "media" / "a.png")
+    text = recording({"item_text": "A summary of the item.",
+                      "video_merge": "A summary of the item."}, follows_json=False)
+    describer = RecordingDescriber()
+    rows = [{"item_id": "long", "title": attack("title"), "tags": [attack("tag"), "hiking"],
+             "text": attack("text") + " and then the trail goes on." * 40},
+            {"item_id": "pic", "title": attack("title"), "text": "Photos.",
+             "image_paths": ["media/a.png"], "platform": attack("platform")},
+            {"item_id": "clip", "title": attack("title"), "text": "A video.",
+             "video_paths": ["media/clip.mp4"]}]
+    ItemDescriber(settings(), Workspace(tmp_path, {}), text=text, embed=ConstantEmbedder(),
+                  describe=describer).describe_rows(rows)
+    return text.prompts() + describer.instructions
 
 
-def generation_text(kind: str) -> RecordingText:
+def generation_text(kind: str) -> ScriptedText:
     """A writer that answers every JSON shape, and one line to a plain-text field question."""
-    def reply(conversation: list[dict], schema: dict | None) -> str:
-        properties = (schema or {}).get("properties", {})
-        if "ideas" in properties:
-            return json.dumps({"ideas": [{"idea": "A quiet walk", "type": "news_updates"}]})
-        if "introduction" in properties:
-            return json.dumps({"title": "Trails", "introduction": "A walk."})
-        if schema is not None:
-            return json.dumps({"title": "Trails", "body": "A walk."})
-        return " A quiet walk"
-    return RecordingText(reply, follows_json=True)
+    return recording({
+        "ideate": json.dumps({"ideas": [{"idea": "A quiet walk", "type": "news_updates"}]}),
+        "write_video": json.dumps({"title": "Trails", "introduction": "A walk."}),
+        "write_post": json.dumps({"title": "Trails", "body": "A walk."}),
+        "field": " A quiet walk"}, follows_json=True)
 
 
 def draft(answer_format: str, kind: str = "post") -> Callable[[Path], list[str]]:
@@ -239,7 +212,7 @@ def draft(answer_format: str, kind: str = "post") -> Callable[[Path], list[str]]
                     exemplar_texts=[("item 9", attack("exemplar"))], text=text,
                     config=GenerationConfig(answer_format=answer_format), fallback_tags=[],
                     previous=previous, feedback="relevance 0.20")
-        return text.user_prompts("for one person")
+        return text.prompts()
     return run
 
 
@@ -250,14 +223,15 @@ def ideas(tmp_path: Path) -> list[str]:
            exemplar_texts=[("item 9", attack("exemplar"))], kind="post",
            platform=catalog.platform("rednote"), templates=catalog.templates("post"), text=text,
            embedder=ConstantEmbedder(), config=GenerationConfig(answer_format="json"))
-    return text.user_prompts("Propose up to")
+    return text.prompts()
 
 
 def judged(method: str) -> Callable[[Path], list[str]]:
     """The bench judge on an injected post, liked items and sources."""
     def run(tmp_path: Path) -> list[str]:
-        text = RecordingText(lambda c, s: '{"score": 5}' if s and "score" in s["properties"]
-                             else '{"unsupported_claims": []}')
+        text = recording({"judge_novelty": '{"score": 5}', "judge_coherence": '{"score": 5}',
+                          "judge_aesthetic": '{"score": 5}',
+                          "judge_hallucination": '{"unsupported_claims": []}'})
         judge = Judge(text)
         post, liked = attack("post"), [attack("liked"), "Heat (1995)"]
         if method == "hallucination":
@@ -266,26 +240,26 @@ def judged(method: str) -> Callable[[Path], list[str]]:
             judge.aesthetic([post])
         else:
             getattr(judge, method)([post], [liked])
-        return text.user_prompts("You ")
+        return text.prompts()
     return run
 
 
 def json_retry(tmp_path: Path) -> list[str]:
     """A JSON answer that fails its schema with the injection in it, then a valid one."""
-    answers = iter([json.dumps({"ranking": attack("answer")}), json.dumps({"ranking": [1]})])
-    text = RecordingText(lambda c, s: next(answers))
+    text = recording({None: in_turn([json.dumps({"ranking": attack("answer")}),
+                                     json.dumps({"ranking": [1]})])})
     schema = {"type": "object", "properties": {"ranking": {"type": "array"}},
               "required": ["ranking"]}
     (answer,) = text.complete_json([[{"role": "user", "content": "Rank."}]], schema,
                                    GenerationParams(max_tokens=32))
     assert answer.ok and answer.attempts == 2
-    return text.user_prompts("could not be used")
+    return text.prompts()
 
 
 @dataclass(frozen=True)
 class Case:
     template: str
-    prompts: Callable[[Path], list[str]]
+    prompts: Callable[[Path], list[str]]  # every prompt the real builder sent
     slots: tuple[str, ...]  # every one of these injections must reach a quoted block
 
     def __str__(self) -> str:
@@ -293,20 +267,15 @@ class Case:
 
 
 CASES = [
-    Case("profiling/profile_init.txt", adhoc_profile("A person interacted with these items"),
-         ("adhoc-text", "adhoc-tag", "catalogue")),
+    Case("profiling/profile_init.txt", adhoc_profile, ("adhoc-text", "adhoc-tag", "catalogue")),
     Case("profiling/profile_init.txt", batch_profile_init, ("catalogue",)),
-    Case("profiling/critique.txt", adhoc_profile("came only at position"),
-         ("profile", "catalogue", "adhoc-last")),
-    Case("profiling/update.txt", adhoc_profile("Rewrite the description"),
-         ("profile", "critique", "update")),
+    Case("profiling/critique.txt", adhoc_profile, ("profile", "catalogue", "adhoc-last")),
+    Case("profiling/update.txt", adhoc_profile, ("profile", "critique", "update")),
     Case("profiling/rank.txt", llm_rank, ("profile", "catalogue")),
-    Case("profiling/item_text.txt", describe_items("Summarise this item"),
-         ("title", "tag", "text")),
-    Case("profiling/describe_image.txt", describe_items("these images"), ("title", "platform")),
-    Case("profiling/describe_video.txt", describe_items("These frames"), ("title",)),
-    Case("profiling/video_merge.txt", describe_items("Merge the two descriptions"),
-         ("opening", "ending")),
+    Case("profiling/item_text.txt", describe_items, ("title", "tag", "text")),
+    Case("profiling/describe_image.txt", describe_items, ("title", "platform")),
+    Case("profiling/describe_video.txt", describe_items, ("title",)),
+    Case("profiling/video_merge.txt", describe_items, ("opening", "ending")),
     Case("generation/ideate.txt", ideas, ("profile", "exemplar")),
     Case("generation/write_post.txt", draft("json"),
          ("idea", "profile", "exemplar", "previous")),
@@ -324,8 +293,9 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_injected_instructions_reach_the_model_only_quoted(case: Case, tmp_path: Path) -> None:
-    prompts = case.prompts(tmp_path)
-    assert prompts, f"{case.template} was never rendered"
+    kind = template_kind(case.template)
+    prompts = [p for p in case.prompts(tmp_path) if kind_of(p) == kind]
+    assert prompts, f"{case.template} was never rendered (or not recognised as {kind})"
     bodies = [body for prompt in prompts for body in check_prompt(prompt)]
     for slot in case.slots:
         assert any(f"PWNED-{slot}" in body for body in bodies), slot

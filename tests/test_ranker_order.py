@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 
 import numpy as np
 import pytest
@@ -20,36 +19,28 @@ import pytest
 from tailormind.cf.data import CandidateIndex, CFData
 from tailormind.config import Settings
 from tailormind.core.metrics import candidate_metrics
-from tailormind.models.roles import TextModel
-from tailormind.models.types import Completion
 from tailormind.profiling.evaluate import _llm_ranker_row
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence
 from tailormind.profiling.profiler import Profiler, ProfileState
 from tailormind.profiling.rankers import LLMRanker, RankQuery, presentation_order
+from tests.fakes import Call, ScriptedText
 
 QUERIES, ITEMS, NEGATIVES = 500, 2000, 99
-_COUNT = re.compile(r"Rank these (\d+) items")
 
 
-class ScriptedRanker(TextModel):
+class ScriptedRanker(ScriptedText):
     """Answers every ranking prompt without reading the items: ``never``, ``ascending`` or
     ``descending`` item numbers."""
 
     def __init__(self, mode: str) -> None:
-        super().__init__(backend="scripted", model_id=mode, json_retries=0)
-        self.mode, self.prompts = mode, 0
+        super().__init__({"rank": self._rank}, model_id=mode)
+        self.mode = mode
 
-    def _generate(self, batch, params, json_schema):
-        out = []
-        for conversation in batch:
-            self.prompts += 1
-            n = int(_COUNT.search(conversation[-1]["content"]).group(1))
-            numbers = list(range(1, n + 1))
-            text = {"never": "",
-                    "ascending": json.dumps({"ranking": numbers}),
-                    "descending": json.dumps({"ranking": numbers[::-1]})}[self.mode]
-            out.append(Completion(text=text, model=self.mode))
-        return out
+    def _rank(self, call: Call) -> str:
+        numbers = list(range(1, len(call.numbers("item")) + 1))
+        return {"never": "",
+                "ascending": json.dumps({"ranking": numbers}),
+                "descending": json.dumps({"ranking": numbers[::-1]})}[self.mode]
 
 
 MODES = ("never", "ascending", "descending")
@@ -90,7 +81,7 @@ def test_ranker_on_positive_first_lists_is_at_chance(mode, catalogue, query_sets
     queries = [RankQuery(u, "a profile", [p, *n], split="test") for u, p, n in query_sets]
     metrics = _ranks_positive_first(ranker.score(queries))
     _assert_chance(metrics, mode)
-    assert text.prompts == QUERIES * 6  # 5 windows of 20 + the final window, per query
+    assert len(text.calls) == QUERIES * 6  # 5 windows of 20 + the final window, per query
     if mode == "never":
         assert ranker.stats["failed_windows"] == QUERIES * 6
         assert ranker.stats["unranked"] == QUERIES * (100 + 20)

@@ -25,10 +25,11 @@ import httpx
 import pytest
 
 from tailormind.generation.bundle import GENERATIONS
+from tailormind.generation.fields import PREFILLS
+from tailormind.prompts.ugc import OPEN
 from tests.net import free_port, until
 from tests.conftest import REPO, fresh
 from tests.serve_gate import GATE_APP, Gate, gate_deployment, marked
-from tests.test_generation_pipeline import generated_ws  # noqa: F401
 
 TOKEN = "api-test-token"
 MODELS_KEY_ENV = "SERVE_TEST_MODELS_KEY"  # TAILORMIND_* would be read as config
@@ -46,7 +47,7 @@ POST_STAGES = ["exemplars", "ideation", "writing", "scoring", "revision 1", "sco
 
 
 @pytest.fixture(scope="module")
-def api(generated_ws, profiled_ws, models_cache: Path, tmp_path_factory):  # noqa: F811
+def api(generated_base, profiled_ws, models_cache: Path, tmp_path_factory):
     import ray
     from ray import serve
 
@@ -54,7 +55,7 @@ def api(generated_ws, profiled_ws, models_cache: Path, tmp_path_factory):  # noq
     from tailormind.serve.model_app import build_app as build_models
     from tests.tiny_models import tiny_llama
 
-    ws, settings = generated_ws
+    ws, settings = generated_base
     ws = fresh((ws.root, settings), tmp_path_factory.mktemp("api"))
     llm = tiny_llama(tmp_path_factory.mktemp("tiny-llm"))
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a throw-away local cluster for this test only
@@ -124,6 +125,12 @@ def _stats(worker: Any) -> Counter:
     """A worker replica's outcome counters (started, completed, cancelled, failed)."""
     return Counter(worker.ready.remote().result(timeout_s=120)["stats"])
 
+
+
+def _asks_for_an_idea(conversation: str) -> bool:
+    """Whether a held call's conversation (its messages joined) is an idea question: it ends
+    with the idea prefill the answer continues."""
+    return conversation.endswith("\n" + PREFILLS["idea"])
 
 
 def _marked_history(marker: str) -> list[dict[str, str]]:
@@ -395,8 +402,8 @@ def test_a_post_job_polled_to_completion_then_served(api, gate) -> None:
     assert _deduped([(stage, step) for stage, step, _ in held]) == [
         ("ideation", 2), ("writing", 3), ("revision 1", 5)], held
     for stage, _, prompts in held:
-        ideas = ["Propose one new" in p for p in prompts]
-        revised = ["Your previous version" in p for p in prompts]
+        ideas = [_asks_for_an_idea(p) for p in prompts]
+        revised = [OPEN.format(label="previous version") in p for p in prompts]
         assert all(ideas) if stage == "ideation" else not any(ideas), (stage, prompts)
         assert all(revised) if stage == "revision 1" else not any(revised), (stage, prompts)
     after = _stats(generation)
@@ -511,7 +518,7 @@ def test_cancelling_a_running_job_stops_it(api, gate) -> None:
     assert final["progress"] == running["progress"]  # it never started writing
     assert final["post_url"] is None
     asked = [c for call in gate.calls()[calls:] for c in call]
-    assert asked and all("Propose one new" in c for c in asked), asked  # ideation only
+    assert asked and all(_asks_for_an_idea(c) for c in asked), asked  # ideation only
     assert not (ws.root / GENERATIONS / user / final["post_id"]).exists()
     after = _stats(generation)
     assert after - before == Counter({"started": 1, "cancelled": 1})
@@ -714,11 +721,11 @@ def serve_calls(monkeypatch):
     return calls
 
 
-def test_serve_command_binds_loopback_without_a_token(cli, serve_calls, tmp_path, generated_ws,  # noqa: F811
+def test_serve_command_binds_loopback_without_a_token(cli, serve_calls, tmp_path, generated_base,
                                                       monkeypatch) -> None:
     import yaml
 
-    ws, _ = generated_ws
+    ws, _ = generated_base
     spec = yaml.safe_load((REPO / "serve_configs" / "local.yaml").read_text())
     spec["http_options"]["host"] = "0.0.0.0"
     config = tmp_path / "open.yaml"

@@ -22,7 +22,6 @@ import yaml
 
 from tests.net import free_port
 from tests.conftest import REPO
-from tests.test_generation_pipeline import generated_ws  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +51,7 @@ def _kill(procs: list[psutil.Process]) -> None:
 
 
 def test_tailormind_serve_deploys_local_yaml_and_stops_on_ctrl_c(
-        generated_ws, models_cache: Path, tmp_path: Path) -> None:  # noqa: F811
+        generated_ws, models_cache: Path, tmp_path: Path) -> None:
     ws, _ = generated_ws
     user = sorted(ws.read("profiles").column("user_id").to_pylist())[0]
     stored = next(r for r in ws.read("profiles").to_pylist() if r["user_id"] == user)
@@ -153,7 +152,7 @@ def _kill_all(proc: subprocess.Popen) -> None:
 
 
 def test_a_job_survives_sigkill_of_the_whole_service(
-        generated_ws, models_cache: Path, tmp_path: Path, tmp_path_factory) -> None:  # noqa: F811
+        generated_ws, models_cache: Path, tmp_path: Path, tmp_path_factory) -> None:
     """Fault test 4: SIGKILL of `tailormind serve` (and its Ray cluster) while a job runs, then a
     restart over the same workspace: the job is re-queued from its record and finishes, once."""
     from tests.conftest import fresh

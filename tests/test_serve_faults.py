@@ -27,7 +27,6 @@ from tailormind.generation.bundle import GENERATIONS
 from tests.net import free_port, until
 from tests.conftest import fresh
 from tests.serve_gate import GATE_APP, Gate, gate_deployment
-from tests.test_generation_pipeline import generated_ws  # noqa: F401
 
 TOKEN = "fault-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -37,7 +36,7 @@ CORRUPT_JOB, CORRUPT_POST = "post-00000000dead", "post-00000000beef"
 
 
 @pytest.fixture(scope="module")
-def service(generated_ws, models_cache: Path, tmp_path_factory):  # noqa: F811
+def service(generated_base, models_cache: Path, tmp_path_factory):
     import ray
     from ray import serve
 
@@ -47,7 +46,7 @@ def service(generated_ws, models_cache: Path, tmp_path_factory):  # noqa: F811
     from tailormind.serve.model_app import build_app as build_models
     from tests.tiny_models import tiny_llama
 
-    ws, settings = generated_ws
+    ws, settings = generated_base
     ws = fresh((ws.root, settings), tmp_path_factory.mktemp("faults"))
     llm = tiny_llama(tmp_path_factory.mktemp("tiny-llm"))
     # what a crash mid-write on a disk without atomic renames could leave: read as damaged

@@ -119,24 +119,15 @@ def test_a_served_batch_reaches_the_model_as_one_call_per_params() -> None:
     import asyncio
     from collections import defaultdict
 
-    from tailormind.models.roles import TextModel
-    from tailormind.models.types import Completion
     from tailormind.serve.heap_trim import HeapTrimmer
     from tailormind.serve.model_deployments import TextDeployment
+    from tests.fakes import ScriptedText
 
-    class Recording(TextModel):
-        def __init__(self) -> None:
-            super().__init__(backend="scripted", model_id="recording", follows_json=False)
-            self.calls: list[tuple[list[str], int | None]] = []
-
-        def _generate(self, batch, params, json_schema):
-            self.calls.append(([c[-1]["content"] for c in batch], params.max_tokens))
-            return [Completion(text=f"answer to {c[-1]['content']}", model="recording")
-                    for c in batch]
-
+    recording = ScriptedText({None: lambda call: f"answer to {call.prompt}"},
+                             model_id="recording", follows_json=False)
     host_class = TextDeployment.func_or_class
     host = host_class.__new__(host_class)  # no role loading: the recording model instead
-    host.role, host._lock, host._trim = Recording(), asyncio.Lock(), HeapTrimmer()
+    host.role, host._lock, host._trim = recording, asyncio.Lock(), HeapTrimmer()
     host.batch_sizes = defaultdict(Counter)
     requests = [([{"role": "user", "content": f"q{i}"}],
                  {"max_tokens": 7} if i in (2, 5) else None, None) for i in range(6)]
@@ -144,7 +135,9 @@ def test_a_served_batch_reaches_the_model_as_one_call_per_params() -> None:
     assert [a["text"] for a in answers] == [f"answer to q{i}" for i in range(6)]
     default = host.role.default_params.max_tokens
     assert default != 7
-    assert host.role.calls == [(["q0", "q1", "q3", "q4"], default), (["q2", "q5"], 7)]
+    assert [([c.prompt for c in batch], batch[0].params.max_tokens)
+            for batch in recording.batches] == [(["q0", "q1", "q3", "q4"], default),
+                                                (["q2", "q5"], 7)]
     assert host.batch_sizes == {"chat": Counter({6: 1})}
 
 

@@ -64,8 +64,9 @@ def test_a_flat_judge_is_flagged_and_a_varied_one_is_not(novelty, aesthetic, exp
 
 def test_kept_relevance_follows_the_best_objective_so_far() -> None:
     from tailormind.bench.scoring import kept_relevance
+    from tailormind.generation.reflection import RoundRecord
 
-    rounds = [{"relevance": 0.3, "objective": 0.3}, {"relevance": 0.5, "objective": 0.5},
-              {"relevance": 0.45, "objective": 0.4}, {"relevance": 0.6, "objective": 0.5}]
+    rounds = [RoundRecord(n, relevance, None, objective, False, 0.0) for n, (relevance, objective)
+              in enumerate([(0.3, 0.3), (0.5, 0.5), (0.45, 0.4), (0.6, 0.5)])]
     assert kept_relevance(rounds) == [0.3, 0.5, 0.5, 0.5]  # a tie keeps the earlier version
     assert kept_relevance([]) == []

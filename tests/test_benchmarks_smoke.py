@@ -117,12 +117,12 @@ def test_generation_benchmark(profiled_ws, tmp_path: Path, tiny_llm: Path) -> No
     out = run_script("generation.py", "--workspace", ws.root, "--users", "1",
                      "--video-users", "1", env=tiny_env(settings, tiny_llm))
     assert "## Generation on ws — text llm" in out
-    row(out, r"\| kind \| posts \| exemplars s \| ideation s \| writing s \| media s \| "
-             r"reflection s \| video s \| bundle s \| total s \| LLM tokens")
+    row(out, r"\| kind \| posts \| inputs s \| exemplars s \| ideate s \| writing s \| images s \| "
+             r"scoring s \| media s \| bundle s \| total s \| LLM tokens")
     row(out, r"\| kind \| posts \| relevance round 0 \| relevance kept \| mean gain")
     for kind in ("post", "video"):
         stages, quality = [line for line in out.splitlines() if line.startswith(f"| {kind} | 1 |")]
-        assert len(numbers(stages)) >= 10 and len(numbers(quality)) >= 5, (stages, quality)
+        assert len(numbers(stages)) >= 11 and len(numbers(quality)) >= 5, (stages, quality)
     assert "fallbacks recorded:" in out
 
 

@@ -27,13 +27,14 @@ import pytest
 from tailormind.data.importers import import_synthetic, import_table
 from tailormind.data.ingest import save_import
 from tailormind.data.item_tags import model_items
+from tailormind.data.item_text import item_text
 from tailormind.data.split import split_workspace
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ModelError
 from tailormind.models import registry
 from tailormind.models.cache import CallCache
 from tailormind.models.roles import TextModel
-from tailormind.profiling.items import ITEM_COLUMNS, item_text
+from tailormind.profiling.items import ITEM_COLUMNS
 from tailormind.profiling.profiles import profile_users
 from tailormind.prompts.ugc import clean_ugc
 from tests.conftest import fresh

@@ -112,7 +112,7 @@ def test_pipeline_job_on_a_real_cluster(ray_cluster, tmp_path: Path) -> None:
         time.sleep(5)
     logs = client.get_job_logs(job_id)
     assert status == JobStatus.SUCCEEDED, logs[-5000:]
-    for stage in ("import", "describe", "cf", "profile", "generate", "evaluate"):
+    for stage in ("import", "describe", "cf", "profile", "fit", "generate", "evaluate"):
         assert f"pipeline: {stage} done in" in logs
 
     ws = Workspace.open(root)
@@ -125,5 +125,5 @@ def test_pipeline_job_on_a_real_cluster(ray_cluster, tmp_path: Path) -> None:
         mine = posts.filter(pc.equal(posts.column("user_id"), user))
         assert mine.num_rows == 1 and mine.column("kind")[0].as_py() == "post"
     record = json.loads((root / "pipeline" / "last_run.json").read_text())
-    assert [s["status"] for s in record["stages"]] == ["done"] * 6
+    assert [s["status"] for s in record["stages"]] == ["done"] * 7
     print("stage seconds:", {s["stage"]: round(s["seconds"], 1) for s in record["stages"]})

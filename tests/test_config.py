@@ -15,14 +15,22 @@ def test_defaults_are_the_papers_values() -> None:
     s = load_config(None, environ={})
     assert s.data.negatives == 99 and s.data.candidates == 100  # M = 1 + 99
     assert s.profiling.n_max == 3
-    assert s.generation.idea_templates == 10
     assert s.generation.reflection_rounds == 3
-    assert s.generation.top_preferences == 1
     assert s.seeds.split == 2026
     assert {r: getattr(s.models, r).backend for r in ("text", "embed", "describe", "clip", "image", "video")} == {
         "text": "smollm2", "embed": "minilm", "describe": "none", "clip": "none",
         "image": "card", "video": "slideshow",
     }
+
+
+def test_the_catalogue_offers_the_papers_r_idea_templates_and_config_has_no_dead_knob() -> None:
+    from tailormind.generation.catalog import packaged_catalog
+
+    assert len(packaged_catalog().ideas) == 10  # R (paper: 10); the catalogue file is the knob
+    for section, key in (("generation", "idea_templates"), ("generation", "top_preferences"),
+                         ("profiling", "eval_users")):
+        with pytest.raises(ConfigError, match=key):
+            load_config(None, environ={}, overrides={section: {key: 1}})
 
 
 def test_yaml_then_environment_override(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ from tailormind.core.atomic import (
 from tailormind.data.workspace import MANIFEST, Workspace
 from tailormind.errors import CorruptFileError
 from tailormind.generation import bundle as bundle_module
-from tailormind.generation.batch import index_generations, read_bundles
+from tailormind.generation.batch import index_generations
 from tailormind.generation.bundle import (
     GENERATIONS,
     POST_JSON,
@@ -51,29 +51,13 @@ from tailormind.generation.bundle import (
     read_post,
     write_bundle,
 )
-from tailormind.generation.bundle_scan import post_files, recover_bundles
+from tailormind.generation.bundle_scan import post_files, read_bundles, recover_bundles
 from tailormind.generation.catalog import packaged_catalog
+from tests.post_records import post_record
 from tests.browser import dump_dom
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = Path(tailormind.__file__).resolve().parent
-
-
-def post_record(user_id: str, post_id: str, version: int = 0, text: str = "") -> dict:
-    """A complete ``post.json`` (every key the preview, the gallery and the table read)."""
-    return {
-        "post_id": post_id, "user_id": user_id, "kind": "post", "platform": "rednote",
-        "created_at": "2026-01-01T00:00:00+00:00", "version": version,
-        "title": f"Post {post_id} v{version} {text}", "body": f"Body of {post_id}. {text}",
-        "hashtags": ["durable"], "links": [],
-        "images": [{"file": "cover.png", "prompt": "a red square", "caption": "cover",
-                    "kind": "card", "model": "test"}],
-        "video": None, "storyboard": [], "media_note": "",
-        "idea": {"type": "tips"}, "profile": {"text": "likes durable things"},
-        "reflection": {"best": {"relevance": 0.5, "clip": None}, "rounds": [{"relevance": 0.5}]},
-        "fallbacks": [], "models": {"text": {"model": "scripted"}}, "tokens_by_stage": {},
-        "seconds": 0.0,
-    }
 
 
 def cover() -> Image.Image:
@@ -386,6 +370,7 @@ from PIL import Image
 from tailormind.core import atomic
 from tailormind.generation.bundle import bundle_dir, write_bundle
 from tailormind.generation.catalog import packaged_catalog
+from tailormind.generation.post_record import PostRecord
 
 root, log, mode, first = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 template = json.loads(sys.argv[5])
@@ -423,7 +408,8 @@ done = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 print("ready", flush=True)
 for n in range(first, first + 10_000):
     user, post = f"u{n % 2}", f"post-{n % 5}"
-    record = dict(template, user_id=user, post_id=post, version=n, title=f"{post} v{n}")
+    record = PostRecord.model_validate(dict(template, user_id=user, post_id=post, seed=n,
+                                            title=f"{post} v{n}"))
     write_bundle(bundle_dir(root, user, post), record, platform, [("cover.png", image)])
     os.write(done, f"{user} {post} {n}\n".encode())  # only once write_bundle has returned
 """
@@ -462,7 +448,7 @@ def test_kill_9_mid_write_leaves_no_phantom_and_no_missing_post(tmp_path: Path,
     ws = Workspace.create(tmp_path / "ws")
     root, log = ws.root, tmp_path / "done.log"
     rng = random.Random(19 if mode == "exchange" else 20)
-    template = json.dumps(post_record("u", "p"))
+    template = json.dumps(post_record("u", "p").to_json())
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     leftovers = restored = 0
     started = time.monotonic()
@@ -493,7 +479,7 @@ def test_kill_9_mid_write_leaves_no_phantom_and_no_missing_post(tmp_path: Path,
                 assert (target / POST_JSON).is_file(), f"{user}/{post} gap with exchange"
         live = _live_posts(root)  # what the gallery, the table and the bench scans list
         assert [p for p in live if p[1].startswith(".")] == [], "a phantom post is listed"
-        assert all(not Path(r["_dir"]).name.startswith(".") for r in read_bundles(root))
+        assert all(not Path(r.directory).name.startswith(".") for r in read_bundles(root))
         assert len(live) == len(set(live))
         if mode == "exchange":  # with two renames a scan waits for recovery (below)
             assert set(completed) <= set(live)
@@ -507,9 +493,9 @@ def test_kill_9_mid_write_leaves_no_phantom_and_no_missing_post(tmp_path: Path,
             target = bundle_dir(root, user, post)
             assert bundle_problems(target) == [], (user, post, bundle_problems(target))
             record = read_post(target)
-            assert record is not None and record["post_id"] == post
+            assert record is not None and record.post_id == post
             if (user, post) in completed:
-                assert record["version"] >= completed[(user, post)]
+                assert record.seed >= completed[(user, post)]
     elapsed = time.monotonic() - started
     assert leftovers >= 5, "the kills did not land mid-write: the test exercised nothing"
     if mode == "two-renames":
@@ -520,7 +506,7 @@ def test_kill_9_mid_write_leaves_no_phantom_and_no_missing_post(tmp_path: Path,
     assert all(not part.startswith(".") for p in table.column("path").to_pylist()
                for part in Path(p).parts)
     assert bundle_files(root) == post_files(root)  # the benchmark's scan
-    assert [r["_dir"] for r in read_bundles(root)] == sorted(table.column("path").to_pylist())
+    assert [r.directory for r in read_bundles(root)] == sorted(table.column("path").to_pylist())
     assert elapsed < 60
 
 
@@ -551,7 +537,7 @@ def test_a_reader_never_finds_the_post_missing_during_replaces(tmp_path: Path, m
             polls[0] += 1
             bare_misses[0] += not (target / POST_JSON).is_file()
             record = read_post(target)
-            read_misses[0] += record is None or record["post_id"] != "post-1"
+            read_misses[0] += record is None or record.post_id != "post-1"
 
     reader = threading.Thread(target=poll)
     reader.start()
@@ -563,7 +549,7 @@ def test_a_reader_never_finds_the_post_missing_during_replaces(tmp_path: Path, m
         stop.set()
         reader.join(timeout=30)
     assert polls[0] > 200 and read_misses[0] == 0
-    assert read_post(target)["version"] == 40 and hidden_entries(tmp_path) == []
+    assert read_post(target).seed == 40 and hidden_entries(tmp_path) == []
     if mode == "exchange":
         assert bare_misses[0] == 0
     else:
@@ -646,16 +632,16 @@ def hostile_ws(tmp_path_factory) -> tuple[Workspace, str]:
     ws.write("items", items.set_column(items.column_names.index("title"), "title",
                                        pa.array(titles)))
     user = min(ws.read("candidates").column("user_id").to_pylist())
-    record = post_record(user, "post-xss", text=HOSTILE)
-    record.update(hashtags=[SCRIPT, QUOTES], links=[
+    plain = post_record(user, "post-xss").to_json()
+    record = post_record(user, "post-xss", text=HOSTILE, hashtags=[SCRIPT, QUOTES], links=[
         "javascript:document.body.setAttribute('data-xss','5')",
         " JaVaScRiPt:document.body.setAttribute('data-xss','6')",
         "data:text/html,<script>document.body.setAttribute('data-xss','7')</script>",
         "https://example.org/?q=\"><script>document.title='PWNED'</script>"],
         storyboard=[{"duration_s": 2.0, "caption": BREAKOUT, "prompt": SCRIPT}],
-        fallbacks=[SCRIPT], profile={"text": HOSTILE}, idea={"type": BREAKOUT},
-        models={"text": {"model": QUOTES}})
-    record["images"][0]["caption"] = BREAKOUT
+        fallbacks=[SCRIPT], profile={**plain["profile"], "text": HOSTILE},
+        idea={**plain["idea"], "type": BREAKOUT}, models={"text": {"model": QUOTES}},
+        images=[{**plain["images"][0], "caption": BREAKOUT}])
     write_bundle(bundle_dir(ws.root, user, "post-xss"), record,
                  packaged_catalog().platform("rednote"), [("cover.png", cover())])
     return Workspace.open(root), user

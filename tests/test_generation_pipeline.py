@@ -61,7 +61,7 @@ def test_a_post_bundle_is_complete_and_self_contained(generated_ws) -> None:
     if len(rounds) <= settings.generation.reflection_rounds:  # greedy: stopped when no gain
         assert not rounds[-1]["best_so_far"]
     assert set(record["models"]) == {"text", "embed", "image", "video"}
-    assert record["tokens_by_stage"]["ideation"] > 0 and record["tokens_by_stage"]["writing"] > 0
+    assert record["tokens_by_stage"]["ideate"] > 0 and record["tokens_by_stage"]["writing"] > 0
     html = (post.path / "preview.html").read_text(encoding="utf-8")
     refs = local_references(html)
     assert refs == ["cover.png", "image-2.png"] and record["title"] in html
@@ -93,9 +93,9 @@ def test_a_failing_image_model_is_replaced_by_a_card_and_recorded(generated_ws) 
     post = Generator(ws, settings, roles=roles_with(settings, ScriptedWriter(),
                                                 FailsOnDetailImages())).generate(user)
     assert bundle_problems(post.path) == []
-    assert [i["kind"] for i in post.record["images"]] == ["generated", "card"]
+    assert [i.kind for i in post.record.images] == ["generated", "card"]
     assert any("image 2: flaky failed" in f and "typeset card stands in" in f
-               for f in post.record["fallbacks"])
+               for f in post.record.fallbacks)
 
 
 def test_writer_answers_that_are_not_json_give_a_recorded_draft(generated_ws) -> None:
@@ -103,7 +103,7 @@ def test_writer_answers_that_are_not_json_give_a_recorded_draft(generated_ws) ->
     user = ws.read("profiles").column("user_id")[3].as_py()
     writer = ScriptedWriter(bad_json=True)
     post = Generator(ws, settings, roles=roles_with(settings, writer)).generate(user)
-    record = post.record
+    record = post.record.to_json()
     assert bundle_problems(post.path) == []
     assert any("writer: no usable JSON" in f for f in record["fallbacks"])
     # every draft failed; greedy decoding stops after the first revision that gains nothing
@@ -133,7 +133,7 @@ def test_a_post_keeps_allowlisted_links_and_records_each_removed_one(generated_w
     user = ws.read("profiles").column("user_id")[4].as_py()
     post = Generator(ws, settings, roles=roles_with(settings, LinkingWriter()),
                      output_root=tmp_path).generate(user)
-    record = post.record
+    record = post.record.to_json()
     assert record["body"].endswith(" More: https://www.imdb.com/title/tt0113277/")
     removed = [f for f in record["fallbacks"] if f.startswith("link removed")]
     assert removed == [f"link removed (in neither the source items nor "
@@ -247,11 +247,11 @@ def test_progress_names_every_stage_and_can_stop_a_post(generated_ws, tmp_path) 
     generator = Generator(ws, settings, roles=roles_with(settings, ScriptedWriter()))
     stages: list[str] = []
     post = generator.generate(user, kind="video", progress=stages.append)
-    rounds = len(post.record["reflection"]["rounds"])
-    assert stages[:4] == ["exemplars", "ideation", "writing", "scoring"]
-    assert stages[4:-2] == [s for n in range(1, rounds) for s in (f"revision {n}", "scoring")]
-    assert stages[-2:] == ["video", "bundle"]
-    assert len(stages) <= total_steps("video", settings.generation.reflection_rounds)
+    rounds = len(post.record.reflection.rounds)
+    assert stages[:4] == ["inputs", "exemplars", "ideate", "write_and_reflect"]
+    assert stages[4:-2] == [f"write_and_reflect round {n}" for n in range(1, rounds)]
+    assert stages[-2:] == ["media", "bundle"]
+    assert len(stages) <= total_steps(settings.generation.reflection_rounds)
 
     class Stop(Exception):
         pass
@@ -264,7 +264,7 @@ def test_progress_names_every_stage_and_can_stop_a_post(generated_ws, tmp_path) 
 
     user_dir = ws.root / GENERATIONS / user
     before = sorted(p.name for p in user_dir.iterdir())
-    for stage in ("ideation", "video", "bundle"):
+    for stage in ("ideate", "media", "bundle"):
         with pytest.raises(Stop):
             generator.generate(user, kind="video", seed=77, progress=stop_at(stage))
         assert sorted(p.name for p in user_dir.iterdir()) == before  # no bundle, no stray mp4

@@ -11,6 +11,8 @@ import pytest
 from tailormind.generation.reflection import (
     Scored,
     feedback_text,
+    improves,
+    kept_rounds,
     objective,
     reflect,
     relevance,
@@ -82,6 +84,16 @@ def test_a_tie_keeps_the_earlier_version() -> None:
     out = reflect("v", script.score, script.revise, rounds=1)
     assert out.best.version == "v" and out.best_round == 0
     assert [r.best_so_far for r in out.rounds] == [True, False]
+
+
+def test_the_best_version_rule_and_the_rounds_it_keeps() -> None:
+    assert improves(0.5, None) and improves(0.5, 0.4) and improves(-1.0, -1.5)
+    assert not improves(0.5, 0.5) and not improves(0.4, 0.5)  # a tie keeps the earlier one
+    assert kept_rounds([]) == []
+    assert kept_rounds([0.3]) == [0]
+    assert kept_rounds([0.3, 0.5, 0.4, 0.5, 0.7, 0.1]) == [0, 1, 1, 1, 4, 4]
+    assert kept_rounds([0.2, 0.1, 0.2]) == [0, 0, 0]
+    assert kept_rounds([-0.2, -0.1]) == [0, 1]  # negative objectives (a cosine can be < 0)
 
 
 def test_every_round_runs_when_sampling_and_greedy_stops_at_the_first_non_improvement() -> None:

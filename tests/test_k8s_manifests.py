@@ -87,7 +87,7 @@ def test_raycluster_shape() -> None:
 def test_rayjob_entrypoint_is_the_pipeline_and_cleans_up() -> None:
     spec = _load("rayjob-profile.yaml")["spec"]
     assert spec["entrypoint"].startswith("python /app/jobs/pipeline.py")
-    assert "--stages describe,cf,profile,evaluate" in spec["entrypoint"]
+    assert "--stages describe,cf,profile,fit,evaluate" in spec["entrypoint"]
     assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] > 0
 
 

@@ -213,3 +213,28 @@ def test_cli_eval_json_and_text_carry_the_paired_differences(evaluated, cli, mon
     assert "profiled" in line and f"{e['difference']:+.4f}" in line
     assert f"[{e['low']:+.4f}, {e['high']:+.4f}]" in line and f"{e['wins']}/{e['losses']}" in line
     assert any("hypergraph − popularity" in x and " all " in x for x in text.out.splitlines())
+
+
+def test_eval_changes_nothing_and_fit_saves_the_weights_eval_then_uses(evaluated, cli, tmp_path,
+                                                                       monkeypatch) -> None:
+    """`profile eval` only evaluates; `profile fit` (also a pipeline stage) fits and saves."""
+    from tailormind.profiling.fusion import FUSION_ARTIFACT
+
+    ws, settings, _ = evaluated
+    ws = fresh((ws.root, settings), tmp_path)
+    monkeypatch.setenv("TAILORMIND_MODELS__CACHE_DIR", str(settings.models.cache_dir))
+    monkeypatch.setenv("TAILORMIND_BENCH__BOOTSTRAP_RESAMPLES", "100")
+    assert not ws.has_artifact(FUSION_ARTIFACT)
+    before = {p: p.read_bytes() for p in ws.root.rglob("*") if p.is_file()}
+    first = cli("profile", "eval", "--workspace", ws.root, "--json")
+    assert first.code == 0, first.err
+    assert json.loads(first.out)["fusion_source"] == "fit in memory (not saved)"
+    assert {p: p.read_bytes() for p in ws.root.rglob("*") if p.is_file()} == before
+
+    fit = cli("profile", "fit", "--workspace", ws.root, "--json")
+    assert fit.code == 0, fit.err
+    weights = json.loads(fit.out)["weights"]
+    assert type(ws).open(ws.root).has_artifact(FUSION_ARTIFACT)
+    again = json.loads(cli("profile", "eval", "--workspace", ws.root, "--json").out)
+    assert again["fusion_source"] == "saved by profile fit"
+    assert again["fusion_weights"] == weights == json.loads(first.out)["fusion_weights"]

@@ -1,5 +1,5 @@
 """The hybrid ranker: its signals against a hand computation from the raw tables, the weight fit,
-and the ranker that loads the weights ``profile eval`` fits on validation."""
+and the ranker that loads the weights ``profile fit`` fits on validation."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def test_hybrid_ranker_needs_fitted_weights_then_ranks_by_them(profiled_ws, tmp_
     settings = load_config(environ={}, overrides={
         "models": {"cache_dir": str(base.models.cache_dir)}, "profiling": {"ranker": "hybrid"}})
     features = ItemFeatures.load(ws)
-    with pytest.raises(WorkspaceError, match="profile eval"):
+    with pytest.raises(WorkspaceError, match="profile fit"):
         build_ranker(settings, features, workspace=ws)
 
     signals = Signals(ws, settings, features)
@@ -143,7 +143,7 @@ def test_weights_fit_on_other_signals_are_refused(profiled_ws, tmp_path) -> None
     stale = Fusion(names=["log popularity", "cf:lightgcn"], weights=np.ones(2), fit_sets=1,
                    config_hash="x")
     stale.save(ws)
-    with pytest.raises(WorkspaceError, match="re-run `tailormind profile eval`"):
+    with pytest.raises(WorkspaceError, match="re-run `tailormind profile fit`"):
         Fusion.load(ws, signals)
 
 
@@ -318,7 +318,7 @@ def test_fusion_fit_save_load_round_trip(tmp_path) -> None:
     np.testing.assert_array_equal(fusion.weights, fit_fusion(signals.stack(users, items, profiles), l2=0.25))
 
     with pytest.raises(WorkspaceError, match="^" + re.escape(
-            f"workspace {ws.root} has no fitted hybrid weights; run `tailormind profile eval "
+            f"workspace {ws.root} has no fitted hybrid weights; run `tailormind profile fit "
             f"--workspace {ws.root}` (it fits them on the validation sets), or set "
             "profiling.ranker: embedding") + "$"):
         Fusion.load(ws, signals)
@@ -339,7 +339,7 @@ def test_stale_weights_are_refused_with_both_signal_lists(tmp_path) -> None:
     Fusion(names=["log popularity", "cf:hypergraph"], weights=np.ones(2), fit_sets=1, config_hash="x").save(ws)
     path = ws.artifact_path("fusion.json")
     message = (f"the hybrid weights in {path} were fit on signals ['log popularity', 'cf:hypergraph'], "
-               f"but this workspace now has {signals.names(True)}; re-run `tailormind profile eval`")
+               f"but this workspace now has {signals.names(True)}; re-run `tailormind profile fit`")
     with pytest.raises(WorkspaceError, match="^" + re.escape(message) + "$"):
         Fusion.load(ws, signals)
 

@@ -13,13 +13,14 @@ from PIL import Image
 from tailormind.config import load_config
 from tailormind.data.importers import import_table
 from tailormind.data.ingest import save_import
+from tailormind.data.item_text import item_text
 from tailormind.data.split import split_workspace
 from tailormind.data.workspace import Workspace
 from tailormind.models.media import encode_h264
 from tailormind.models.registry import load_role
 from tailormind.models.roles import TextModel
+from tailormind.profiling.items import ItemDescriber, describe_items
 from tests.fakes import ScriptedText, down
-from tailormind.profiling.items import ItemDescriber, describe_items, item_text
 from tests.tiny_models import tiny_llama, tiny_vlm
 
 LONG_TEXT = ("A long review of a mountain trail, its history, the villages along it, the food, "

@@ -147,7 +147,8 @@ def test_evaluation_rows_and_curve(profiled_ws, tmp_path) -> None:
                "item kNN", "recent item kNN"]
     assert list(report.fusion_weights_no_profile) == signals
     assert list(report.fusion_weights) == [*signals, "profile"]
-    assert ws.has_artifact("fusion")  # the hybrid ranker's weights, fit on validation
+    assert report.fusion_source == "fit in memory (not saved)"  # no `profile fit` yet, and
+    assert not ws.has_artifact("fusion")  # evaluating writes nothing (profile fit saves them)
     # every user is profiled here: the paired differences are on the profiled users only
     assert {(p["a"], p["b"]) for p in report.paired} >= {("hybrid", "hybrid w/o profile"),
                                                          ("profile (refined)", "profile (init)")}

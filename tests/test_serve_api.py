@@ -40,9 +40,10 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 #: What the tests did that ``ray_tailormind_api_*`` must count: ("rejected", reason) and
 #: ("jobs", status), added by each test as it causes them (checked by the metrics test).
 LEDGER: Counter = Counter()
-#: A post's stages in order with ``generation.reflection_rounds`` = 1 (Generator.generate):
-#: exemplars, ideation, writing, scoring, one revision and its scoring, the bundle.
-POST_STAGES = ["exemplars", "ideation", "writing", "scoring", "revision 1", "scoring", "bundle"]
+#: A post's stages in order with ``generation.reflection_rounds`` = 1 (Generator.generate's
+#: steps, with the one reflection round after write_and_reflect).
+POST_STAGES = ["inputs", "exemplars", "ideate", "write_and_reflect", "write_and_reflect round 1",
+               "media", "bundle"]
 
 
 
@@ -400,12 +401,12 @@ def test_a_post_job_polled_to_completion_then_served(api, gate) -> None:
     # the stages that ask the text model were each seen while one of their calls was held,
     # and the held calls are that stage's questions
     assert _deduped([(stage, step) for stage, step, _ in held]) == [
-        ("ideation", 2), ("writing", 3), ("revision 1", 5)], held
+        ("ideate", 3), ("write_and_reflect", 4), ("write_and_reflect round 1", 5)], held
     for stage, _, prompts in held:
         ideas = [_asks_for_an_idea(p) for p in prompts]
         revised = [OPEN.format(label="previous version") in p for p in prompts]
-        assert all(ideas) if stage == "ideation" else not any(ideas), (stage, prompts)
-        assert all(revised) if stage == "revision 1" else not any(revised), (stage, prompts)
+        assert all(ideas) if stage == "ideate" else not any(ideas), (stage, prompts)
+        assert all(revised) if stage.endswith("round 1") else not any(revised), (stage, prompts)
     after = _stats(generation)
     assert after["started"] - before["started"] == 1  # one generation for the two requests
     assert after["completed"] - before["completed"] == 1
@@ -509,7 +510,7 @@ def test_cancelling_a_running_job_stops_it(api, gate) -> None:
     assert len(gate.calls(at_least=calls + 1, timeout_s=180)) > calls  # it is asking
     running = client.get(url, headers=AUTH).json()
     assert running["status"] == "running"
-    assert running["progress"] == {"stage": "ideation", "step": 2, "of": len(POST_STAGES)}
+    assert running["progress"] == {"stage": "ideate", "step": 3, "of": len(POST_STAGES)}
     cancel = client.delete(url, headers=AUTH)
     assert cancel.status_code == 200 and cancel.json()["status"] == "running"  # until it stops
     gate.release()

@@ -23,7 +23,7 @@ from tailormind.data.records import ImportBundle, interactions_table, items_tabl
 from tailormind.data.split import split_workspace
 from tailormind.data.workspace import Workspace
 from tailormind.errors import WorkspaceError
-from tailormind.profiling.items import item_text
+from tailormind.data.item_text import item_text
 from tests.conftest import run_console_script
 
 

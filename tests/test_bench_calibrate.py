@@ -34,11 +34,11 @@ from tailormind.bench.calibration_pairs import (
     swap_fact,
 )
 from tailormind.bench.judge import Judge
+from tailormind.bench.posts import item_as_post
 from tailormind.bench.report import REPORT_HTML, REPORT_JSON, REPORT_MD
 from tailormind.bench.run import run_bench
 from tailormind.bench.users import all_users, select_users
 from tailormind.core.bootstrap import paired_difference
-from tailormind.data.item_text import item_text
 from tailormind.generation.pipeline import Roles
 from tailormind.models.registry import load_role
 from tailormind.profiling.evidence import ItemFeatures
@@ -291,13 +291,13 @@ def test_built_pairs_are_what_they_claim(cal) -> None:
         assert pair.worse == pair.better.replace(detail["original"], detail["replacement"]) or \
             re.sub(rf"\b{detail['original']}\b", detail["replacement"], pair.better) == pair.worse
         assert detail["replacement"].lower() not in pair.better.lower()
-        assert pair.sources == (pair.left_out,) and pair.better == item_text(items[pair.left_out])
+        assert pair.sources == (pair.left_out,) and pair.better == item_as_post(items[pair.left_out])
     catalogue = features.matrix / np.linalg.norm(features.matrix, axis=1, keepdims=True)
     for pair in pairs["novelty"][:10]:
         vector = embed.embed([pair.better])[0]
         sims = catalogue @ vector
         sims[features.index[pair.left_out]] = -np.inf  # its own item is not its nearest
-        assert pair.worse == item_text(items[features.ids[int(np.argmax(sims))]])
+        assert pair.worse == item_as_post(items[features.ids[int(np.argmax(sims))]])
     for pair in pairs["coherence"]:
         user = users[pair.user_id]
         other = pair.detail["other_item"]
@@ -305,7 +305,7 @@ def test_built_pairs_are_what_they_claim(cal) -> None:
         assert pair.left_out in {*user.history, user.target}  # the user's own item
         assert other not in {*user.history, user.target} and other in set(
             users[pair.detail["other_user"]].history) | {users[pair.detail["other_user"]].target}
-        assert pair.worse == item_text(items[other])
+        assert pair.worse == item_as_post(items[other])
     kinds = [p.kind for p in pairs["aesthetic"]]
     assert {k: kinds.count(k) for k in set(kinds)} == {"shuffled": 10, "repeated": 10,
                                                       "unpunctuated": 10}

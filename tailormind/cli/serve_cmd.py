@@ -24,6 +24,7 @@ import yaml
 
 from tailormind.cli.console import err
 from tailormind.config import API_TOKEN_ENV
+from tailormind.core.vocabulary import MANIFEST
 from tailormind.core.atomic import write_text_atomic
 from tailormind.errors import ConfigError
 
@@ -74,7 +75,7 @@ def serve(
     apis = _api_apps(spec)
     if apis:
         if workspace is not None:
-            if not (workspace / "workspace.json").is_file():
+            if not (workspace / MANIFEST).is_file():
                 raise ConfigError(f"--workspace: {workspace} is not a TailorMind workspace")
             env["TAILORMIND_WORKSPACE"] = str(workspace.resolve())
         elif not env.get("TAILORMIND_WORKSPACE") and not all(

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tailormind.config import load_config
+from tailormind.core.vocabulary import MANIFEST
 from tailormind.errors import ConfigError
 
 API_DEPLOYMENTS = ("TailorMindAPI", "ProfileWorker", "GenerationWorker", "JobCoordinator")
@@ -50,7 +51,7 @@ def parse_api_args(args: dict[str, Any] | None, *, check_paths: bool = True) -> 
             raise ConfigError(f"args.config: {config} does not exist")
         config = None
     load_config(config, environ={}, overrides=parsed.settings)  # raises naming the bad key
-    if check_paths and not (Path(parsed.workspace) / "workspace.json").is_file():
+    if check_paths and not (Path(parsed.workspace) / MANIFEST).is_file():
         raise ConfigError(f"args.workspace: {parsed.workspace} is not a TailorMind workspace "
                           f"(no workspace.json); run `tailormind data import` first")
     return parsed

@@ -15,6 +15,7 @@ from tailormind.core.metrics import (
     full_ranking_metrics,
     mean_metrics,
     metrics_from_ranks,
+    rank_among,
 )
 
 L2 = math.log2
@@ -180,3 +181,11 @@ def test_rows_without_a_positive_are_nan_float_and_silent() -> None:
     assert out["mrr"][1] == 0.5 and out["hit@1"][1] == 0.0 and out["hit@2"][1] == 1.0
     assert out["ndcg@2"][1] == pytest.approx(1 / L2(3))
     assert mean_metrics(out)["mrr"] == 0.5
+
+
+def test_rank_among_counts_the_others_scored_at_least_as_high() -> None:
+    assert rank_among(0.5, np.array([0.1, 0.9, 0.5, 0.7])) == 3  # 0.9, 0.7 and the tie
+    assert rank_among(1.0, np.array([0.1, 0.2])) == 0
+    assert rank_among(0.0, np.array([])) == 0
+    assert rank_among(float("nan"), np.array([-5.0])) == 1  # NaN counts as -inf
+    assert isinstance(rank_among(0.3, [0.4, 0.2]), int) and rank_among(0.3, [0.4, 0.2]) == 1

@@ -127,8 +127,21 @@ def test_smollm2_answers(embedded_settings) -> None:
         schema, GenerationParams(max_tokens=64))
     assert structured.ok, structured.error
     assert isinstance(structured.value["title"], str)
-    weights = list((Path(embedded_settings.models.cache_dir) / "weights").glob("*/model.safetensors"))
-    assert weights, "dequantised weights are cached for the next load"
+    weights = list((Path(embedded_settings.models.cache_dir) / "weights").glob("*-f32.gguf"))
+    assert weights, "the float32 GGUF is kept for the next load"
+
+
+def test_smollm2_on_the_transformers_runtime(tmp_path: Path) -> None:
+    """``options.runtime: transformers``: the same GGUF dequantised by transformers, saved as
+    float weights for the next load."""
+    settings = load_config(environ={}, overrides={"models": {
+        "cache_dir": str(tmp_path), "text": {"options": {"runtime": "transformers"}}}})
+    model = load_role("text", settings)
+    assert type(model).__name__ == "TransformersText"
+    [answer] = model.complete([[{"role": "user", "content": "Name a famous film."}]],
+                              GenerationParams(max_tokens=8))
+    assert answer.text and answer.completion_tokens > 0
+    assert list((tmp_path / "weights").glob("*/model.safetensors"))
 
 
 def test_a_final_assistant_message_is_continued(llama_dir: Path, tmp_path: Path) -> None:

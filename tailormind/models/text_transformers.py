@@ -11,7 +11,7 @@ import hashlib
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tailormind.core.atomic import atomic_dir
 from tailormind.errors import ModelError, ModelInputError
@@ -45,6 +45,11 @@ class SmolLM2Options(TransformersTextOptions):
 
     repetition_penalty: float = 1.2
     no_repeat_ngram_size: int = 0
+    #: llama.cpp (default; ``tailormind/models/text_llamacpp.py``) or transformers
+    runtime: Literal["llamacpp", "transformers"] = "llamacpp"
+    #: llama.cpp runtime: the weights it runs (f32 = the dequantised Q4_1 values) and its context
+    weights: Literal["f32", "q8_0", "as_shipped"] = "f32"
+    context_tokens: int = 16384
     #: SmolLM2-135M missed the ideation/writer JSON keys on every real MovieLens user tried, so
     #: generation asks it field by field in plain text (``generation.answer_format: auto``).
     follows_json: bool = False

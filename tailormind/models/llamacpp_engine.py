@@ -1,0 +1,274 @@
+"""Batched decoding on llama.cpp with the shared prompt prefix encoded once.
+
+A batch of prompts (token lists) is decoded as parallel sequences of one llama.cpp context:
+
+1. the longest common prefix P of the batch is encoded once, in sequence 0, and shared with
+   every other sequence through the KV cache (``llama_memory_seq_cp``: the cells are shared, not
+   copied); P is also kept after the call, so the next call encodes only what follows its longest
+   common prefix with P (a field question after the draft's context, a critique after the
+   ranking);
+2. each prompt's suffix after P is encoded, with logits for its last token only;
+3. each step appends one token per unfinished sequence, all in one ``llama_decode``: a step costs
+   about the same for 1 or 8 sequences on a CPU, whose time goes to reading the weights.
+
+The next token is the argmax (``temperature == 0``) or a sample from ``softmax(logits / T)``,
+after an optional repetition penalty over the answer's own tokens. A sequence ends at an
+end-of-generation token, after ``max_tokens`` tokens, or once its text contains a stop string.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tailormind.errors import ModelError
+
+#: ``penalise(logits, answer_tokens)`` edits a row of logits in place before the next token.
+Penalty = Callable[[np.ndarray, list[int]], None]
+
+
+@dataclass
+class Decoded:
+    """One sequence's answer: its tokens (an end token included), text, and why it ended."""
+
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    finish_reason: str = "length"  # "stop": an end token or a stop string
+
+
+@dataclass
+class DecodeRequest:
+    """What to decode for a batch: prompt tokens per sequence and the decoding rules."""
+
+    prompts: Sequence[list[int]]
+    max_tokens: int
+    stop: tuple[str, ...] = ()
+    temperature: float = 0.0
+    seed: int | None = None
+    penalty: Penalty | None = None
+
+
+_LOG_CALLBACK: list = []  # keeps the ctypes callback alive while llama.cpp may call it
+_LOG = logging.getLogger("tailormind.models.llamacpp")
+
+
+def _route_logs(lib: Any) -> None:
+    """llama.cpp's own log (loader tables, per-context notes) goes to Python logging: warnings
+    and errors (ggml levels 3 and 4) as warnings, the rest at debug level, instead of to stderr."""
+    if _LOG_CALLBACK:
+        return
+
+    def forward(level: int, text: bytes, _user: Any) -> None:
+        message = text.decode("utf-8", errors="replace").rstrip()
+        if message:
+            _LOG.log(logging.WARNING if level in (3, 4) else logging.DEBUG, "%s", message)
+
+    callback = lib.llama_log_callback(forward)
+    _LOG_CALLBACK.append(callback)
+    lib.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+def common_prefix(prompts: Sequence[Sequence[int]]) -> int:
+    """Length of the longest prefix every prompt shares."""
+    first = prompts[0]
+    length = min(len(p) for p in prompts)
+    for prompt in prompts[1:]:
+        n = 0
+        while n < length and prompt[n] == first[n]:
+            n += 1
+        length = n
+    return length
+
+
+class LlamaCppEngine:
+    """One GGUF model and one context with ``n_seq_max`` sequences sharing ``n_ctx`` KV cells."""
+
+    def __init__(self, gguf: Path, *, n_ctx: int = 8192, n_seq_max: int = 16,
+                 threads: int | None = None, n_batch: int = 512, kv_f32: bool = True,
+                 key: str = "models.text") -> None:
+        import llama_cpp as lib
+
+        self.lib, self.key = lib, key
+        _route_logs(lib)
+        lib.llama_backend_init()
+        model_params = lib.llama_model_default_params()
+        self.model = lib.llama_model_load_from_file(str(gguf).encode(), model_params)
+        if not self.model:
+            raise ModelError(f"{key}: llama.cpp cannot load {gguf}")
+        self.vocab = lib.llama_model_get_vocab(self.model)
+        self.n_vocab = lib.llama_vocab_n_tokens(self.vocab)
+        threads = threads or max(1, len(os.sched_getaffinity(0)))
+        params = lib.llama_context_default_params()
+        params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, n_batch, n_batch
+        params.n_seq_max, params.kv_unified = n_seq_max, True
+        params.n_threads, params.n_threads_batch = threads, threads
+        params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        if kv_f32:
+            params.type_k = params.type_v = lib.GGML_TYPE_F32
+        self.ctx = lib.llama_init_from_model(self.model, params)
+        if not self.ctx:
+            raise ModelError(f"{key}: llama.cpp cannot make a context of {n_ctx} tokens")
+        self.memory = lib.llama_get_memory(self.ctx)
+        self.n_ctx, self.n_seq_max, self.n_batch = n_ctx, n_seq_max, n_batch
+        self.batch = lib.llama_batch_init(max(n_batch, n_seq_max), 0, 1)
+        self.cached_prefix: list[int] = []
+        self.prompt_tokens_encoded = 0  # tokens actually run through the model (for benchmarks)
+
+    def close(self) -> None:
+        if getattr(self, "ctx", None):
+            self.lib.llama_batch_free(self.batch)
+            self.lib.llama_free(self.ctx)
+            self.lib.llama_model_free(self.model)
+            self.ctx = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    # -- tokens ------------------------------------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of ``text``, special tokens (``<|im_start|>``) parsed, no BOS added."""
+        raw = text.encode("utf-8")
+        size = len(raw) + 16
+        out = (self.lib.llama_token * size)()
+        n = self.lib.llama_tokenize(self.vocab, raw, len(raw), out, size, False, True)
+        if n < 0:
+            raise ModelError(f"{self.key}: prompt of {len(raw)} bytes did not tokenize")
+        return list(out[:n])
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """Text of ``tokens`` with special tokens left out (they end an answer, not part of it)."""
+        if not tokens:
+            return ""
+        array = (self.lib.llama_token * len(tokens))(*tokens)
+        size = 8 * len(tokens) + 16
+        buffer = ctypes.create_string_buffer(size)
+        n = self.lib.llama_detokenize(self.vocab, array, len(tokens), buffer, size, False, False)
+        return buffer.raw[: max(n, 0)].decode("utf-8", errors="ignore")
+
+    def token_text(self, token: int) -> str:
+        """The vocabulary's text of one token (``<|im_end|>``); ``""`` for none (-1)."""
+        if token < 0:
+            return ""
+        return self.lib.llama_vocab_get_text(self.vocab, token).decode("utf-8", errors="replace")
+
+    def is_end(self, token: int) -> bool:
+        return bool(self.lib.llama_vocab_is_eog(self.vocab, token))
+
+    # -- decoding ----------------------------------------------------------------------------
+    def decode(self, request: DecodeRequest) -> list[Decoded]:
+        """Answers for ``request.prompts`` (at most ``n_seq_max``, fitting ``n_ctx`` together)."""
+        prompts = request.prompts
+        if not prompts or len(prompts) > self.n_seq_max:
+            raise ModelError(f"{self.key}: {len(prompts)} sequences for {self.n_seq_max} slots")
+        if sum(len(p) for p in prompts) + len(prompts) * request.max_tokens > self.n_ctx:
+            raise ModelError(f"{self.key}: the batch does not fit the {self.n_ctx}-token context")
+        if any(not p for p in prompts):
+            raise ModelError(f"{self.key}: an empty prompt")
+        shared = min(common_prefix(prompts), min(len(p) for p in prompts) - 1)
+        self._encode_prefix(list(prompts[0][:shared]))
+        last = self._encode_suffixes(prompts, shared)
+        return self._generate(request, last)
+
+    def _encode_prefix(self, prefix: list[int]) -> None:
+        """Sequence 0 holds ``prefix`` (what it held before is reused up to their common part);
+        every other sequence is emptied."""
+        lib = self.lib
+        for seq in range(1, self.n_seq_max):
+            lib.llama_memory_seq_rm(self.memory, seq, -1, -1)
+        keep = common_prefix([self.cached_prefix, prefix]) if self.cached_prefix else 0
+        lib.llama_memory_seq_rm(self.memory, 0, keep, -1)
+        self.cached_prefix = prefix[:keep]
+        for start in range(keep, len(prefix), self.n_batch):
+            chunk = prefix[start : start + self.n_batch]
+            self._run([(token, start + i, 0, False) for i, token in enumerate(chunk)])
+            self.cached_prefix.extend(chunk)
+
+    def _encode_suffixes(self, prompts: Sequence[list[int]], shared: int) -> list[int]:
+        """Encode each prompt after the shared prefix into its own sequence: all but the last
+        tokens in full batches, then the last token of every prompt in one batch whose logits
+        give each first answer token. Returns each prompt's row in that last batch."""
+        lib = self.lib
+        for seq in range(1, len(prompts)):
+            lib.llama_memory_seq_cp(self.memory, 0, seq, 0, shared)
+        body = [(token, pos, seq, False)
+                for seq, prompt in enumerate(prompts)
+                for pos, token in enumerate(prompt[shared:-1], start=shared)]
+        for start in range(0, len(body), self.n_batch):
+            self._run(body[start : start + self.n_batch])
+        self._run([(prompt[-1], len(prompt) - 1, seq, True) for seq, prompt in enumerate(prompts)])
+        return list(range(len(prompts)))
+
+    def _generate(self, request: DecodeRequest, last: list[int]) -> list[Decoded]:
+        """Step all unfinished sequences together until each ends."""
+        rng = np.random.default_rng(request.seed)
+        answers = [Decoded() for _ in request.prompts]
+        positions = [len(p) for p in request.prompts]
+        rows = dict(enumerate(last))  # sequence -> its logits row in the last batch
+        while rows:
+            step = []
+            for seq, row in rows.items():
+                token = self._next_token(row, answers[seq].tokens, request, rng)
+                answers[seq].tokens.append(token)
+                if not self._finished(answers[seq], token, request):
+                    step.append((token, positions[seq], seq, True))
+                    positions[seq] += 1
+            if not step:
+                break
+            self._run(step)
+            rows = {seq: index for index, (_, _, seq, _) in enumerate(step)}
+        for answer in answers:
+            if not answer.text:
+                answer.text = self.detokenize(answer.tokens)
+        return answers
+
+    def _next_token(self, row: int, answer: list[int], request: DecodeRequest,
+                    rng: np.random.Generator) -> int:
+        pointer = self.lib.llama_get_logits_ith(self.ctx, row)
+        logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy()
+        if request.penalty is not None and answer:
+            request.penalty(logits, answer)
+        if request.temperature <= 0:
+            return int(np.argmax(logits))
+        scaled = (logits - logits.max()) / request.temperature
+        probs = np.exp(scaled)
+        return int(rng.choice(self.n_vocab, p=probs / probs.sum()))
+
+    def _finished(self, answer: Decoded, token: int, request: DecodeRequest) -> bool:
+        """Whether this token ends the answer (and why, in ``answer.finish_reason``)."""
+        if self.is_end(token):
+            answer.finish_reason = "stop"
+            answer.text = self.detokenize(answer.tokens[:-1])
+            return True
+        if request.stop:
+            text = self.detokenize(answer.tokens)
+            if any(s in text for s in request.stop):
+                answer.finish_reason, answer.text = "stop", text
+                return True
+        if len(answer.tokens) >= request.max_tokens:
+            answer.finish_reason = "length"
+            return True
+        return False
+
+    def _run(self, entries: list[tuple[int, int, int, bool]]) -> None:
+        """One ``llama_decode`` of ``(token, position, sequence, wants logits)`` entries."""
+        batch = self.batch
+        for i, (token, pos, seq, logits) in enumerate(entries):
+            batch.token[i], batch.pos[i] = token, pos
+            batch.n_seq_id[i], batch.seq_id[i][0] = 1, seq
+            batch.logits[i] = logits
+        batch.n_tokens = len(entries)
+        self.prompt_tokens_encoded += len(entries)
+        status = self.lib.llama_decode(self.ctx, batch)
+        if status != 0:
+            raise ModelError(f"{self.key}: llama_decode failed with status {status} "
+                             f"({len(entries)} tokens)")

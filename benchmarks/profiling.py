@@ -3,6 +3,7 @@
     python benchmarks/profiling.py quality  [--workspace WS] [--users 100] [--variants ...]
                                             [--variant-users 30] [--llm-ranker-users 20]
     python benchmarks/profiling.py overhead [--users 10000] [--items 2000]
+    python benchmarks/profiling.py describe [--items 17600] [--max-tags 500] [--before-items 32]
 
 ``quality`` runs the missing stages on the bundled MovieLens data (import, split, describe,
 HypergraphCF + LightGCN, cf_topk), profiles a seeded sample of users with the embedded models,
@@ -10,6 +11,12 @@ fits the hybrid ranker on validation, runs the ablations (``nocf`` on the whole 
 rejection of worse updates, Z_u with 3 train items, and refinement with the hybrid ranker on the
 first ``--variant-users`` of it), then prints the evaluation table (with the listwise LLM ranker
 on ``--llm-ranker-users``) and the refinement curve.
+``describe`` times the describe stage on a synthetic tag-heavy catalogue (titles plus up to
+``--max-tags`` tags from a Zipf-distributed vocabulary, like a music catalogue's user tags):
+after = tags cut to the most informative that fit (``profiling.tag_lists: select``, MiniLM only)
+on every item; before = the whole title + tag list summarised by SmolLM2 on transformers when
+over 600 characters (``tag_lists: summarise``, the old pipeline) on the first
+``--before-items`` items, projected to the catalogue.
 ``overhead`` profiles synthetic users with a zero-latency text model and the MiniLM embedding
 ranker, and reports the time per user that is not model time (the orchestration overhead).
 """
@@ -154,6 +161,69 @@ def overhead(args: argparse.Namespace) -> None:
     print(f"{'ms per user orchestration':<34}{per_user - model:>10.2f}")
 
 
+def tag_catalogue(root: Path, items: int, max_tags: int, seed: int = 7) -> Path:
+    """A workspace of ``items`` items titled "Track N" with 0..``max_tags`` tags each, drawn
+    from a Zipf vocabulary of 20,000 tags, and 3 interactions per item."""
+    import json
+
+    import numpy as np
+
+    from tailormind.data.importers import import_table
+    from tailormind.data.ingest import save_import
+
+    rng = np.random.default_rng(seed)
+    export = root / "export"
+    export.mkdir(parents=True)
+    with open(export / "items.jsonl", "w") as out:
+        for i in range(items):
+            n = int(rng.integers(0, max_tags + 1))
+            ranks = np.unique(np.minimum(rng.zipf(1.3, size=n), 20_000))
+            out.write(json.dumps({"item_id": f"t{i}", "title": f"Track {i}",
+                                  "tags": [f"tag{r:05d}" for r in ranks]}) + "\n")
+    with open(export / "interactions.csv", "w") as out:
+        out.write("user_id,item_id,timestamp\n")
+        for i in range(items):
+            for k in range(3):
+                out.write(f"u{(i * 7 + k) % 2000},t{i},{1_700_000_000 + i * 3 + k}\n")
+    bundle = import_table(export / "interactions.csv", items=str(export / "items.jsonl"))
+    return save_import(bundle, root / "ws").root
+
+
+def describe(args: argparse.Namespace) -> None:
+    from tailormind.data.workspace import Workspace
+    from tailormind.models.registry import load_role, unload_all
+    from tailormind.profiling.items import describe_items
+
+    with tempfile.TemporaryDirectory(prefix="tailormind-describe-") as tmp:
+        started = time.perf_counter()
+        ws = Workspace.open(tag_catalogue(Path(tmp), args.items, args.max_tags))
+        print(f"catalogue: {args.items} items, up to {args.max_tags} tags "
+              f"({time.perf_counter() - started:.0f} s to write and import)", flush=True)
+        rows = []
+        for label, tag_lists, runtime, limit in (
+                ("before: summarise tag lists (transformers)", "summarise", "transformers",
+                 args.before_items),
+                ("after: most informative tags (MiniLM only)", "select", "llamacpp", None)):
+            settings = load_config(environ={}, overrides={
+                "models": {"cache": False, "cache_dir": str(Path(tmp) / "models"),
+                           "text": {"options": {"runtime": runtime}}},
+                "profiling": {"tag_lists": tag_lists}})
+            load_role("embed", settings)  # model loads are not describing
+            if tag_lists == "summarise":
+                load_role("text", settings)
+            began = time.perf_counter()
+            report = describe_items(ws, settings, limit=limit, force=True)
+            seconds = time.perf_counter() - began
+            rows.append((label, report.described, report.counts.get("text_summarised", 0),
+                         seconds, seconds / report.described * args.items))
+            unload_all()
+    print(f"\n| describe | items run | summarised by the text model | wall s | "
+          f"projected s for {args.items} items |")
+    print("|---|---|---|---|---|")
+    for label, items, summarised, seconds, projected in rows:
+        print(f"| {label} | {items} | {summarised} | {seconds:.1f} | {projected:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -168,8 +238,13 @@ def main() -> None:
     o.add_argument("--users", type=int, default=10_000)
     o.add_argument("--items", type=int, default=2000,
                    help="catalogue size (at least 20; a few dozen for a smoke run)")
+    d = sub.add_parser("describe")
+    d.add_argument("--items", type=int, default=17_600)
+    d.add_argument("--max-tags", type=int, default=500)
+    d.add_argument("--before-items", type=int, default=32,
+                   help="items described the old way (projected to --items)")
     args = parser.parse_args()
-    quality(args) if args.what == "quality" else overhead(args)
+    {"quality": quality, "overhead": overhead, "describe": describe}[args.what](args)
 
 
 if __name__ == "__main__":

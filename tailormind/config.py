@@ -131,10 +131,18 @@ class ProfilingConfig(_Section):
         True, description="Item text up to short_text_chars is its own description (a 135M model "
         "only loses information rewriting it)."
     )
-    short_text_chars: int = Field(600, ge=0, description="Longer item text is summarised.")
+    short_text_chars: int = Field(
+        600, ge=0, description="Longer free text (title + text) is summarised; tags are cut to "
+        "the most informative (IDF) that fit what is left, at least a quarter of it.")
+    tag_lists: Literal["select", "summarise"] = Field(
+        "select", description="select: keep the most informative tags that fit, never rewritten; "
+        "summarise: summarise tags with the text (the old behaviour, for comparison).")
     item_description_tokens: int = Field(160, ge=8, description="Length of one description.")
     max_images_per_item: int = Field(4, ge=1, description="Images described per item.")
     describe_batch_size: int = Field(256, ge=1, description="Items per resumable part.")
+    describe_model_items_per_part: int = Field(
+        32, ge=1, description="At most this many items of a part need a model (long free text, "
+        "images, a video), so a part is saved every few minutes on a CPU.")
     fusion_recent_items: int = Field(
         10, ge=1, description="Hybrid ranker: the last N train items form the 'recent' content "
         "signal (the paper has no hybrid ranker; its signals were chosen by measurement: "

@@ -102,7 +102,7 @@ def test_models_benchmark(profiled_ws) -> None:
                           (r"SmolLM2 prefill, \d+-token prompt", "tokens/s"),
                           (r"SmolLM2 decode, batch 1 ", "tokens/s"),
                           (r"SmolLM2 decode, batch 2 ", "tokens/s"),
-                          (r"SmolLM2 a draft's 6 field questions \(shared context\),", "s")]:
+                          (r"SmolLM2 a draft's 6 field questions over one context", "s")]:
         line = row(out, measure)  # both runtimes measured
         assert re.search(rf"\s{NUMBER}\s+{NUMBER}\s+{re.escape(unit)}$", line), line
     line = row(out, r"SmolLM2 a draft's 6 field questions, share outside llama_decode")
@@ -123,14 +123,17 @@ def test_generation_benchmark(profiled_ws, tmp_path: Path, tiny_llm: Path) -> No
     _, settings = profiled_ws
     out = run_script("generation.py", "--workspace", ws.root, "--users", "1",
                      "--video-users", "1", env=tiny_env(settings, tiny_llm))
-    assert "## Generation on ws — text llm" in out
-    row(out, r"\| kind \| posts \| inputs s \| exemplars s \| ideate s \| writing s \| images s \| "
-             r"scoring s \| media s \| bundle s \| total s \| LLM tokens")
-    row(out, r"\| kind \| posts \| relevance round 0 \| relevance kept \| mean gain")
+    assert "## Generation on ws — text llm (configured), embed" in out
+    profiling = row(out, r"\| configured \| 1 \| ")
+    assert len(numbers(profiling)) >= 3, profiling
+    row(out, r"\| runtime \| kind \| posts \| inputs s \| exemplars s \| ideate s \| writing s \| "
+             r"images s \| scoring s \| media s \| bundle s \| total s \| LLM tokens")
+    row(out, r"\| runtime \| kind \| posts \| relevance round 0 \| relevance kept \| mean gain")
     for kind in ("post", "video"):
-        stages, quality = [line for line in out.splitlines() if line.startswith(f"| {kind} | 1 |")]
-        assert len(numbers(stages)) >= 11 and len(numbers(quality)) >= 5, (stages, quality)
-    assert "fallbacks recorded:" in out
+        stages, quality = [line for line in out.splitlines()
+                           if line.startswith(f"| configured | {kind} | 1 |")]
+        assert len(numbers(stages)) >= 11 and len(numbers(quality)) >= 6, (stages, quality)
+    assert "fallbacks recorded (configured):" in out
 
 
 def test_profiling_benchmark_overhead(profiled_ws) -> None:

@@ -127,8 +127,8 @@ def test_smollm2_answers(embedded_settings) -> None:
         schema, GenerationParams(max_tokens=64))
     assert structured.ok, structured.error
     assert isinstance(structured.value["title"], str)
-    weights = list((Path(embedded_settings.models.cache_dir) / "weights").glob("*-f32.gguf"))
-    assert weights, "the float32 GGUF is kept for the next load"
+    weights = list((Path(embedded_settings.models.cache_dir) / "weights").glob("*-f16.gguf"))
+    assert weights, "the float16 GGUF is kept for the next load"
 
 
 def test_smollm2_on_the_transformers_runtime(tmp_path: Path) -> None:

@@ -111,10 +111,14 @@ def test_every_modality_and_fallback(media_ws: Workspace, tiny_roles, embedded_s
     assert [[c.kind for c in b] for b in text.batches] == [["item_text"], ["video_merge"]]
     asked = text.batches[0][0]
     assert LONG_TEXT.strip() in asked.prompt and "The long trail" in asked.prompt
+    assert "Tags:" not in asked.prompt  # tags are never given to a model to rewrite
     summary = asked.answer.strip()
     assert summary  # greedy decoding of the seeded tiny LM: a fixed, non-empty answer
     assert rows["long"]["text_source"] == f"text:{tiny_text.model_id}"
-    assert rows["long"]["text_description"] == rows["long"]["description"] == summary
+    # the summary, then the item's own tags as they are
+    described = item_text({"text": summary, "tags": ["hiking"]})
+    assert described.endswith(" Tags: hiking.")
+    assert rows["long"]["text_description"] == rows["long"]["description"] == described
     assert rows["long"]["fallback"] is None
     assert report.counts["text_summarised"] == 1 and report.counts["text_passthrough"] == 4
     assert rows["pics"]["image_source"] == f"describe:{describe.model_id}"
@@ -138,9 +142,9 @@ def test_a_failed_or_empty_summary_truncates_to_short_text_chars(media_ws: Works
     assert embedded_settings.profiling.short_text_chars == 600
     row = {"item_id": "long", "title": "The long trail", "text": LONG_TEXT, "tags": ["hiking"],
            "image_paths": [], "video_paths": [], "platform": None}
-    # item text: "The long trail. " (16) + the review (1047) + " Tags: hiking." (14) = 1077
-    expected = "The long trail. " + LONG_TEXT[:584]
-    assert len(expected) == 600
+    # free text: "The long trail. " (16) + the review (1047) = 1063; its first 600 characters,
+    # then the tags (a quarter of 600 at least is left for them)
+    expected = "The long trail. " + LONG_TEXT[:584] + " Tags: hiking."
     for model, reason in ((recording(fail=True), "text model failed (models.text: server "
                                                  "timed out); text truncated"),
                           (recording(reply="  \n"), "text model returned an empty summary; "
@@ -279,3 +283,56 @@ def test_ray_data_job_describes_and_resumes(media_ws: Workspace, ray_local, monk
 def _last_json(capsys) -> dict:
     text = capsys.readouterr().out
     return json.loads(text[text.index("{\n"):])
+
+
+class NoTextModel(TextModel):
+    """A text role that fails the test if asked anything."""
+
+    def __init__(self) -> None:
+        super().__init__(backend="none", model_id="none")
+
+    def _generate(self, batch, params, json_schema):
+        raise AssertionError(f"a text model was asked {len(batch)} question(s)")
+
+
+def test_a_tag_list_is_cut_to_its_most_informative_tags_without_a_model(
+        media_ws: Workspace, embedded_settings) -> None:
+    """A title and 500 tags (a tag-heavy music catalogue): no model call; the description keeps
+    the shared tags of highest IDF that fit 600 characters, in the item's order; a tag no other
+    item carries comes last; tags the text mentions are not repeated."""
+    from tailormind.data.tag_idf import TagIdf
+
+    tags = [f"tag{i:03d}" for i in range(500)]
+    # df: tag000..tag009 on every other item (common), tag010..tag499 on one other item each,
+    # 'solo' only on this item
+    others = [tags[:10]] * 50 + [[t] for t in tags[10:]]
+    idf = TagIdf.from_tag_lists([[*tags, "solo"], *others])
+    describer = ItemDescriber(embedded_settings, media_ws, text=NoTextModel(), tag_idf=idf,
+                              embed=load_role("embed", embedded_settings),
+                              describe_reason="not configured")
+    row = {**_row("song", ""), "title": "Song of tag499", "tags": ["solo", *tags]}
+    [found] = describer.describe_rows([row]).to_pylist()
+    description = found["description"]
+    assert found["text_source"] == "passthrough" and len(description) <= 600
+    kept = description.split("Tags: ", 1)[1].rstrip(".").split(", ")
+    # "Song of tag499. " is 16 characters: 583 left for "Tags: ... ." -> 72 tags of 6 + 2
+    assert kept == tags[10:82] and "solo" not in kept and "tag499" not in kept
+    assert description.startswith("Song of tag499. Tags: tag010, tag011")
+
+
+def test_parts_hold_a_bounded_number_of_model_items(embedded_settings) -> None:
+    from tailormind.profiling.items import describe_parts
+
+    config = embedded_settings.profiling.model_copy(update={
+        "describe_batch_size": 5, "describe_model_items_per_part": 2})
+    def parts_of(ids: str) -> list[list[str]]:
+        """``ids`` like "l0 s1": l = long free text (needs a model), s = short."""
+        rows = [_row(i, "x" * 700 if i[0] == "l" else "short") for i in ids.split()]
+        parts = [[r["item_id"] for r in part] for part in describe_parts(rows, config)]
+        assert [i for part in parts for i in part] == ids.split()
+        return parts
+
+    assert parts_of("l0 s1 s2 l3 s4 s5 l6 s7 s8 l9 s10 s11") == [
+        ["l0", "s1", "s2", "l3", "s4"], ["s5", "l6", "s7", "s8", "l9"], ["s10", "s11"]]
+    assert parts_of("l0 l1 l2 s3 s4 l5 l6 l7") == [["l0", "l1"], ["l2", "s3", "s4", "l5"],
+                                                   ["l6", "l7"]]

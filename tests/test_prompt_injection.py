@@ -28,6 +28,7 @@ from PIL import Image
 
 from tailormind.bench.judge import Judge
 from tailormind.config import GenerationConfig, Settings, load_config
+from tailormind.data.tag_idf import TagIdf
 from tailormind.data.workspace import Workspace
 from tailormind.generation.catalog import packaged_catalog
 from tailormind.generation.ideation import ideate
@@ -185,8 +186,12 @@ def describe_items(tmp_path: Path) -> list[str]:
              "image_paths": ["media/a.png"], "platform": attack("platform")},
             {"item_id": "clip", "title": attack("title"), "text": "A video.",
              "video_paths": ["media/clip.mp4"]}]
-    ItemDescriber(settings(), Workspace(tmp_path, {}), text=text, embed=ConstantEmbedder(),
-                  describe=describer).describe_rows(rows)
+    # tag_lists: summarise, the one mode that puts tags in a prompt (by default they are cut,
+    # never given to a model)
+    summarising = load_config(environ={}, overrides={"profiling": {"tag_lists": "summarise"}})
+    ItemDescriber(summarising, Workspace(tmp_path, {}), text=text, embed=ConstantEmbedder(),
+                  describe=describer,
+                  tag_idf=TagIdf.from_tag_lists(r.get("tags") for r in rows)).describe_rows(rows)
     return text.prompts() + describer.instructions
 
 

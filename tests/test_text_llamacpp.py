@@ -14,7 +14,7 @@ from tailormind.config import load_config
 from tailormind.errors import ConfigError, ModelError, ModelInputError
 from tailormind.models.llamacpp_engine import DecodeRequest, common_prefix
 from tailormind.models.registry import load_role, unload_all
-from tailormind.models.text_llamacpp import answer_penalty, pack, render_chat
+from tailormind.models.text_llamacpp import answer_penalty, render_chat
 from tailormind.models.types import GenerationParams
 from tests.tiny_models import CHATML, tiny_tokenizer
 
@@ -43,8 +43,7 @@ def prompts(model, prefill: str = "") -> list[list[int]]:
 
 def fresh_decode(model, tokens: list[int], **rules) -> list[int]:
     """One prompt alone in an empty context (nothing reused from an earlier call)."""
-    model.engine.cached_prefix = []
-    model.engine.lib.llama_memory_clear(model.engine.memory, True)
+    model.engine.forget()
     return model.engine.decode(DecodeRequest([tokens], **rules))[0].tokens
 
 
@@ -56,8 +55,7 @@ def test_a_shared_prefix_batch_says_what_each_prompt_says_alone(smollm2) -> None
     shared = common_prefix(asked)
     assert shared > 100
     engine = smollm2.engine
-    engine.cached_prefix = []
-    engine.lib.llama_memory_clear(engine.memory, True)
+    engine.forget()
     engine.prompt_tokens_encoded = 0
     rules = {"max_tokens": 24, "stop": ("\n",)}
     batch = engine.decode(DecodeRequest(asked, **rules))
@@ -104,7 +102,7 @@ def test_sampling_is_seeded(smollm2, monkeypatch) -> None:
 
 
 def test_a_prompt_longer_than_the_context_is_an_input_error(smollm2) -> None:
-    huge = [[{"role": "user", "content": "word " * 20000}]]
+    huge = [[{"role": "user", "content": "word " * 5000}]]
     with pytest.raises(ModelInputError, match="exceeds options.context_tokens"):
         smollm2.complete(huge, GenerationParams(max_tokens=8))
 
@@ -136,19 +134,6 @@ def test_answer_penalty_by_hand() -> None:
     assert logits.tolist() == [1.0, 4.0, 6.0, -4.0, 3.0]
 
 
-@given(st.lists(st.integers(1, 300), min_size=1, max_size=40), st.integers(1, 64),
-       st.integers(1, 8))
-def test_pack_keeps_order_slots_and_the_context(lengths: list[int], max_tokens: int,
-                                                slots: int) -> None:
-    n_ctx = 400
-    groups = pack([[0] * n for n in lengths], max_tokens, slots, n_ctx)
-    assert [i for group in groups for i in group] == list(range(len(lengths)))
-    for group in groups:
-        assert 1 <= len(group) <= slots
-        if len(group) > 1:
-            assert sum(lengths[i] + max_tokens for i in group) <= n_ctx
-
-
 @given(st.lists(st.lists(st.integers(0, 3), max_size=6), min_size=1, max_size=5))
 def test_common_prefix_is_the_longest_shared_start(token_lists: list[list[int]]) -> None:
     n = common_prefix(token_lists)
@@ -173,3 +158,67 @@ def test_runtime_choice_and_clear_errors(tmp_path: Path, monkeypatch) -> None:
         load_role("text", load_config(environ={}, overrides={"models": {
             "text": {"backend": "llamacpp"}}}))
     unload_all()
+
+
+#: A fixed prompt set: two contexts (a platform brief, a user's history) x eight questions.
+FIXED_CONTEXTS = (
+    "You write posts for Rednote about hiking trails, quiet cafes and old films. " * 6,
+    "The user rated Toy Story, Heat and Casino highly and likes crime dramas with long "
+    "dialogues. " * 4,
+)
+FIXED_QUESTIONS = ("Give it a catchy title.", "Describe picture 1.", "Describe picture 2.",
+                   "Write the body of the post.", "Describe picture 3.",
+                   "Summarise the user's taste.", "Name three films the user may like.",
+                   "Write a critique of this profile.")
+
+
+def test_llamacpp_says_what_transformers_says(smollm2, embedded_settings, monkeypatch) -> None:
+    """The runtime change keeps the model's answers: on the fixed prompt set (16 prompts, one
+    batch, greedy, SmolLM2's repetition penalty), every answer of llama.cpp with the float16 copy
+    equals the transformers runtime's answer on the float32 dequantised weights."""
+    settings = embedded_settings.model_copy(deep=True)
+    settings.models.text.options = {"runtime": "transformers"}
+    before = load_role("text", settings)
+    asked = [[{"role": "user", "content": context + question}]
+             for context in FIXED_CONTEXTS for question in FIXED_QUESTIONS]
+    params = GenerationParams(max_tokens=48)
+    for model in (before, smollm2):
+        monkeypatch.setattr(model, "cache", None)
+    expected = [c.text for c in before.complete(asked, params)]
+    assert len(expected) == 16 and all(expected)
+    assert [c.text for c in smollm2.complete(asked, params)] == expected
+
+
+def test_a_next_prompt_reuses_what_its_sequence_holds(smollm2) -> None:
+    """After a batch, a prompt that starts with what sequence 0 holds (the context and the first
+    question) encodes only its new tokens, and answers as it would in an empty context."""
+    engine = smollm2.engine
+    engine.forget()
+    asked = prompts(smollm2)
+    first = engine.decode(DecodeRequest(asked, max_tokens=8))[0]
+    follow_up = asked[0] + first.tokens + engine.tokenize(" And a second title:")
+    engine.prompt_tokens_encoded = 0
+    [answer] = engine.decode(DecodeRequest([follow_up], max_tokens=8))
+    held = len(asked[0]) + len(first.tokens) - 1  # the last answer token was never run
+    assert engine.prompt_tokens_encoded == len(follow_up) - held + len(answer.tokens) - 1
+    assert answer.tokens == fresh_decode(smollm2, follow_up, max_tokens=8)
+
+
+def test_a_failed_decode_leaves_nothing_stale(smollm2) -> None:
+    """Fault injection: the logits hook fails mid-answer; the engine forgets what its sequences
+    held, and the same batch then answers exactly as in an empty context."""
+    engine = smollm2.engine
+    asked = prompts(smollm2, prefill="Title:")
+    calls = 0
+
+    def failing(logits, answer) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 7:
+            raise RuntimeError("injected fault")
+
+    with pytest.raises(RuntimeError, match="injected fault"):
+        engine.decode(DecodeRequest(asked, max_tokens=16, penalty=failing))
+    assert all(not held for held in engine.held)
+    again = [a.tokens for a in engine.decode(DecodeRequest(asked, max_tokens=16))]
+    assert again == [fresh_decode(smollm2, p, max_tokens=16) for p in asked]

@@ -120,7 +120,7 @@ def _llamacpp_text(gguf: Path, options: Any, config: ModelBackendConfig, setting
 
     return LlamaCppText(
         gguf, weights=options.weights, weights_cache=weights_cache(settings),
-        batch_size=config.batch_size, context_tokens=options.context_tokens,
+        parallel_sequences=options.parallel_sequences, context_tokens=options.context_tokens,
         chat_template=options.chat_template, repetition_penalty=options.repetition_penalty,
         key=key, json_retries=config.json_retries, default_params=_params(config),
         follows_json=options.follows_json, **_common(config, settings, model_id))

@@ -116,22 +116,31 @@ class CardImage(ImageGenerator):
 
 
 def draw_caption(image: Image.Image, caption: str, font: ImageFont.FreeTypeFont) -> None:
-    """A caption bar on the lower part of ``image`` (white text on translucent black), in place."""
+    """A caption bar on the lower part of ``image`` (white text on translucent black), in place.
+
+    Only the bar's rows are composited (the rest of the frame is unchanged anyway); a video draws
+    the same caption on every frame of a shot, so the line breaking is cached."""
     width, height = image.size
     margin = int(min(width, height) * 0.06)
-    lines = wrap(caption, font, width - 2 * margin)[:3]
+    lines = _wrapped(caption, font, width - 2 * margin)[:3]
     line_height = int(font.size * 1.3)
     bar_height = line_height * len(lines) + margin // 2
     top = height - bar_height - margin
-    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
-    ImageDraw.Draw(overlay).rectangle([0, top - margin // 4, width, top + bar_height],
-                                      fill=(0, 0, 0, 150))
-    image.paste(Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB"))
+    bar = (0, max(0, top - margin // 4), width, min(height, top + bar_height + 1))
+    if bar[1] < bar[3]:
+        region = image.crop(bar).convert("RGBA")
+        shade = Image.new("RGBA", region.size, (0, 0, 0, 150))
+        image.paste(Image.alpha_composite(region, shade).convert("RGB"), bar[:2])
     draw = ImageDraw.Draw(image)
     for i, line in enumerate(lines):
         box = draw.textbbox((0, 0), line, font=font)
         draw.text(((width - (box[2] - box[0])) // 2, top + i * line_height), line, font=font,
                   fill=(255, 255, 255))
+
+
+@lru_cache(maxsize=256)
+def _wrapped(text: str, font: ImageFont.FreeTypeFont, width: int) -> tuple[str, ...]:
+    return tuple(wrap(text, font, width))
 
 
 @lru_cache(maxsize=64)

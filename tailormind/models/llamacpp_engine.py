@@ -1,15 +1,16 @@
-"""Batched decoding on llama.cpp with the shared prompt prefix encoded once.
+"""Batched decoding on llama.cpp that encodes no prompt token twice when it can keep it.
 
-A batch of prompts (token lists) is decoded as parallel sequences of one llama.cpp context:
+A batch of prompts (token lists) is decoded as parallel sequences of one llama.cpp context, each
+sequence with its own KV cells:
 
-1. the longest common prefix P of the batch is encoded once, in sequence 0, and shared with
-   every other sequence through the KV cache (``llama_memory_seq_cp``: the cells are shared, not
-   copied); P is also kept after the call, so the next call encodes only what follows its longest
-   common prefix with P (a field question after the draft's context, a critique after the
-   ranking);
-2. each prompt's suffix after P is encoded, with logits for its last token only;
-3. each step appends one token per unfinished sequence, all in one ``llama_decode``: a step costs
-   about the same for 1 or 8 sequences on a CPU, whose time goes to reading the weights.
+1. a batch whose prompts share a long common prefix P (a draft's field questions over one
+   context) encodes P once, in sequence 0, and copies it to the other sequences;
+2. otherwise each prompt keeps what its sequence already holds from the previous call up to
+   their common prefix (a field question after the draft's context was encoded; the system
+   prompt of a user's next profiling step) and encodes only the rest;
+3. each prompt's remaining tokens are encoded, with logits for its last token only; then each
+   step appends one token per unfinished sequence, all in one ``llama_decode``: 8 sequences step
+   in about 3x the time of one.
 
 The next token is the argmax (``temperature == 0``) or a sample from ``softmax(logits / T)``,
 after an optional repetition penalty over the answer's own tokens. A sequence ends at an
@@ -78,6 +79,10 @@ def _route_logs(lib: Any) -> None:
     lib.llama_log_set(callback, ctypes.c_void_p(0))
 
 
+#: A batch whose prompts share at least this many tokens encodes them once and copies them.
+MIN_SHARED_PREFIX = 32
+
+
 def common_prefix(prompts: Sequence[Sequence[int]]) -> int:
     """Length of the longest prefix every prompt shares."""
     first = prompts[0]
@@ -91,11 +96,13 @@ def common_prefix(prompts: Sequence[Sequence[int]]) -> int:
 
 
 class LlamaCppEngine:
-    """One GGUF model and one context with ``n_seq_max`` sequences sharing ``n_ctx`` KV cells."""
+    """One GGUF model and one context of ``n_seq_max`` sequences, each with its own KV stream
+    of ``n_ctx_seq`` cells (separate streams: a step's attention reads only its own sequence's
+    cells; one shared stream made 16 sequences of 800 tokens 2.5x slower per step)."""
 
-    def __init__(self, gguf: Path, *, n_ctx: int = 8192, n_seq_max: int = 16,
-                 threads: int | None = None, n_batch: int = 512, kv_f32: bool = True,
-                 key: str = "models.text") -> None:
+    def __init__(self, gguf: Path, *, n_ctx_seq: int = 4096, n_seq_max: int = 8,
+                 threads: int | None = None, n_batch: int = 512, kv_f32: bool = False,
+                 flash_attention: bool = True, key: str = "models.text") -> None:
         import llama_cpp as lib
 
         self.lib, self.key = lib, key
@@ -109,19 +116,22 @@ class LlamaCppEngine:
         self.n_vocab = lib.llama_vocab_n_tokens(self.vocab)
         threads = threads or max(1, len(os.sched_getaffinity(0)))
         params = lib.llama_context_default_params()
-        params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, n_batch, n_batch
-        params.n_seq_max, params.kv_unified = n_seq_max, True
+        params.n_ctx, params.n_batch, params.n_ubatch = n_ctx_seq * n_seq_max, n_batch, n_batch
+        params.n_seq_max, params.kv_unified = n_seq_max, False
         params.n_threads, params.n_threads_batch = threads, threads
-        params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        params.flash_attn_type = (lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attention
+                                  else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED)
         if kv_f32:
             params.type_k = params.type_v = lib.GGML_TYPE_F32
         self.ctx = lib.llama_init_from_model(self.model, params)
         if not self.ctx:
-            raise ModelError(f"{key}: llama.cpp cannot make a context of {n_ctx} tokens")
+            raise ModelError(f"{key}: llama.cpp cannot make a context of {n_seq_max} x "
+                             f"{n_ctx_seq} tokens")
         self.memory = lib.llama_get_memory(self.ctx)
-        self.n_ctx, self.n_seq_max, self.n_batch = n_ctx, n_seq_max, n_batch
+        self.n_ctx_seq, self.n_seq_max, self.n_batch = n_ctx_seq, n_seq_max, n_batch
         self.batch = lib.llama_batch_init(max(n_batch, n_seq_max), 0, 1)
-        self.cached_prefix: list[int] = []
+        #: the tokens each sequence's KV cells hold, reused by the next call's prompts
+        self.held: list[list[int]] = [[] for _ in range(n_seq_max)]
         #: tokens run through the model and seconds inside ``llama_decode`` (for benchmarks)
         self.prompt_tokens_encoded = 0
         self.decode_seconds = 0.0
@@ -138,6 +148,11 @@ class LlamaCppEngine:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+    def forget(self) -> None:
+        """Empty the KV cache: the next call encodes its whole prompt (benchmarks, tests)."""
+        self.lib.llama_memory_clear(self.memory, True)
+        self.held = [[] for _ in range(self.n_seq_max)]
 
     # -- tokens ------------------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
@@ -171,54 +186,74 @@ class LlamaCppEngine:
 
     # -- decoding ----------------------------------------------------------------------------
     def decode(self, request: DecodeRequest) -> list[Decoded]:
-        """Answers for ``request.prompts`` (at most ``n_seq_max``, fitting ``n_ctx`` together)."""
-        prompts = request.prompts
+        """Answers for ``request.prompts``: at most ``n_seq_max`` prompts, each of which fits a
+        sequence's ``n_ctx_seq`` cells with its answer."""
+        prompts = [list(p) for p in request.prompts]
         if not prompts or len(prompts) > self.n_seq_max:
             raise ModelError(f"{self.key}: {len(prompts)} sequences for {self.n_seq_max} slots")
-        if sum(len(p) for p in prompts) + len(prompts) * request.max_tokens > self.n_ctx:
-            raise ModelError(f"{self.key}: the batch does not fit the {self.n_ctx}-token context")
         if any(not p for p in prompts):
             raise ModelError(f"{self.key}: an empty prompt")
+        if max(len(p) for p in prompts) + request.max_tokens > self.n_ctx_seq:
+            raise ModelError(f"{self.key}: a prompt and its answer exceed the "
+                             f"{self.n_ctx_seq}-token context of a sequence")
+        try:
+            answers = self._decode(prompts, request)
+        except BaseException:
+            self.forget()  # what the sequences hold is unknown after a failure
+            raise
+        for seq, (prompt, answer) in enumerate(zip(prompts, answers, strict=True)):
+            self.held[seq] = prompt + answer.tokens[:-1]  # the last token was never run
+        return answers
+
+    def _decode(self, prompts: list[list[int]], request: DecodeRequest) -> list[Decoded]:
         shared = min(common_prefix(prompts), min(len(p) for p in prompts) - 1)
-        self._encode_prefix(list(prompts[0][:shared]))
-        last = self._encode_suffixes(prompts, shared)
-        return self._generate(request, last)
+        if len(prompts) > 1 and shared >= MIN_SHARED_PREFIX:
+            self._share_prefix(prompts[0][:shared], len(prompts))
+            starts = [shared] * len(prompts)
+        else:
+            starts = [self._reuse(seq, prompt) for seq, prompt in enumerate(prompts)]
+        self._encode_rest(prompts, starts)
+        return self._generate(request)
 
-    def _encode_prefix(self, prefix: list[int]) -> None:
-        """Sequence 0 holds ``prefix`` (what it held before is reused up to their common part);
-        every other sequence is emptied."""
-        lib = self.lib
-        for seq in range(1, self.n_seq_max):
-            lib.llama_memory_seq_rm(self.memory, seq, -1, -1)
-        keep = common_prefix([self.cached_prefix, prefix]) if self.cached_prefix else 0
-        lib.llama_memory_seq_rm(self.memory, 0, keep, -1)
-        self.cached_prefix = prefix[:keep]
-        for start in range(keep, len(prefix), self.n_batch):
-            chunk = prefix[start : start + self.n_batch]
-            self._run([(token, start + i, 0, False) for i, token in enumerate(chunk)])
-            self.cached_prefix.extend(chunk)
+    def _reuse(self, seq: int, prompt: list[int]) -> int:
+        """Keep what sequence ``seq`` holds up to its common prefix with ``prompt`` (at least the
+        prompt's last token is encoded again, for its logits); returns where encoding starts."""
+        keep = min(common_prefix([self.held[seq], prompt]), len(prompt) - 1)
+        self.lib.llama_memory_seq_rm(self.memory, seq, keep, -1)
+        self.held[seq] = prompt[:keep]
+        return keep
 
-    def _encode_suffixes(self, prompts: Sequence[list[int]], shared: int) -> list[int]:
-        """Encode each prompt after the shared prefix into its own sequence: all but the last
-        tokens in full batches, then the last token of every prompt in one batch whose logits
-        give each first answer token. Returns each prompt's row in that last batch."""
-        lib = self.lib
-        for seq in range(1, len(prompts)):
-            lib.llama_memory_seq_cp(self.memory, 0, seq, 0, shared)
+    def _share_prefix(self, prefix: list[int], n: int) -> None:
+        """Sequence 0 holds exactly ``prefix`` (reusing what it held); sequences 1..n-1 get a
+        copy of it (a whole-sequence copy between KV streams)."""
+        start = self._reuse(0, prefix + [-1])  # -1: a token no prompt has, so all of prefix fits
+        self._encode_rest([prefix], [start], last_logits=False)
+        for seq in range(1, n):
+            self.lib.llama_memory_seq_rm(self.memory, seq, -1, -1)
+            self.lib.llama_memory_seq_cp(self.memory, 0, seq, -1, -1)
+            self.held[seq] = list(prefix)
+        self.held[0] = list(prefix)
+
+    def _encode_rest(self, prompts: Sequence[list[int]], starts: Sequence[int], *,
+                     last_logits: bool = True) -> None:
+        """Encode each prompt from its start: all but the last tokens in full batches, then the
+        last token of every prompt in one batch (row ``seq``) whose logits give each first answer
+        token (with ``last_logits=False`` the last tokens are encoded with the rest)."""
+        stop = -1 if last_logits else None
         body = [(token, pos, seq, False)
-                for seq, prompt in enumerate(prompts)
-                for pos, token in enumerate(prompt[shared:-1], start=shared)]
-        for start in range(0, len(body), self.n_batch):
-            self._run(body[start : start + self.n_batch])
-        self._run([(prompt[-1], len(prompt) - 1, seq, True) for seq, prompt in enumerate(prompts)])
-        return list(range(len(prompts)))
+                for seq, (prompt, start) in enumerate(zip(prompts, starts, strict=True))
+                for pos, token in enumerate(prompt[start:stop], start=start)]
+        for first in range(0, len(body), self.n_batch):
+            self._run(body[first : first + self.n_batch])
+        if last_logits:
+            self._run([(p[-1], len(p) - 1, seq, True) for seq, p in enumerate(prompts)])
 
-    def _generate(self, request: DecodeRequest, last: list[int]) -> list[Decoded]:
+    def _generate(self, request: DecodeRequest) -> list[Decoded]:
         """Step all unfinished sequences together until each ends."""
         rng = np.random.default_rng(request.seed)
         answers = [Decoded() for _ in request.prompts]
         positions = [len(p) for p in request.prompts]
-        rows = dict(enumerate(last))  # sequence -> its logits row in the last batch
+        rows = {seq: seq for seq in range(len(request.prompts))}  # sequence -> its logits row
         while rows:
             step = []
             for seq, row in rows.items():

@@ -26,8 +26,9 @@ def encode_h264(frames: Iterable[Image.Image | np.ndarray], path: Path, *, fps: 
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": str(crf), "preset": "veryfast"}
         for frame in frames:
-            array = np.asarray(frame.convert("RGB") if isinstance(frame, Image.Image) else frame,
-                               dtype=np.uint8)
+            if isinstance(frame, Image.Image) and frame.mode != "RGB":
+                frame = frame.convert("RGB")
+            array = np.asarray(frame, dtype=np.uint8)
             if array.shape[:2] != (height, width):
                 raise ModelInputError(f"frame {count}: size {array.shape[1]}x{array.shape[0]}, "
                                       f"expected {width}x{height}")

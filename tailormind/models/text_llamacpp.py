@@ -1,13 +1,15 @@
 """``text`` on a GGUF model with llama.cpp (the embedded SmolLM2's default runtime).
 
-The shipped SmolLM2 file is Q4_1. llama.cpp runs it through a copy made once under
-``<cache_dir>/weights/`` (``weights``):
+The shipped SmolLM2 file is Q4_1. llama.cpp runs a copy of it made once under
+``<cache_dir>/weights/`` (option ``weights``):
 
-- ``f32`` (default): the Q4_1 values dequantised to float32 — the weights the transformers
-  runtime computes with, so greedy answers match it but for near-ties (5 of 6 identical
-  answers on a fixed prompt set; see ``benchmarks/models.py``);
-- ``q8_0``: 8-bit, faster, but it changes answers (activations are quantised too);
-- ``as_shipped``: the file itself (Q4_1 kernels).
+- ``f16`` (SmolLM2's default): the Q4_1 values in float16. On a fixed set of 16 prompts its
+  greedy answers are identical to the transformers runtime's, which computes with the float32
+  values (``tests/test_text_llamacpp.py``); decoding reads half the bytes of float32;
+- ``f32``: the Q4_1 values dequantised to float32, as transformers has them;
+- ``q8_0``: 8-bit, faster still, but it changes answers (5 of 16 identical: activations are
+  quantised too), so it is not a default;
+- ``as_shipped`` (the default of the ``llamacpp`` backend, for any GGUF): the file itself.
 
 Decoding is :class:`~tailormind.models.llamacpp_engine.LlamaCppEngine`: the batch's shared
 prompt prefix is encoded once and every sequence steps together. The chat prompt is the model's
@@ -28,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tailormind.core.atomic import atomic_path
 from tailormind.errors import ModelError, ModelInputError
 from tailormind.models.backend_config import BackendOptions
 from tailormind.models.llamacpp_engine import DecodeRequest, LlamaCppEngine
@@ -36,13 +39,15 @@ from tailormind.models.types import Completion, Conversation, GenerationParams
 
 log = logging.getLogger(__name__)
 
-WeightsFormat = Literal["f32", "q8_0", "as_shipped"]
+WeightsFormat = Literal["f16", "f32", "q8_0", "as_shipped"]
 
 
 class LlamaCppOptions(BackendOptions):
-    weights: WeightsFormat = "f32"
-    #: KV cells shared by the sequences of one batch (prompts plus answers must fit).
-    context_tokens: int = 16384
+    weights: WeightsFormat = "as_shipped"
+    #: KV cells of each sequence: a prompt plus its answer must fit.
+    context_tokens: int = 4096
+    #: sequences decoded together (each reserves context_tokens KV cells up front)
+    parallel_sequences: int = 8
     chat_template: str | None = None
     #: CTRL repetition penalty over the answer's tokens (free text only).
     repetition_penalty: float = 1.0
@@ -52,16 +57,16 @@ class LlamaCppOptions(BackendOptions):
 class LlamaCppText(TextModel):
     """Chat completion on one GGUF file with :class:`LlamaCppEngine`."""
 
-    def __init__(self, gguf: Path, *, weights: WeightsFormat = "f32",
-                 weights_cache: Path | None = None, batch_size: int = 16,
-                 context_tokens: int = 16384, chat_template: str | None = None,
+    def __init__(self, gguf: Path, *, weights: WeightsFormat = "as_shipped",
+                 weights_cache: Path | None = None, parallel_sequences: int = 8,
+                 context_tokens: int = 4096, chat_template: str | None = None,
                  repetition_penalty: float = 1.0, key: str = "models.text", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         started = time.perf_counter()
-        self.key, self.batch_size = key, batch_size
+        self.key = key
         source = converted_gguf(gguf, weights, weights_cache, key)
-        self.engine = LlamaCppEngine(source, n_ctx=context_tokens, n_seq_max=batch_size,
-                                     threads=_threads(), key=key)
+        self.engine = LlamaCppEngine(source, n_ctx_seq=context_tokens,
+                                     n_seq_max=parallel_sequences, threads=_threads(), key=key)
         self.template = chat_template or _gguf_meta(self.engine, "tokenizer.chat_template")
         if not self.template:
             raise ModelError(f"{key}: {gguf} has no chat template; set "
@@ -80,14 +85,15 @@ class LlamaCppText(TextModel):
         prompts = [self.engine.tokenize(render_chat(self.template, c, self.engine) + prefix)
                    for c in batch]
         for prompt in prompts:
-            if len(prompt) + params.max_tokens > self.engine.n_ctx:
+            if len(prompt) + params.max_tokens > self.engine.n_ctx_seq:
                 raise ModelInputError(
                     f"{self.key}: a prompt of {len(prompt)} tokens plus {params.max_tokens} to "
-                    f"write exceeds options.context_tokens ({self.engine.n_ctx})")
+                    f"write exceeds options.context_tokens ({self.engine.n_ctx_seq})")
         out: list[Completion] = []
+        slots = self.engine.n_seq_max
         with self._lock:
-            for group in pack(prompts, params.max_tokens, self.batch_size, self.engine.n_ctx):
-                out.extend(self._decode_group([prompts[i] for i in group], params, prefix))
+            for start in range(0, len(prompts), slots):
+                out.extend(self._decode_group(prompts[start : start + slots], params, prefix))
         return out
 
     def _decode_group(self, prompts: list[list[int]], params: GenerationParams,
@@ -122,21 +128,6 @@ def answer_penalty(logits: np.ndarray, answer: list[int], penalty: float) -> Non
     seen = np.unique(np.asarray(answer, dtype=np.int64))
     values = logits[seen]
     logits[seen] = np.where(values < 0, values * penalty, values / penalty)
-
-
-def pack(prompts: list[list[int]], max_tokens: int, slots: int, n_ctx: int) -> list[list[int]]:
-    """Prompt indices in order, cut into groups of at most ``slots`` whose prompts plus answers
-    fit ``n_ctx`` cells."""
-    groups: list[list[int]] = [[]]
-    used = 0
-    for index, prompt in enumerate(prompts):
-        need = len(prompt) + max_tokens
-        if groups[-1] and (len(groups[-1]) == slots or used + need > n_ctx):
-            groups.append([])
-            used = 0
-        groups[-1].append(index)
-        used += need
-    return groups
 
 
 def render_chat(template: str, conversation: Conversation, engine: LlamaCppEngine) -> str:
@@ -204,7 +195,7 @@ def _jinja(template: str) -> Any:
 
 def converted_gguf(gguf: Path, weights: WeightsFormat, cache: Path | None, key: str) -> Path:
     """The GGUF to load: ``gguf`` itself (``as_shipped``), else its copy in ``weights`` under
-    ``cache``, written once (to a temporary name, then renamed into place)."""
+    ``cache``, written once, all or nothing (a killed conversion leaves no half file)."""
     if not gguf.is_file():
         raise ModelError(f"{key}: GGUF file {gguf} does not exist")
     if weights == "as_shipped" or cache is None:
@@ -216,15 +207,15 @@ def converted_gguf(gguf: Path, weights: WeightsFormat, cache: Path | None, key: 
     target = cache / f"{gguf.stem}-{digest.hexdigest()[:12]}-{weights}.gguf"
     if target.is_file():
         return target
-    cache.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     params = lib.llama_model_quantize_default_params()
-    params.ftype = {"f32": lib.LLAMA_FTYPE_ALL_F32, "q8_0": lib.LLAMA_FTYPE_MOSTLY_Q8_0}[weights]
+    params.ftype = {"f16": lib.LLAMA_FTYPE_MOSTLY_F16, "f32": lib.LLAMA_FTYPE_ALL_F32,
+                    "q8_0": lib.LLAMA_FTYPE_MOSTLY_Q8_0}[weights]
     params.allow_requantize, params.nthread = True, _threads()
-    if lib.llama_model_quantize(str(gguf).encode(), str(partial).encode(), ctypes.byref(params)):
-        partial.unlink(missing_ok=True)
-        raise ModelError(f"{key}: llama.cpp could not convert {gguf} to {weights}")
-    os.replace(partial, target)
+    cache.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target, suffix=".gguf") as partial:
+        if lib.llama_model_quantize(str(gguf).encode(), str(partial).encode(),
+                                    ctypes.byref(params)):
+            raise ModelError(f"{key}: llama.cpp could not convert {gguf} to {weights}")
     return target
 
 

@@ -48,8 +48,9 @@ class SmolLM2Options(TransformersTextOptions):
     #: llama.cpp (default; ``tailormind/models/text_llamacpp.py``) or transformers
     runtime: Literal["llamacpp", "transformers"] = "llamacpp"
     #: llama.cpp runtime: the weights it runs (f32 = the dequantised Q4_1 values) and its context
-    weights: Literal["f32", "q8_0", "as_shipped"] = "f32"
-    context_tokens: int = 16384
+    weights: Literal["f16", "f32", "q8_0", "as_shipped"] = "f16"
+    context_tokens: int = 4096
+    parallel_sequences: int = 8
     #: SmolLM2-135M missed the ideation/writer JSON keys on every real MovieLens user tried, so
     #: generation asks it field by field in plain text (``generation.answer_format: auto``).
     follows_json: bool = False

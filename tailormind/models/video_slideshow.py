@@ -7,9 +7,11 @@ next shot; encoded to H.264 mp4 with PyAV.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 
@@ -18,6 +20,9 @@ from tailormind.models.image_card import card_font_at, draw_caption
 from tailormind.models.media import encode_h264
 from tailormind.models.roles import ImageGenerator, VideoGenerator
 from tailormind.models.types import GeneratedVideo, ImageRequest, Storyboard
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class SlideshowOptions(BackendOptions):
@@ -59,11 +64,14 @@ class SlideshowVideo(VideoGenerator):
         font = card_font_at(getattr(self.image_role, "font_path", None),
                             max(14, int(min(storyboard.width, storyboard.height) * 0.045)))
         fade = max(0, int(self.crossfade_s * fps))
+        counts = [max(1, round(shot.duration_s * fps)) for shot in storyboard.shots]
+        zooms = ((still, 1.0 + self.zoom * k / max(1, n - 1))
+                 for still, n in zip(stills, counts, strict=True) for k in range(n))
+        zoomed = ordered_map(lambda job: _zoom(*job), zooms)  # the resize is most of the time
         previous_last: Image.Image | None = None
-        for shot, still in zip(storyboard.shots, stills, strict=True):
-            n = max(1, round(shot.duration_s * fps))
+        for shot, n in zip(storyboard.shots, counts, strict=True):
             for k in range(n):
-                frame = _zoom(still, 1.0 + self.zoom * k / max(1, n - 1))
+                frame = next(zoomed)
                 if shot.caption:
                     draw_caption(frame, shot.caption, font)
                 if previous_last is not None and k < fade:
@@ -71,6 +79,20 @@ class SlideshowVideo(VideoGenerator):
                 if k == n - 1:
                     previous_last = frame
                 yield frame
+
+
+def ordered_map(function: Callable[[T], R], jobs: Iterable[T], *, workers: int = 2,
+                ahead: int = 4) -> Iterator[R]:
+    """``map(function, jobs)`` on ``workers`` threads, in order, at most ``ahead`` results
+    waiting (PIL releases the GIL while it resamples, so two cores resize two frames at once)."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        waiting: deque[Future[R]] = deque()
+        for job in jobs:
+            waiting.append(pool.submit(function, job))
+            if len(waiting) >= ahead:
+                yield waiting.popleft().result()
+        while waiting:
+            yield waiting.popleft().result()
 
 
 def _zoom(image: Image.Image, factor: float) -> Image.Image:

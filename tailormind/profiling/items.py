@@ -1,8 +1,10 @@
 """Item descriptions φ_m (Eq. 8): one text per modality per item, merged, and embedded.
 
-- text: the item's title, text and tags. Up to ``short_text_chars`` it passes through unchanged
-  (``profiling.passthrough_short_text``: a 135M model only loses information rewriting it);
-  longer text is summarised by the ``text`` role.
+- text: the item's free text (title and text) and its tags. Free text up to ``short_text_chars``
+  passes through unchanged (``profiling.passthrough_short_text``: a 135M model only loses
+  information rewriting it); longer free text is summarised by the ``text`` role. Tags are
+  structured data: never rewritten, they are cut to the most informative that fit
+  (:mod:`tailormind.data.tag_idf`), so a tag-heavy catalogue needs no text model at all.
 - image: the first ``max_images_per_item`` images, described together by the ``describe`` role.
 - video: the first video, its first and last 8 s described separately by ``describe``, then
   merged by ``text`` (``docs/architecture.md``, "Item description").
@@ -24,9 +26,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tailormind.config import Settings
+from tailormind.config import ProfilingConfig, Settings
 from tailormind.data.item_tags import model_items
 from tailormind.data.item_text import item_text
+from tailormind.data.tag_idf import TagIdf
 from tailormind.data.schemas import ITEM_FEATURES
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ModelError, ModelNotConfiguredError, TailorMindError
@@ -68,7 +71,7 @@ class ItemDescriber:
 
     def __init__(self, settings: Settings, workspace: Workspace, *, text: TextModel | None = None,
                  embed: Embedder | None = None, describe: Describer | None = None,
-                 describe_reason: str | None = None) -> None:
+                 describe_reason: str | None = None, tag_idf: TagIdf | None = None) -> None:
         self.settings = settings
         self.config = settings.profiling
         self.workspace = workspace
@@ -81,6 +84,7 @@ class ItemDescriber:
                 self.describe = load_role("describe", settings)
             except ModelNotConfiguredError:
                 self.describe_reason = "not configured"
+        self._tag_idf = tag_idf
         self.params = GenerationParams(max_tokens=self.config.item_description_tokens)
         self.max_words = max(20, int(self.config.item_description_tokens * 0.6))
 
@@ -89,6 +93,14 @@ class ItemDescriber:
         if self._text is None:  # loaded only when some text is long or a video needs merging
             self._text = load_role("text", self.settings)
         return self._text
+
+    @property
+    def tag_idf(self) -> TagIdf:
+        """Document frequencies of the workspace's tags, read when first needed."""
+        if self._tag_idf is None:
+            tags = model_items(self.workspace, columns=["item_id", "tags"]).column("tags")
+            self._tag_idf = TagIdf.from_tag_lists(tags.to_pylist())
+        return self._tag_idf
 
     def models(self) -> dict[str, str]:
         out = {"embed": self.embed.model_id}
@@ -100,9 +112,8 @@ class ItemDescriber:
 
     # -- one batch ---------------------------------------------------------------------------
     def describe_rows(self, rows: list[dict[str, Any]]) -> pa.Table:
-        texts = [item_text(row) for row in rows]
         fallbacks: list[list[str]] = [[] for _ in rows]
-        text_desc, text_src = self._texts(rows, texts, fallbacks)
+        text_desc, text_src = self._texts(rows, fallbacks)
         image_desc, image_src = self._images(rows, fallbacks)
         video_desc, video_src = self._videos(rows, fallbacks)
         descriptions = []
@@ -132,36 +143,57 @@ class ItemDescriber:
             "embed_model": [self.embed.model_id] * len(rows),
         }, schema=ITEM_FEATURES)
 
-    def _texts(self, rows: list[dict], texts: list[str], fallbacks: list[list[str]]
+    def _texts(self, rows: list[dict], fallbacks: list[list[str]]
                ) -> tuple[list[str | None], list[str]]:
-        out: list[str | None] = list(texts)
-        sources = ["passthrough" if t else "none" for t in texts]
-        long = [i for i, t in enumerate(texts)
-                if t and not (self.config.passthrough_short_text
-                              and len(t) <= self.config.short_text_chars)]
+        """Each item's text description: its free text (title and text) as it is up to
+        ``short_text_chars``, else summarised by ``text``; then its most informative tags that
+        fit what is left of ``short_text_chars`` (at least a quarter of it), never rewritten
+        (:mod:`tailormind.data.tag_idf`). ``tag_lists: summarise`` summarises the tags with the
+        text instead (the behaviour before tags were cut; hours on a tag-heavy catalogue)."""
+        whole = self.config.tag_lists == "summarise"
+        free = [item_text(row) if whole else item_text({**row, "tags": None}) for row in rows]
+        sources = ["passthrough" if t else "none" for t in free]
+        limit = self.config.short_text_chars
+        long = [i for i, t in enumerate(free)
+                if t and not (self.config.passthrough_short_text and len(t) <= limit)]
+        bodies = list(free)
+        for i, (body, source) in self._summaries(rows, free, long, whole, fallbacks).items():
+            bodies[i], sources[i] = body, source
+        if whole:
+            return [b or None for b in bodies], sources
+        out: list[str | None] = []
+        for row, body in zip(rows, bodies, strict=True):
+            unmentioned = [t for t in row.get("tags") or [] if t and t.lower() not in body.lower()]
+            kept = self.tag_idf.fit(unmentioned, max(limit - len(body) - 1, limit // 4))
+            out.append(item_text({"text": body, "tags": kept}) or None)
+        return out, sources
+
+    def _summaries(self, rows: list[dict], texts: list[str], long: list[int], with_tags: bool,
+                   fallbacks: list[list[str]]) -> dict[int, tuple[str, str]]:
+        """``{row: (summary, source)}`` for the ``long`` texts, one batched ``text`` call; a
+        failed or empty summary is the text cut to ``short_text_chars``, recorded."""
         if not long:
-            return [t or None for t in out], sources
+            return {}
         prompts = [[{"role": "user", "content": render(
             "profiling/item_text.txt", max_words=self.max_words,
             title=_quoted(rows[i].get("title") or "", "title"),
-            tags=_quoted(", ".join(rows[i].get("tags") or []), "tags"),
+            tags=_quoted(", ".join(rows[i].get("tags") or []), "tags") if with_tags else "",
             text=_quoted(texts[i], "text"))}] for i in long]
+        cut = self.config.short_text_chars
         try:
-            answers = self.text.complete(prompts, self.params)
+            answers = [a.text.strip() for a in self.text.complete(prompts, self.params)]
         except ModelError as exc:
             for i in long:
-                out[i] = texts[i][: self.config.short_text_chars]
-                sources[i] = "passthrough (truncated)"
                 fallbacks[i].append(f"text model failed ({exc}); text truncated")
-            return [t or None for t in out], sources
+            return {i: (texts[i][:cut], "passthrough (truncated)") for i in long}
+        out = {}
         for i, answer in zip(long, answers, strict=True):
-            if answer.text.strip():
-                out[i], sources[i] = answer.text.strip(), f"text:{self.text.model_id}"
+            if answer:
+                out[i] = (answer, f"text:{self.text.model_id}")
             else:
-                out[i] = texts[i][: self.config.short_text_chars]
-                sources[i] = "passthrough (truncated)"
+                out[i] = (texts[i][:cut], "passthrough (truncated)")
                 fallbacks[i].append("text model returned an empty summary; text truncated")
-        return [t or None for t in out], sources
+        return out
 
     def _media(self, row: dict, column: str) -> list[Any]:
         return [self.workspace.media_path(p) for p in (row.get(column) or [])]
@@ -314,7 +346,7 @@ def describe_items(
     if plan.report.complete:
         return plan.report
     describer = describer or ItemDescriber(settings, workspace)
-    for batch in _chunks(plan.rows, settings.profiling.describe_batch_size):
+    for batch in describe_parts(plan.rows, settings.profiling):
         table = describer.describe_rows(batch)
         plan.writer.write(table)
         plan.report.described += len(batch)
@@ -324,6 +356,27 @@ def describe_items(
     return finish_describe(plan, describer.models(), started)
 
 
-def _chunks(rows: list[dict], size: int) -> Iterable[list[dict]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
+def describe_parts(rows: list[dict], config: ProfilingConfig) -> Iterable[list[dict]]:
+    """``rows`` in order, cut into parts of at most ``describe_batch_size`` items of which at most
+    ``describe_model_items_per_part`` need a model (free text to summarise, images or a video):
+    each part is saved when done, so progress is saved every few minutes whatever the mix."""
+    part: list[dict] = []
+    model_items = 0
+    for row in rows:
+        needs_model = _needs_model(row, config)
+        if part and (len(part) == config.describe_batch_size or
+                     (needs_model and model_items == config.describe_model_items_per_part)):
+            yield part
+            part, model_items = [], 0
+        part.append(row)
+        model_items += needs_model
+    if part:
+        yield part
+
+
+def _needs_model(row: dict, config: ProfilingConfig) -> bool:
+    if row.get("image_paths") or row.get("video_paths"):
+        return True
+    free = item_text(row) if config.tag_lists == "summarise" else item_text({**row, "tags": None})
+    return bool(free) and not (config.passthrough_short_text
+                               and len(free) <= config.short_text_chars)

@@ -18,7 +18,8 @@ exemplars, ideate, writing, images, scoring, media, bundle) and LLM tokens per p
 (cosine between the post text and the history centroid) before reflection (round 0) and after
 (the kept version), its gain, how many posts improved; the field success rate (ideas repaired
 or fallen back, drafts with empty fields); objective novelty (1 - max cosine to a catalogue
-item); the fallbacks recorded.
+item); the fallbacks recorded; then, with two runtimes, each measure as a paired difference
+(after − before, the same users) with a 95% bootstrap interval.
 """
 
 from __future__ import annotations
@@ -88,8 +89,9 @@ def run_runtime(ws_root: Path, runtime: str, args: argparse.Namespace) -> dict:
     return {"profiling": profiling, "made": made, "novelty": novelty, "models": models}
 
 
-def objective_novelties(ws, embed, made: dict[str, list[dict]]) -> dict[str, float]:
-    """Mean objective novelty per kind: 1 - max cosine between a post and any catalogue item."""
+def objective_novelties(ws, embed, made: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
+    """Objective novelty per kind and user: 1 - max cosine between a post and any catalogue
+    item."""
     import numpy as np
 
     from tailormind.bench.content_metrics import objective_novelty
@@ -102,7 +104,8 @@ def objective_novelties(ws, embed, made: dict[str, list[dict]]) -> dict[str, flo
         texts = [parse_post_record(r).reader_text() for r in records]
         if texts:
             vectors = embed.embed(texts)
-            out[kind] = mean(objective_novelty(v, catalogue) for v in vectors)
+            out[kind] = {r["user_id"]: objective_novelty(v, catalogue)
+                         for r, v in zip(records, vectors, strict=True)}
     return out
 
 
@@ -144,8 +147,9 @@ def print_quality(results: dict[str, dict]) -> None:
     for runtime, result in results.items():
         for kind, records in result["made"].items():
             if records:
+                novelty = result["novelty"].get(kind, {})
                 print(f"| {runtime} | {kind} | {quality_cells(records)} | "
-                      f"{result['novelty'].get(kind, float('nan')):.3f} |")
+                      f"{mean(novelty.values()) if novelty else float('nan'):.3f} |")
     for runtime, result in results.items():
         fallbacks: Counter = Counter()
         for records in result["made"].values():
@@ -153,6 +157,42 @@ def print_quality(results: dict[str, dict]) -> None:
                 fallbacks.update(f.split(":")[0] for f in r["fallbacks"])
         print(f"\nfallbacks recorded ({runtime}): "
               + (", ".join(f"{k} {v}" for k, v in fallbacks.most_common()) or "none"))
+
+
+#: Per-post measures compared between the runtimes, paired by user: name -> value of a record.
+PAIRED = {
+    "relevance kept": lambda r: r["reflection"]["best"]["relevance"],
+    "relevance round 0": lambda r: r["reflection"]["rounds"][0]["relevance"],
+    "drafts with empty fields": lambda r: sum(bool(d.get("empty")) for d in r["drafts"]),
+    "seconds": lambda r: r["seconds"],
+}
+
+
+def print_paired(results: dict[str, dict]) -> None:
+    """after − before per measure and kind over the users both runtimes made a post for, with a
+    95% paired-bootstrap interval (``tailormind.core.bootstrap.paired_difference``)."""
+    from tailormind.core.bootstrap import paired_difference
+
+    if len(results) < 2:
+        return
+    (before, first), (after, last) = list(results.items())[0], list(results.items())[-1]
+    print(f"\n| kind | measure | {after} − {before} [95% paired bootstrap] | n | "
+          f"{after} higher / lower |")
+    print("|---|---|---|---|---|")
+    for kind in first["made"]:
+        a = {r["user_id"]: r for r in last["made"].get(kind, [])}
+        b = {r["user_id"]: r for r in first["made"][kind]}
+        users = sorted(a.keys() & b.keys())
+        measures = {name: ([get(a[u]) for u in users], [get(b[u]) for u in users])
+                    for name, get in PAIRED.items()}
+        novelty = (last["novelty"].get(kind, {}), first["novelty"].get(kind, {}))
+        measures["objective novelty"] = ([novelty[0].get(u) for u in users],
+                                         [novelty[1].get(u) for u in users])
+        for name, (after_values, before_values) in measures.items():
+            d = paired_difference(after_values, before_values, a=after, b=before, metric=name)
+            e = d.difference
+            print(f"| {kind} | {name} | {e.mean:+.3f} [{e.low:+.3f}, {e.high:+.3f}] | {e.n} | "
+                  f"{d.wins} / {d.losses} |")
 
 
 def quality_cells(records: list[dict]) -> str:
@@ -199,6 +239,7 @@ def main() -> None:
     print_profiling(results)
     print_stages(results)
     print_quality(results)
+    print_paired(results)
 
 
 if __name__ == "__main__":

@@ -269,7 +269,7 @@ def main() -> None:
                           for m, b, a, u in rows], indent=2))
         return
     width = max(len(m) for m, _, _, _ in rows)
-    print("before: SmolLM2 on transformers (float32); after: on llama.cpp (float32 GGUF, "
+    print("before: SmolLM2 on transformers (float32); after: on llama.cpp (float16 GGUF, "
           "shared-prefix batches)")
     print(f"{'measure':<{width}}  {'before':>10}  {'after':>14}  unit")
     for measure, before, after, unit in rows:

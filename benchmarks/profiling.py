@@ -3,7 +3,7 @@
     python benchmarks/profiling.py quality  [--workspace WS] [--users 100] [--variants ...]
                                             [--variant-users 30] [--llm-ranker-users 20]
     python benchmarks/profiling.py overhead [--users 10000] [--items 2000]
-    python benchmarks/profiling.py describe [--items 17600] [--max-tags 500] [--before-items 32]
+    python benchmarks/profiling.py describe [--items 17600] [--max-tags 500] [--before-items 4]
 
 ``quality`` runs the missing stages on the bundled MovieLens data (import, split, describe,
 HypergraphCF + LightGCN, cf_topk), profiles a seeded sample of users with the embedded models,
@@ -162,8 +162,9 @@ def overhead(args: argparse.Namespace) -> None:
 
 
 def tag_catalogue(root: Path, items: int, max_tags: int, seed: int = 7) -> Path:
-    """A workspace of ``items`` items titled "Track N" with 0..``max_tags`` tags each, drawn
-    from a Zipf vocabulary of 20,000 tags, and 3 interactions per item."""
+    """A workspace of ``items`` items titled "Track N" with 0..``max_tags`` distinct tags each
+    (uniform count), drawn from a Zipf-weighted vocabulary of 20,000 tags, and 3 interactions per
+    item."""
     import json
 
     import numpy as np
@@ -172,12 +173,16 @@ def tag_catalogue(root: Path, items: int, max_tags: int, seed: int = 7) -> Path:
     from tailormind.data.ingest import save_import
 
     rng = np.random.default_rng(seed)
+    vocabulary = 20_000
+    log_weight = -1.1 * np.log(np.arange(1, vocabulary + 1))  # Zipf: rank r has weight r^-1.1
     export = root / "export"
     export.mkdir(parents=True)
     with open(export / "items.jsonl", "w") as out:
         for i in range(items):
             n = int(rng.integers(0, max_tags + 1))
-            ranks = np.unique(np.minimum(rng.zipf(1.3, size=n), 20_000))
+            # n distinct tags drawn by weight (Gumbel top-n), listed most common first
+            keys = log_weight + rng.gumbel(size=vocabulary)
+            ranks = np.sort(np.argpartition(-keys, n)[:n]) if n else []
             out.write(json.dumps({"item_id": f"t{i}", "title": f"Track {i}",
                                   "tags": [f"tag{r:05d}" for r in ranks]}) + "\n")
     with open(export / "interactions.csv", "w") as out:
@@ -187,6 +192,16 @@ def tag_catalogue(root: Path, items: int, max_tags: int, seed: int = 7) -> Path:
                 out.write(f"u{(i * 7 + k) % 2000},t{i},{1_700_000_000 + i * 3 + k}\n")
     bundle = import_table(export / "interactions.csv", items=str(export / "items.jsonl"))
     return save_import(bundle, root / "ws").root
+
+
+def describe_settings(tmp: Path, tag_lists: str, runtime: str):
+    """The environment's config with the call cache off, ``tag_lists``, and the embedded
+    SmolLM2 on ``runtime`` (a configured non-embedded text backend is left as it is)."""
+    models: dict = {"cache": False}
+    if load_config().models.text.backend == "smollm2":
+        models["text"] = {"options": {"runtime": runtime}}
+        models["cache_dir"] = str(tmp / "models")
+    return load_config(overrides={"models": models, "profiling": {"tag_lists": tag_lists}})
 
 
 def describe(args: argparse.Namespace) -> None:
@@ -204,10 +219,7 @@ def describe(args: argparse.Namespace) -> None:
                 ("before: summarise tag lists (transformers)", "summarise", "transformers",
                  args.before_items),
                 ("after: most informative tags (MiniLM only)", "select", "llamacpp", None)):
-            settings = load_config(environ={}, overrides={
-                "models": {"cache": False, "cache_dir": str(Path(tmp) / "models"),
-                           "text": {"options": {"runtime": runtime}}},
-                "profiling": {"tag_lists": tag_lists}})
+            settings = describe_settings(Path(tmp), tag_lists, runtime)
             load_role("embed", settings)  # model loads are not describing
             if tag_lists == "summarise":
                 load_role("text", settings)
@@ -241,7 +253,7 @@ def main() -> None:
     d = sub.add_parser("describe")
     d.add_argument("--items", type=int, default=17_600)
     d.add_argument("--max-tags", type=int, default=500)
-    d.add_argument("--before-items", type=int, default=32,
+    d.add_argument("--before-items", type=int, default=4,
                    help="items described the old way (projected to --items)")
     args = parser.parse_args()
     {"quality": quality, "overhead": overhead, "describe": describe}[args.what](args)

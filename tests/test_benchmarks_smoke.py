@@ -148,6 +148,20 @@ def test_profiling_benchmark_overhead(profiled_ws) -> None:
     assert len(numbers(row(out, r"ms per user orchestration"))) == 1
 
 
+def test_profiling_benchmark_describe(profiled_ws, tiny_llm: Path) -> None:
+    """A tag-heavy catalogue described before (tags summarised by the text model) and after
+    (tags cut, no model): the table's rows, and no model call after."""
+    _, settings = profiled_ws
+    out = run_script("profiling.py", "describe", "--items", "40", "--max-tags", "300",
+                     "--before-items", "2", env=tiny_env(settings, tiny_llm))
+    row(out, r"\| describe \| items run \| summarised by the text model \| wall s \|")
+    before = numbers(row(out, r"\| before: summarise tag lists"))
+    after = numbers(row(out, r"\| after: most informative tags"))
+    assert before[0] == 2 and before[1] >= 1  # long tag lists went to the model
+    assert after[0] == 40 and after[1] == 0  # none did
+    assert all(v > 0 for v in after[2:])
+
+
 def test_profiling_benchmark_quality(profiled_ws, tmp_path: Path, tiny_llm: Path) -> None:
     ws = fresh(profiled_ws, tmp_path)  # described, HypergraphCF, cf_topk: LightGCN is trained
     _, settings = profiled_ws

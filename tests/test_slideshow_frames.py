@@ -89,7 +89,8 @@ def test_ordered_map_keeps_order_bounds_the_queue_and_raises() -> None:
             running -= 1
         return x * x
 
-    assert list(ordered_map(slow_square, range(20), workers=2, ahead=3)) == [x * x for x in range(20)]
+    squares = list(ordered_map(slow_square, range(20), workers=2, ahead=3))
+    assert squares == [x * x for x in range(20)]
     assert most <= 2
 
     def boom(x: int) -> int:

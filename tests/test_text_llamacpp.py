@@ -151,8 +151,13 @@ def test_runtime_choice_and_clear_errors(tmp_path: Path, monkeypatch) -> None:
         load_role("text", settings(no_repeat_ngram_size=4))
     with pytest.raises(ConfigError, match=r"options\.weights"):
         load_role("text", settings(weights="q2"))
+    tiny = load_config(environ={}, overrides={"models": {
+        "cache_dir": str(tmp_path), "text": {"backend": "smollm2", "max_memory_gib": 1e-6}}})
+    with pytest.raises(ModelError, match=r"needs about .* more than models\.text\.max_memory_gib"):
+        load_role("text", tiny)
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
-    with pytest.raises(ModelError, match=r"needs llama-cpp-python .*text\.options\.runtime: transformers"):
+    with pytest.raises(ModelError,
+                       match=r"needs llama-cpp-python .*text\.options\.runtime: transformers"):
         load_role("text", settings(weights="q8_0"))
     with pytest.raises(ConfigError, match=r"models\.text\.path: backend 'llamacpp' needs"):
         load_role("text", load_config(environ={}, overrides={"models": {

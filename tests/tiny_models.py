@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# The CLIP tokenizer and open_clip builders are shared with benchmarks/gpu_check.py.
+from benchmarks.tiny_weights import tiny_clip_tokenizer, tiny_open_clip  # noqa: F401
+
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
     "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -59,34 +62,6 @@ def tiny_llama(directory: Path, *, chat_template: bool = True) -> Path:
                          pad_token_id=tokenizer.pad_token_id)
     LlamaForCausalLM(config).save_pretrained(directory)
     return directory
-
-
-def tiny_clip_tokenizer(directory: Path):
-    """A CLIP BPE tokenizer over single bytes (no merges): enough for a diffusers text encoder."""
-    from transformers import CLIPTokenizer
-
-    directory.mkdir(parents=True, exist_ok=True)
-    symbols = list(_bytes_to_unicode().values())
-    vocab = {}
-    for symbol in symbols + [s + "</w>" for s in symbols] + ["<|startoftext|>", "<|endoftext|>"]:
-        vocab.setdefault(symbol, len(vocab))
-    (directory / "vocab.json").write_text(json.dumps(vocab))
-    (directory / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(str(directory / "vocab.json"), str(directory / "merges.txt"),
-                         model_max_length=32)
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable-character table (what CLIP's BPE runs on)."""
-    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-                 + list(range(ord("®"), ord("ÿ") + 1)))
-    chars, extra = list(printable), 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            chars.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, map(chr, chars), strict=True))
 
 
 def _text_encoder(vocab_size: int):
@@ -151,27 +126,6 @@ def tiny_text_to_video(directory: Path) -> Path:
 
 
 TINY_CLIP_NAME = "tailormind-tiny-clip"
-
-
-def tiny_open_clip(directory: Path) -> tuple[str, Path, Path]:
-    """``(model name, weights file, model-config file)`` of a 2-layer CLIP for open_clip."""
-    import open_clip
-    import torch
-
-    directory.mkdir(parents=True, exist_ok=True)
-    config = {"embed_dim": 32,
-              "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 16,
-                             "head_width": 32},
-              "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2,
-                           "layers": 2}}
-    config_file = directory / f"{TINY_CLIP_NAME}.json"
-    config_file.write_text(json.dumps(config))
-    open_clip.add_model_config(str(config_file))
-    torch.manual_seed(0)
-    model = open_clip.create_model(TINY_CLIP_NAME, pretrained=None)
-    weights = directory / "tiny_clip.pt"
-    torch.save(model.state_dict(), weights)
-    return TINY_CLIP_NAME, weights, config_file
 
 
 VLM_CHAT_TEMPLATE = (

@@ -360,6 +360,10 @@ class BenchConfig(_Section):
     calibration_pairs: int = Field(
         100, ge=10, description="Judge calibration: pairs per dimension whose better member is "
         "known (built from the workspace's posts and catalogue; `bench calibrate`).")
+    cost_tokens_per_gpu_second: float = Field(
+        1000.0, gt=0, description="Cost study (RQ5): the LLM throughput, prompt + completion "
+        "tokens per GPU-second, behind the report's GPU-seconds *estimate* (tokens ÷ this). An "
+        "assumption, not a measurement — set it from your own serving benchmark.")
 
 
 class Settings(_Section):

@@ -285,3 +285,16 @@ class FieldWriter(ScriptedText):
         if self.obey and "IGNORE PREVIOUS INSTRUCTIONS" in call.prompt:
             return "HACKED"
         return "" if name in self.empty else self.ANSWERS[name]
+
+
+def rule_judge() -> ScriptedText:
+    """Scores a generated post (the scripted writer's "Notes on item ...") 8 for novelty and 6
+    for aesthetics (and taste fit), anything else (the ground-truth item) 3 and 5; names a
+    claim that is in a generated post and none for the ground truth."""
+    def by_post(generated: str, other: str) -> Callable[[Call], str]:
+        return lambda call: generated if "Notes on item" in call.prompt else other
+
+    return ScriptedText({"judge_novelty": by_post("8", "3"),
+                         "judge_hallucination": by_post(" Item about tag0001", " none"),
+                         "judge_aesthetic": by_post("6", "5"), "judge_coherence": by_post("6", "5")},
+                        model_id="rule-judge", follows_json=False)

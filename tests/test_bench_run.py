@@ -23,23 +23,10 @@ from tailormind.generation.pipeline import Roles
 from tailormind.profiling.evaluate import evaluate_profiles
 from tailormind.profiling.profiles import profile_users
 from tests.conftest import fresh
-from tests.fakes import Call, ProfilingText, ScriptedText, ScriptedWriter, down
+from tests.fakes import ProfilingText, ScriptedText, ScriptedWriter, down, rule_judge
 from tests.workspaces import make_profiler
 
 USERS = 4
-
-
-def rule_judge() -> ScriptedText:
-    """Scores a generated post (the scripted writer's "Notes on item ...") 8 for novelty and 6
-    for aesthetics (and taste fit), anything else (the ground-truth item) 3 and 5; names a
-    claim that is in a generated post and none for the ground truth."""
-    def by_post(generated: str, other: str) -> Callable[[Call], str]:
-        return lambda call: generated if "Notes on item" in call.prompt else other
-
-    return ScriptedText({"judge_novelty": by_post("8", "3"),
-                         "judge_hallucination": by_post(" Item about tag0001", " none"),
-                         "judge_aesthetic": by_post("6", "5"), "judge_coherence": by_post("6", "5")},
-                        model_id="rule-judge", follows_json=False)
 
 
 @pytest.fixture(scope="module")
@@ -267,6 +254,34 @@ def test_report_files_show_exactly_the_json_numbers(bench) -> None:
         assert f"plots/{name}.png" in markdown
     assert "grounded" in markdown and "not the web" in markdown
     assert report["examples"] and len(report["examples"][0]["posts"]) == len(BENCH_METHODS)
+
+
+def test_the_cost_section_reads_what_the_run_recorded(bench) -> None:
+    ws, _, result, _, _ = bench
+    report = result.report
+    section = report["cost"]
+    assert [m["name"] for m in section["methods"]] == list(BENCH_METHODS)
+    rows = {m["name"]: {r["key"]: r for r in m["stages"]} for m in section["methods"]}
+    records = [json.loads((ws.root / r["path"] / "post.json").read_text())
+               for r in report["per_post"] if r["method"] == "tailormind"]
+    writing = rows["tailormind"]["writing"]
+    assert writing["llm_tokens"]["total"] == sum(r["tokens_by_stage"]["writing"] for r in records)
+    assert writing["model_seconds"]["n"] == len(records) == USERS  # this version records them
+    assert writing["model_seconds"]["total"] == pytest.approx(
+        sum(r["model_seconds_by_stage"]["writing"] for r in records), abs=1e-5)
+    assert all(r["gpu_seconds_by_stage"] is None for r in records)  # no model on a GPU here
+    profiles = [p for p in ws.read("profiles").to_pylist() if p["user_id"] in report["users"]]
+    init, refine = rows["tailormind"]["profiling_init"], rows["tailormind"]["profiling_refine"]
+    assert init["llm_tokens"]["total"] + refine["llm_tokens"]["total"] == pytest.approx(
+        sum(p["prompt_tokens"] + p["completion_tokens"] for p in profiles))
+    assert init["model_seconds"]["n"] == len(profiles) == USERS
+    assert list(rows["ground_truth"]) == ["judging"]
+    assert all(rows[m]["judging"]["units"] == USERS for m in BENCH_METHODS)
+    assert rows["tailormind"]["judging"]["llm_tokens"]["total"] > 0
+    markdown = (ws.root / "bench" / REPORT_MD).read_text()
+    assert "## Cost (RQ5)" in markdown and "| TailorMind | generation: writing" in markdown
+    assert 'data-section="cost"' in (ws.root / "bench" / REPORT_HTML).read_text()
+    assert (ws.root / "bench" / "plots" / "cost_by_stage.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_second_run_reuses_posts_and_gives_the_same_numbers(bench) -> None:

@@ -45,7 +45,7 @@ def rewrite(target: Path, change) -> None:
 def test_a_record_round_trips_with_its_schema_version(tmp_path: Path) -> None:
     target = written(tmp_path)
     on_disk = json.loads((target / POST_JSON).read_text(encoding="utf-8"))
-    assert on_disk["schema_version"] == POST_SCHEMA_VERSION == 2
+    assert on_disk["schema_version"] == POST_SCHEMA_VERSION == 3
     record = read_post(target)
     assert record == post_record("u1", "post-1") and record.to_json() == on_disk
     assert record.media_files == ["cover.png"] and record.llm_tokens == 0
@@ -58,6 +58,21 @@ def test_a_bundle_from_before_schema_version_still_loads(tmp_path: Path) -> None
     record = read_post(target)
     assert record is not None and record.schema_version == POST_SCHEMA_VERSION
     assert [p.record.post_id for p in read_bundles(tmp_path)] == ["post-1"]
+
+
+def test_a_version_2_record_loads_with_its_model_seconds_not_recorded(tmp_path: Path) -> None:
+    target = written(tmp_path, seconds_by_stage={"writing": 2.0}, tokens_by_stage={"writing": 9},
+                     model_seconds_by_stage={"writing": 1.5}, gpu_seconds_by_stage=None)
+    assert read_post(target).model_seconds_by_stage == {"writing": 1.5}
+
+    def as_version_2(data: dict) -> None:
+        data.update(schema_version=2)
+        del data["model_seconds_by_stage"], data["gpu_seconds_by_stage"]
+
+    rewrite(target, as_version_2)
+    record = read_post(target)
+    assert record.model_seconds_by_stage is None and record.gpu_seconds_by_stage is None
+    assert record.seconds_by_stage == {"writing": 2.0} and record.llm_tokens == 9
 
 
 @pytest.mark.parametrize(("change", "says"), [

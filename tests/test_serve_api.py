@@ -228,6 +228,30 @@ def test_every_other_route_needs_the_token(api) -> None:
     assert client.get(f"/open/v1/users/{user}/profile").status_code == 200
 
 
+def test_the_rating_page_is_mounted_behind_the_token(api) -> None:
+    """``/api/rate``: the page shell is public; the data routes need a rater session, which
+    needs the API token (a bearer header alone is no rater); the workspace has no bench report,
+    which a signed-in rater is told."""
+    client, _ = api
+    page = client.get("/api/api/rate/")
+    assert page.status_code == 200 and 'data-token-required="true"' in page.text
+    for headers in ({}, AUTH):
+        answer = client.get("/api/api/rate/queue", headers=headers)
+        assert answer.status_code == 401 and answer.json()["error"]["code"] == "no_session"
+    wrong = client.post("/api/api/rate/session", json={"rater": "ann", "token": "wrong"})
+    assert wrong.status_code == 401 and not wrong.cookies
+    signed = client.post("/api/api/rate/session", json={"rater": "ann", "token": TOKEN})
+    assert signed.status_code == 200 and "httponly" in signed.headers["set-cookie"].lower()
+    cookie = {"tailormind_rater": signed.cookies["tailormind_rater"]}
+    queue = client.get("/api/api/rate/queue", cookies=cookie)
+    assert queue.status_code == 404 and queue.json()["error"]["code"] == "no_bench_report"
+    # the token-less API (loopback only) asks for a name, no token; its cookie is not the other's
+    open_signed = client.post("/open/api/rate/session", json={"rater": "ann"})
+    assert open_signed.status_code == 200
+    assert client.get("/open/api/rate/queue", cookies=cookie).status_code == 401
+    client.cookies.clear()
+
+
 def test_model_routes_need_the_models_key(api) -> None:
     client, _ = api
     chat = {"model": "anything", "messages": [{"role": "user", "content": "Hi"}],

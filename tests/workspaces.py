@@ -32,15 +32,17 @@ def roles_with(settings, text: TextModel, image: ImageGenerator | None = None):
 
 def hand_metrics(ws: Workspace, users: set[str] | None = None,
                  methods: tuple[str, ...] = ("popularity", "history-content", "profile (init)",
-                                             "profile (refined)")) -> dict[str, dict[str, float]]:
+                                             "profile (refined)"),
+                 profiles_table: str = "profiles") -> dict[str, dict[str, float]]:
     """Test-set metrics of the scorers without a fit, from the workspace's tables alone (an
     independent reference for ``evaluate_profiles``): per test candidate set (``users``, or
     all), the positive's rank is the number of negatives scoring at least as high (ties go
     against the positive); Recall@K = HR@K = 1[rank < K], NDCG@K = 1[rank < K] / log2(rank + 2),
     MRR = 1 / (rank + 1), averaged over the sets. Scores: popularity = train interaction count
     (log1p is monotone, so the ranks are the same), history-content = v_i · mean of v_j over
-    the user's train items, profile (init / refined) = v_i · that profile's embedding. Only
-    ``methods`` are scored (the profile ones need every chosen user profiled)."""
+    the user's train items, profile (init / refined) = v_i · that profile's embedding (from
+    ``profiles_table``). Only ``methods`` are scored (the profile ones need every chosen user
+    profiled)."""
     import math
     from collections import Counter, defaultdict
 
@@ -53,7 +55,7 @@ def hand_metrics(ws: Workspace, users: set[str] | None = None,
         history[r["user_id"]].append(r["item_id"])
     vector = {r["item_id"]: np.asarray(r["embedding"], dtype=np.float64)
               for r in ws.read("item_features").to_pylist()}
-    profiles = {r["user_id"]: r for r in ws.read("profiles").to_pylist()}
+    profiles = {r["user_id"]: r for r in ws.read(profiles_table).to_pylist()}
 
     def content(user: str, item: str) -> float:
         past = history[user]

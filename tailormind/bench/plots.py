@@ -5,6 +5,8 @@
 * ``relevance_by_round``: mean cosine relevance to the user's history of the version kept after
   each cohesion-reflection round (a post that stopped early keeps its value), one line per method.
 * ``dimension_bars``: one panel per metric, a bar per method with its bootstrap interval.
+* ``sweep_curves``: the sensitivity sweep of one parameter, one panel per metric, the mean with
+  its interval at each value.
 """
 
 from __future__ import annotations
@@ -86,5 +88,44 @@ def dimension_bars(panels: list[dict[str, Any]], confidence: float = 0.95) -> by
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle(f"Per-dimension means with {confidence:.0%} bootstrap intervals", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def sweep_curves(parameter: str, values: list[Any], labels: list[str],
+                 panels: list[dict[str, Any]], configured: int | None = None,
+                 confidence: float = 0.95) -> bytes | None:
+    """The sensitivity sweep of one parameter: one panel per metric (``{"title", "points":
+    [{"mean", "low", "high"}]}``, a point per value), the value on x (numbers to scale, other
+    values evenly spaced), the mean with its bootstrap interval as error bars; the configured
+    value (index ``configured``) is a dotted line."""
+    panels = [p for p in panels if any(pt["mean"] is not None for pt in p["points"])]
+    if not panels:
+        return None
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    xs = [float(v) for v in values] if numeric else list(range(len(values)))
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        shown = [(x, p) for x, p in zip(xs, panel["points"], strict=True) if p["mean"] is not None]
+        means = [p["mean"] for _, p in shown]
+        errors = [[p["mean"] - (p["low"] if p["low"] is not None else p["mean"]) for _, p in shown],
+                  [(p["high"] if p["high"] is not None else p["mean"]) - p["mean"]
+                   for _, p in shown]]
+        ax.errorbar([x for x, _ in shown], means, yerr=errors, fmt="o-", capsize=3,
+                    color="tab:blue")
+        if configured is not None:
+            ax.axvline(xs[configured], linestyle=":", color="grey", label="configured")
+            if ax is axes.flat[0]:
+                ax.legend(fontsize=7)
+        ax.set_xticks(xs, labels, fontsize=7)
+        ax.set_xlabel(parameter, fontsize=7)
+        ax.set_title(panel["title"], fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(f"Sensitivity to {parameter}: means with {confidence:.0%} bootstrap intervals",
+                 fontsize=10)
     fig.tight_layout()
     return _png(fig)

@@ -80,3 +80,21 @@ def profiling_dimension(workspace: Workspace, settings: Settings, features: Item
         add(f"cf:{name}", f"CF: {name}", test, lambda s, n=name: scorer.cf(n, s))
     curve = refinement_curve(profiles, index, scorer, data, settings) if profiles else []
     return rows, curve
+
+
+def table_metrics(workspace: Workspace, signals: Signals, table: str, user_ids: list[str],
+                  ks: tuple[int, ...] = DEFAULT_KS) -> list[dict[str, Any]]:
+    """Per user of ``user_ids`` profiled in ``table``: Recall/NDCG@K of the refined profile
+    (cosine) on the user's TEST candidate set — the ``tailormind`` row above, for any profiles
+    table (the sensitivity sweep's variants). One ``{"user_id", metric: value}`` per user."""
+    index, wanted = signals.user_index, set(user_ids)
+    refined = {index[r["user_id"]]: np.asarray(r["embedding"])
+               for r in workspace.read(table, columns=["user_id", "embedding"]).to_pylist()
+               if r["user_id"] in wanted and r["user_id"] in index}
+    if not refined:
+        return []
+    sets = subset_sets(signals.data.test, np.array(sorted(refined)))
+    values = per_set_metrics(candidate_ranks(CandidateScorer(signals).profile(refined, sets)), ks)
+    return [{"user_id": signals.data.user_ids[int(u)],
+             **{k: float(v[i]) for k, v in values.items()}}
+            for i, u in enumerate(sets.users.tolist())]

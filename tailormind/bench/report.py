@@ -30,7 +30,7 @@ import jinja2
 from PIL import Image
 
 from tailormind import __version__
-from tailormind.bench import plots
+from tailormind.bench import plots, report_sections
 from tailormind.core.bootstrap import bootstrap_mean
 from tailormind.bench.calibrate import SELF_JUDGED, calibration_table, column_signal, judge_source
 from tailormind.bench.methods import Method
@@ -337,7 +337,7 @@ def build_report(*, workspace: Workspace, settings: Settings, methods: list[Meth
     dimensions["profiling"] = _profiling_table(profile_rows, settings, expected)
     relevance = _relevance_curve(methods, rows)
     public = settings.public_dump()
-    return {
+    report = {
         "title": "TailorBench report", "created": created, "tailormind_version": __version__,
         "workspace": str(workspace.root), "seconds": round(seconds, 1),
         "users": [u.user_id for u in users],
@@ -359,6 +359,7 @@ def build_report(*, workspace: Workspace, settings: Settings, methods: list[Meth
         "per_post": rows,
         "per_user_profiling": _per_user_profiling(profile_rows),
     }
+    return report_sections.attach(workspace, settings, report)
 
 
 def cell(entry: dict[str, Any] | None) -> str:
@@ -491,6 +492,7 @@ def render_markdown(report: dict[str, Any], plot_files: dict[str, str]) -> str:
         lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in table["rows"]]
         lines.append("")
     lines += _md_paired(report)
+    lines += report_sections.markdown(report)
     if plot_files:
         lines += ["## Plots", ""] + [f"![{name}]({path})" for name, path in plot_files.items()]
         lines.append("")
@@ -510,10 +512,11 @@ def render_markdown(report: dict[str, Any], plot_files: dict[str, str]) -> str:
 
 
 def _html_template() -> jinja2.Template:
-    source = resources.files("tailormind.bench").joinpath("html", "report.html.j2").read_text(
-        encoding="utf-8")
-    return jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
-        source)
+    folder = resources.files("tailormind.bench").joinpath("html")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.globals.update(report_sections.template_globals())
+    return env.get_template("report.html.j2")
 
 
 def write_report(bench_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
@@ -527,6 +530,8 @@ def write_report(bench_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
                     if m["name"] in report["curves"]["relevance_by_round"]}),
                "dimension_bars": plots.dimension_bars(
                    _bar_panels(report), report["config"]["bench"]["confidence"])}
+    section_figures = report_sections.figures(report)  # shown in their own sections
+    figures.update(section_figures)
     plot_files: dict[str, str] = {}
     data_uris: dict[str, str] = {}
     for name, png in figures.items():
@@ -543,9 +548,12 @@ def write_report(bench_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
     write_json_atomic(paths["json"], report, ensure_ascii=False)
     write_text_atomic(paths["md"], render_markdown(report, plot_files))
     html = _html_template().render(report=report, tables=tables(report), plots=data_uris,
+                                   general_plots=[n for n in data_uris
+                                                  if n not in section_figures],
                                    calibration=calibration_table(report.get("calibration")),
                                    calibration_heading=calibration_heading(report),
                                    paired=paired_tables(report),
+                                   sections=report_sections.html_templates(),
                                    examples=examples)
     write_text_atomic(paths["html"], html)
     return paths

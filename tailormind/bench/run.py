@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tailormind.bench.calibrate import calibrate_workspace
+from tailormind.bench.cost import measured, write_scoring_cost
 from tailormind.bench.judge import Judge
 from tailormind.bench.methods import BENCH_DIR, Method, resolve_methods
 from tailormind.bench.posts import (
@@ -131,19 +132,25 @@ def _load_scoring(workspace: Workspace, settings: Settings, roles: Roles | None,
 def _score_posts(workspace: Workspace, settings: Settings, methods: list[Method],
                  bench_users: list[BenchUser], paths_by_method: dict[str, dict[str, Path]],
                  scoring: _Scoring, log: Log) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """``(per-post score rows, posts by method)`` for every method, in order."""
+    """``(per-post score rows, posts by method)`` for every method, in order; what scoring each
+    method cost goes to ``bench/scoring_cost.json`` (:mod:`tailormind.bench.cost`)."""
     cfg = settings.bench
     s = scoring
     scorer = PostScorer(s.features, s.items, bench_users, embed=s.embed, judge=s.judge,
                         clip=s.clip, vision=s.vision, history_items=cfg.judge_history_items)
     rows: list[dict[str, Any]] = []
     posts_by_method: dict[str, dict[str, Any]] = {}
+    costs: dict[str, Any] = {}
     for method in methods:
         posts = read_posts(workspace, method, bench_users, paths_by_method.get(method.name, {}),
                            s.items, cfg.judge_history_items)
         posts_by_method[method.name] = posts
-        rows += scorer.score(method.name, list(posts.values()))
+        scored, cost = measured([s.judge.text, s.vision, s.clip, s.embed],
+                                lambda: scorer.score(method.name, list(posts.values())))
+        rows += scored
+        costs[method.name] = {"posts": len(posts), **cost}
         log(f"bench: scored {method.name} ({len(posts)} posts)")
+    write_scoring_cost(workspace.root / BENCH_DIR, [u.user_id for u in bench_users], costs)
     return rows, posts_by_method
 
 

@@ -127,9 +127,35 @@ def _print_report(report: dict, paths: dict[str, Path]) -> None:
         out.print(_calibration_table(report["calibration"], calibration_heading(report)))
     for table in _paired_tables(report):
         out.print(table)
+    _print_human(report)
     for flag in report["flags"]:
         out.print(f"[yellow]note:[/yellow] {escape(flag)}")
     out.print(f"report: {paths['html']} · {paths['md']}")
+
+
+def _print_human(report: dict) -> None:
+    """The human section's tables (or how to start rating)."""
+    from tailormind.bench.human import rows, summary
+
+    section = report.get("human")
+    if not section:
+        return
+    if not section["ratings"]:
+        out.print("Human evaluation: no ratings yet; `tailormind bench rate` serves the page")
+        return
+    found = rows(section, report)
+    means = Table(title="Human evaluation", caption=escape(summary(section)))
+    for name in ("method", *section["dimensions"]):
+        means.add_column(name)
+    for row in found["means"]:
+        means.add_row(*map(escape, row))
+    agreement = Table(title="Agreement")
+    for name in ("dimension", "scale", "Krippendorff's α", "judge–human Spearman ρ", "verdict"):
+        agreement.add_column(name)
+    for row in found["agreement"]:
+        agreement.add_row(*map(escape, row))
+    out.print(means)
+    out.print(agreement)
 
 
 @app.command("calibrate")
@@ -164,3 +190,127 @@ def calibrate_command(
     out.print(f"{escape(result['judge'])} · {result['pairs_per_dimension']} pairs per "
               f"dimension · {escape(result['rules']['outcome'])}")
     out.print(f"calibration: {ws.root / 'bench' / 'calibration.json'}")
+
+
+@app.command("rate")
+def rate_command(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = Path("workspace"),
+    host: Annotated[str, typer.Option(help="Address to listen on (not loopback: needs api.token "
+                                           "or TAILORMIND_API_TOKEN).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8787,
+    export: Annotated[Path | None, typer.Option(
+        "--export", help="Write every rating to this CSV file and exit (no server).",
+        dir_okay=False)] = None,
+) -> None:
+    """The blind rating page for the last `bench run`: every method's post and the ground truth
+    for the bench users, anonymised, in a seeded order per rater; novelty and aesthetic 1–5,
+    hallucination 0/1 with the sources beside the post. Ratings -> WORKSPACE/bench/ratings.sqlite
+    (as they are made); `bench report` puts them in the report."""
+    from tailormind.bench.methods import BENCH_DIR
+    from tailormind.bench.ratings import RatingStore
+
+    settings = settings_of(ctx)
+    ws = Workspace.open(workspace)
+    if export is not None:
+        count = RatingStore.of(ws.root / BENCH_DIR).export_csv(export)
+        out.print(f"{count} rating(s) written to {export}")
+        return
+    from tailormind.bench.rating_set import read_report
+    from tailormind.serve.rating_server import serve_rating
+
+    read_report(ws)  # no report, nothing to rate: say so before serving
+    serve_rating(ws, settings, host, port, announce=lambda m: err.print(escape(m)))
+
+
+@app.command("report")
+def report_command(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = Path("workspace"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report's numbers as JSON.")
+                       ] = False,
+) -> None:
+    """Rewrite the last `bench run`'s report with the sections read from the workspace now —
+    the human ratings (`bench rate`), the sensitivity sweep, the cost — without calling a
+    model (seconds)."""
+    from tailormind.bench.methods import BENCH_DIR
+    from tailormind.bench.rating_set import read_report
+    from tailormind.bench.report import write_report
+    from tailormind.bench.report_sections import attach
+
+    settings = settings_of(ctx)
+    ws = Workspace.open(workspace)
+    report = attach(ws, settings, read_report(ws))
+    paths = write_report(ws.root / BENCH_DIR, report)
+    if as_json:
+        print(json.dumps({k: v for k, v in report.items()
+                          if k not in ("per_post", "per_user_profiling", "examples")},
+                         indent=2, ensure_ascii=False))
+    else:
+        _print_report(report, paths)
+
+
+@app.command("sweep")
+def sweep_command(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = Path("workspace"),
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="PATH=V1,V2,... (repeatable, one curve each), e.g. "
+        "profiling.n_max=0,1,2,3 or generation.exemplar_top_k=1,3,5.")] = None,
+    users: Annotated[int | None, typer.Option(
+        "--users", min=1, help="Users (default: bench.users; the bench's users).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the sweep's numbers as JSON.")
+                       ] = False,
+) -> None:
+    """Sensitivity (RQ4): TailorMind on the bench users with one setting changed at a time,
+    re-running only what the setting affects (profiling.*: profiles into a variant table, posts,
+    scores; generation.*: posts and scores) -> WORKSPACE/bench/sweep.json (after each value;
+    finished values are reused), then the report's Sensitivity section when bench/report.json
+    exists, else bench/plots/sensitivity_*.png.
+
+    Exit status 1 when a post failed (it is counted as missing)."""
+    from tailormind.bench.sensitivity import refresh
+    from tailormind.bench.sweep import parse_params, run_sweep
+
+    settings = settings_of(ctx)
+    specs = list(param or [])
+    parse_params(specs, settings)  # every --param checked before the workspace is touched
+    ws = Workspace.open(workspace)
+    with contextlib.redirect_stdout(sys.stderr):  # progress lines: stdout stays the result
+        result = run_sweep(ws, settings, specs, users=users,
+                           log=lambda m: err.print(escape(m), highlight=False))
+        written = refresh(ws, settings)
+    swept = {path: result.doc["params"][path] for path in result.params}
+    if as_json:
+        print(json.dumps({"path": str(result.path), "written": {k: str(v) for k, v in
+                                                               written.items()},
+                          "params": {path: {**entry, "values": [
+                              {k: v for k, v in value.items() if k not in ("rows",
+                                                                           "profile_rows")}
+                              for value in entry["values"]]} for path, entry in swept.items()}},
+                         indent=2, ensure_ascii=False))
+    else:
+        _print_sweep(ws, settings, swept, written)
+    if result.failed:
+        err.print(f"[red]{result.failed} post(s) failed[/red]; they are counted as missing")
+        raise typer.Exit(1)
+
+
+def _print_sweep(ws: Workspace, settings, swept: dict, written: dict[str, Path]) -> None:
+    """A table per swept parameter (the report section's rows), then what was written."""
+    from tailormind.bench.report import REPORT_JSON
+    from tailormind.bench.sensitivity import build
+    from tailormind.core.atomic import read_json_record
+
+    report = read_json_record(ws.root / "bench" / REPORT_JSON, "bench report") or {}
+    section = report.get("sensitivity") or build(ws, settings, report) or {"params": []}
+    for param in (p for p in section["params"] if p["path"] in swept):
+        table = Table(title=f"{param['path']} (configured: {param['configured_label']})")
+        for name in param["header"]:
+            table.add_column(escape(name))
+        for row in param["rows"]:
+            table.add_row(*(escape(c) for c in row))
+        out.print(table)
+    out.print(f"sweep: {ws.root / 'bench' / 'sweep.json'}")
+    for path in written.values():
+        out.print(f"written: {path}")

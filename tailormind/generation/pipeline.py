@@ -52,10 +52,19 @@ from tailormind.generation.step_results import (
     MediaStep,
     PostInputs,
 )
-from tailormind.generation.steps import ROUND_STAGE, StepClock
+from tailormind.generation.steps import ROUND_STAGE, Meter, StepClock
 from tailormind.generation.writing import Draft, write_draft
 from tailormind.models.registry import load_role
-from tailormind.models.roles import ClipScorer, Embedder, ImageGenerator, TextModel, VideoGenerator
+from tailormind.models.roles import (
+    ClipScorer,
+    Embedder,
+    ImageGenerator,
+    Role,
+    TextModel,
+    VideoGenerator,
+    any_on_gpu,
+    busy_meter,
+)
 from tailormind.models.types import GeneratedVideo
 from tailormind.profiling.evidence import ItemFeatures, load_evidence
 from tailormind.profiling.profiles import PROFILES_TABLE
@@ -98,6 +107,18 @@ class Roles:
         roles = {"text": self.text, "embed": self.embed, "image": self.image,
                  "clip": self.clip, "video": self.video}
         return {name: role.provenance for name, role in roles.items() if role is not None}
+
+    def _all(self) -> list[Role | None]:
+        return [self.text, self.embed, self.image, self.card, self.clip, self.video]
+
+    def meter(self) -> Meter:
+        """Total (model seconds, GPU seconds) spent in these roles' backends so far."""
+        return busy_meter(self._all())
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether any role runs on a CUDA device (then posts record GPU-seconds)."""
+        return any_on_gpu(self._all())
 
 
 @dataclass
@@ -176,7 +197,7 @@ class Generator:
         names of :func:`~tailormind.generation.steps.progress_stages`; an exception it raises
         stops the post, and nothing is bundled."""
         report = progress or (lambda stage: None)
-        clock = StepClock()
+        clock = StepClock(meter=self.roles.meter())
         report("inputs")
         clock.switch("inputs")
         inputs = self.inputs(user_id, platform, kind, seed)
@@ -341,6 +362,9 @@ class Generator:
             fallbacks=post_fallbacks(inputs, exemplars, idea, drafts, media),
             models=self.roles.provenance(), config_hash=self.config_hash, seed=inputs.seed,
             seconds_by_stage={k: round(v, 3) for k, v in clock.seconds.items()},
+            model_seconds_by_stage={k: round(clock.model_seconds[k], 3) for k in clock.seconds},
+            gpu_seconds_by_stage=({k: round(clock.gpu_seconds[k], 3) for k in clock.seconds}
+                                  if self.roles.on_gpu else None),
             tokens_by_stage=dict(clock.tokens), seconds=round(clock.total(), 3))
 
     def _reflection_entry(self, reflection: Reflection[Draft]) -> ReflectionEntry:

@@ -7,7 +7,10 @@ generator builds it (:mod:`tailormind.generation.pipeline`); the API, the galler
 ``generations`` table, the batch path and the bench read it through :func:`parse_post_record`.
 
 Versions: ``schema_version`` 2 added the field itself; a version-1 file (no ``schema_version``)
-has the same fields and loads. A file that does not fit the schema, or comes from a newer
+has the same fields and loads. Version 3 added ``model_seconds_by_stage`` (seconds spent inside
+model backends per step; call-cache hits cost nothing) and ``gpu_seconds_by_stage`` (the part of
+it on a CUDA device; None when no role of the generator ran on one); an older file loads with both
+None, "not recorded" — never zero. A file that does not fit the schema, or comes from a newer
 TailorMind, raises :class:`PostRecordError` saying to re-generate the post.
 """
 
@@ -24,7 +27,7 @@ from tailormind.generation.ideation import Idea
 from tailormind.generation.reflection import RoundRecord
 from tailormind.models.types import Shot
 
-POST_SCHEMA_VERSION = 2
+POST_SCHEMA_VERSION = 3
 #: A ``post.json`` without ``schema_version`` was written before the field existed.
 UNVERSIONED = 1
 
@@ -134,9 +137,13 @@ class PostRecord(_Part):
     models: dict[str, dict[str, str]]
     config_hash: str
     seed: int
-    seconds_by_stage: dict[str, float]
-    tokens_by_stage: dict[str, int]
+    seconds_by_stage: dict[str, float]  # wall seconds per step (StepClock label)
+    tokens_by_stage: dict[str, int]  # LLM prompt + completion tokens (steps that ask the LLM)
     seconds: float
+    #: seconds inside model backends per step; None: not recorded (written before version 3)
+    model_seconds_by_stage: dict[str, float] | None = None
+    #: the part of it on a CUDA device; None: no role ran on a GPU, or not recorded
+    gpu_seconds_by_stage: dict[str, float] | None = None
 
     @property
     def llm_tokens(self) -> int:

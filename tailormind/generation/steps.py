@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 #: The steps of one post, in order: (number, name, what it does).
@@ -38,23 +39,37 @@ def progress_stages(reflection_rounds: int) -> list[str]:
     return stages
 
 
+#: Total (model seconds, GPU seconds) spent in model backends so far (``models.roles.busy_meter``).
+Meter = Callable[[], tuple[float, float]]
+
+
 @dataclass
 class StepClock:
     """One clock for one post: time is charged to the current label until the next
-    :meth:`switch`; ``tokens`` counts LLM tokens per label."""
+    :meth:`switch`; ``tokens`` counts LLM tokens per label. With a ``meter``, the model time
+    (and GPU time) spent between two switches is charged to the label too, in
+    ``model_seconds`` and ``gpu_seconds``."""
 
     started: float = field(default_factory=time.perf_counter)
     seconds: Counter = field(default_factory=Counter)
     tokens: Counter = field(default_factory=Counter)
     label: str = ""
     _since: float = 0.0
+    meter: Meter | None = None
+    model_seconds: Counter = field(default_factory=Counter)
+    gpu_seconds: Counter = field(default_factory=Counter)
+    _metered: tuple[float, float] = (0.0, 0.0)
 
     def switch(self, label: str) -> None:
         """Charge the time since the last switch to the current label, then time ``label``."""
         now = time.perf_counter()
+        metered = self.meter() if self.meter is not None else (0.0, 0.0)
         if self.label:
             self.seconds[self.label] += now - self._since
-        self.label, self._since = label, now
+            if self.meter is not None:
+                self.model_seconds[self.label] += metered[0] - self._metered[0]
+                self.gpu_seconds[self.label] += metered[1] - self._metered[1]
+        self.label, self._since, self._metered = label, now, metered
 
     def total(self) -> float:
         return time.perf_counter() - self.started

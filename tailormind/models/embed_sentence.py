@@ -24,8 +24,9 @@ class SentenceTransformersEmbedder(Embedder):
         from sentence_transformers import SentenceTransformer
 
         check_fits(Path(model_dir), key, max_gib=max_memory_gib)
+        self.device = resolve_device(device)  # GPU time is reported on cuda
         try:
-            self.model = SentenceTransformer(str(model_dir), device=resolve_device(device),
+            self.model = SentenceTransformer(str(model_dir), device=self.device,
                                              local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelError(f"{key}: cannot load a sentence-transformers model from "

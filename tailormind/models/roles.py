@@ -7,13 +7,19 @@ Each role's public method goes through the on-disk :class:`~tailormind.models.ca
 calls the backend's one private method for the misses. Counters in
 :class:`~tailormind.models.types.RoleStats` make every fallback and failure visible to the caller
 instead of hidden.
+
+Every role also keeps ``busy_seconds``, the time spent in its backend (cache hits cost nothing),
+and ``gpu_seconds``, the part of it spent by a backend whose model sits on a CUDA device
+(:attr:`Role.on_gpu`); :func:`busy_meter` sums them over roles so a caller can charge the
+difference to its own stages (the generator's ``StepClock``, the profiler).
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,6 +63,9 @@ class Role(ABC):
     """Common state: the backend/model id (for provenance), the call cache and the counters."""
 
     role: str = ""
+    #: seconds spent in the backend (cache misses only), and the part of it on a CUDA device
+    busy_seconds: float = 0.0
+    gpu_seconds: float = 0.0
 
     def __init__(self, *, backend: str, model_id: str, cache: CallCache | None = None) -> None:
         self.backend = backend
@@ -70,6 +79,25 @@ class Role(ABC):
     def provenance(self) -> dict[str, str]:
         """What to record beside an output: which backend and model made it."""
         return {"role": self.role, "backend": self.backend, "model": self.model_id}
+
+    @property
+    def on_gpu(self) -> bool:
+        """True when this backend runs its model on a CUDA device (its ``device``): its busy time
+        is then reported as GPU time. Remote backends (HTTP, Serve handles) cannot tell: False."""
+        return str(getattr(self, "device", "") or "").startswith("cuda")
+
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Charge the time of the enclosed backend call to ``busy_seconds`` (and
+        ``gpu_seconds`` when :attr:`on_gpu`)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            self.busy_seconds += elapsed
+            if self.on_gpu:
+                self.gpu_seconds += elapsed
 
     def _cache_key(self, kind: str, payload: Any) -> str | None:
         if self.cache is None:
@@ -133,7 +161,8 @@ class TextModel(Role):
                json_schema: dict | None) -> list[Completion]:
         """The backend's completions, timed (per answer, unless it timed them) and counted."""
         started = time.perf_counter()
-        fresh = self._generate(batch, params, json_schema)
+        with self._busy():
+            fresh = self._generate(batch, params, json_schema)
         elapsed = time.perf_counter() - started
         for completion in fresh:
             if not completion.seconds:
@@ -231,7 +260,8 @@ class Embedder(Role):
     def _encode_unit(self, texts: list[str]) -> list[np.ndarray]:
         rows: list[np.ndarray] = []
         for start in range(0, len(texts), self.batch_size):
-            raw = self._encode(texts[start : start + self.batch_size])
+            with self._busy():
+                raw = self._encode(texts[start : start + self.batch_size])
             rows.extend(unit_rows(raw, dtype=np.float32))
         return rows
 
@@ -269,7 +299,8 @@ class Describer(Role):
 
     def _fresh(self, frames: list[Image.Image], instruction: str,
                params: GenerationParams) -> Completion:
-        completion = self._describe(frames, instruction, params)
+        with self._busy():
+            completion = self._describe(frames, instruction, params)
         self.stats["completion_tokens"] += completion.completion_tokens
         return completion
 
@@ -307,12 +338,16 @@ class ClipScorer(Role):
         """Unit float32 image embeddings, one row per image."""
         frames = [load_image(image) for image in images]
         self.stats["images"] += len(frames)
-        return unit_rows(self._image_features(frames), dtype=np.float32)
+        with self._busy():
+            raw = self._image_features(frames)
+        return unit_rows(raw, dtype=np.float32)
 
     def text_features(self, texts: Sequence[str]) -> np.ndarray:
         """Unit float32 text embeddings, one row per text."""
         self.stats["texts"] += len(texts)
-        return unit_rows(self._text_features(list(texts)), dtype=np.float32)
+        with self._busy():
+            raw = self._text_features(list(texts))
+        return unit_rows(raw, dtype=np.float32)
 
     def similarity(self, images: Sequence[ImageInput], texts: Sequence[str]) -> np.ndarray:
         """Cosine matrix ``(len(images), len(texts))`` in [-1, 1]."""
@@ -364,7 +399,8 @@ class ImageGenerator(Role):
         return image
 
     def _fresh(self, request: ImageRequest) -> GeneratedImage:
-        image = self._render(request).convert("RGB")
+        with self._busy():
+            image = self._render(request).convert("RGB")
         if image.size != (request.width, request.height):
             image = image.resize((request.width, request.height), Image.LANCZOS)
         return GeneratedImage(image, self.kind, self.model_id)
@@ -409,7 +445,7 @@ class VideoGenerator(Role):
         return video
 
     def _fresh(self, storyboard: Storyboard, out_path: Path) -> GeneratedVideo:
-        with atomic_path(out_path, suffix=".partial.mp4") as tmp:
+        with atomic_path(out_path, suffix=".partial.mp4") as tmp, self._busy():
             video = self._render(storyboard, tmp)
         video.path = out_path
         return video
@@ -425,3 +461,16 @@ def _check_storyboard(storyboard: Storyboard) -> None:
     if storyboard.width % 2 or storyboard.height % 2:
         raise ModelInputError(f"H.264 needs even frame sizes, got "
                               f"{storyboard.width}x{storyboard.height}")
+
+
+def busy_meter(roles: Iterable[Role | None]) -> Callable[[], tuple[float, float]]:
+    """A function returning the total ``(busy_seconds, gpu_seconds)`` so far of ``roles``
+    (each distinct role once; None skipped): differences between two calls are the time spent
+    in model backends in between (one thread per role set)."""
+    distinct = list({id(r): r for r in roles if r is not None}.values())
+    return lambda: (sum(r.busy_seconds for r in distinct), sum(r.gpu_seconds for r in distinct))
+
+
+def any_on_gpu(roles: Iterable[Role | None]) -> bool:
+    """True when at least one of ``roles`` runs its model on a CUDA device."""
+    return any(r is not None and r.on_gpu for r in roles)

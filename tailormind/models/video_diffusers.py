@@ -37,6 +37,7 @@ class DiffusersVideo(VideoGenerator):
         super().__init__(**kwargs)
         self.pipeline = load_pipeline(path, device=device, dtype=dtype, key=key,
                                       max_memory_gib=max_memory_gib)
+        self.device = str(getattr(self.pipeline, "device", ""))  # GPU time is reported on cuda
         self.options = options or DiffusersVideoOptions()
         # Stable Diffusion pipelines insist on multiples of 8 even when the VAE scales by less.
         self.scale = max(8, int(getattr(self.pipeline, "vae_scale_factor", 8) or 8))

@@ -19,6 +19,12 @@ A profile is at most ``profile_tokens`` tokens' worth of characters (the extract
 that), so quoting never cuts one.
 
 Only validation candidates are ranked here; the test set is not loaded by this module.
+
+Cost: every batched step's elapsed time, and the time spent inside model backends in it
+(``models.roles.busy_meter`` over the text model and the ranker's model; GPU time when one runs
+on a CUDA device), is shared equally by the batch's users. Each iteration records its tokens,
+``seconds`` (elapsed), ``model_seconds`` and ``gpu_seconds`` (None: no model on a GPU);
+iteration 0 carries the initialisation and its first ranking.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import numpy as np
 from tailormind.config import Settings
 from tailormind.core.metrics import rank_among
 from tailormind.errors import ModelError
-from tailormind.models.roles import TextModel
+from tailormind.models.roles import TextModel, any_on_gpu, busy_meter
 from tailormind.models.types import Completion, GenerationParams
 from tailormind.profiling.evidence import ItemFeatures, UserEvidence
 from tailormind.profiling.rankers import RankQuery, Ranker, presentation_order
@@ -74,6 +80,12 @@ class Iteration:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    model_seconds: float = 0.0
+    gpu_seconds: float | None = None  # None: no model of the profiler runs on a GPU
+
+
+#: (elapsed, model, GPU) seconds: a point in time, or a user's share of a step.
+Spent = tuple[float, float, float]
 
 
 @dataclass
@@ -89,12 +101,25 @@ class ProfileState:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    model_seconds: float = 0.0
+    gpu_seconds: float = 0.0
 
-    def charge(self, completion: Completion | None, seconds: float) -> None:
+    def charge(self, completion: Completion | None, share: Spent) -> None:
         if completion is not None:
             self.prompt_tokens += completion.prompt_tokens
             self.completion_tokens += completion.completion_tokens
-        self.seconds += seconds
+        self.spend(share)
+
+    def spend(self, share: Spent) -> None:
+        """Add a share of a step's (elapsed, model, GPU) seconds."""
+        self.seconds += share[0]
+        self.model_seconds += share[1]
+        self.gpu_seconds += share[2]
+
+    def totals(self) -> tuple[int, int, float, float, float]:
+        """(prompt tokens, completion tokens, seconds, model seconds, GPU seconds) so far."""
+        return (self.prompt_tokens, self.completion_tokens, self.seconds, self.model_seconds,
+                self.gpu_seconds)
 
     def record(self) -> dict:
         return {
@@ -128,6 +153,17 @@ class Profiler:
         self.critique_chars = CHARS_PER_TOKEN * self.config.critique_tokens
         #: Called before every LLM step; an exception it raises stops the batch (cancellation).
         self.checkpoint: Callable[[], None] | None = None
+        models = [text, getattr(ranker, "embedder", None), getattr(ranker, "text", None)]
+        self.meter, self.on_gpu = busy_meter(models), any_on_gpu(models)
+
+    def _now(self) -> Spent:
+        return (time.perf_counter(), *self.meter())
+
+    def _share(self, since: Spent, users: int) -> Spent:
+        """Each of ``users``' equal share of the (elapsed, model, GPU) seconds since ``since``."""
+        now = self._now()
+        return (now[0] - since[0]) / max(1, users), (now[1] - since[1]) / max(1, users), \
+            (now[2] - since[2]) / max(1, users)
 
     # -- one batched LLM step ------------------------------------------------------------------
     def _ask(self, states: list[ProfileState], prompts: list[str], params: GenerationParams,
@@ -137,7 +173,7 @@ class Profiler:
             return []
         if self.checkpoint is not None:
             self.checkpoint()
-        started = time.perf_counter()
+        started = self._now()
         try:
             system = render("profiling/system.txt")
             answers: list[Completion | None] = list(self.text.complete(
@@ -147,7 +183,7 @@ class Profiler:
             answers = [None] * len(states)
             for state in states:
                 state.fallbacks.append(f"{what}: text model failed ({exc})")
-        share = (time.perf_counter() - started) / len(states)
+        share = self._share(started, len(states))
         for state, answer in zip(states, answers, strict=True):
             state.charge(answer, share)
         return answers
@@ -248,23 +284,23 @@ class Profiler:
             active = [i for i, s in enumerate(states) if not s.done]
             if not active:
                 break
-            before = {i: (states[i].prompt_tokens, states[i].completion_tokens, states[i].seconds)
-                      for i in active}
+            before = {i: states[i].totals() for i in active}
             kept = self._critiques(states, active, wrong_items, n)
             scored = self._updates(states, kept, n)
             self._score_updates(states, scored, n, before, wrong_items)
 
     def _score_initial(self, states: list[ProfileState]) -> dict[int, list[str]]:
-        """Loss and rank of every initial profile (iteration 0, accepted); the top-ranked wrong
-        items of each state, by index."""
-        started = time.perf_counter()
+        """Loss and rank of every initial profile (iteration 0, accepted, with the cost of the
+        initialisation and this ranking); the top-ranked wrong items of each state, by index."""
+        started = self._now()
         current = self.losses(states, [s.profile for s in states], iteration=0)
-        share = (time.perf_counter() - started) / max(1, len(states))
+        share = self._share(started, len(states))
         wrong_items: dict[int, list[str]] = {}
         for i, (state, (loss, rank, wrong)) in enumerate(zip(states, current, strict=True)):
             state.loss, state.valid_rank = loss, rank
-            state.seconds += share
-            state.iterations.append(Iteration(0, state.profile, rank, loss, accepted=True))
+            state.spend(share)
+            state.iterations.append(self._iteration(state, (0, 0, 0.0, 0.0, 0.0), Iteration(
+                0, state.profile, rank, loss, accepted=True)))
             wrong_items[i] = wrong
             state.done = loss == 0 or not state.profile
         return wrong_items
@@ -315,25 +351,28 @@ class Profiler:
         return [(i, c, new) for i, c, new in candidates if usable(new)]
 
     def _score_updates(self, states: list[ProfileState], scored: list[tuple[int, str, str]],
-                       n: int, before: dict[int, tuple[int, int, float]],
+                       n: int, before: dict[int, tuple[int, int, float, float, float]],
                        wrong_items: dict[int, list[str]]) -> None:
-        """Rank with each new profile, record iteration ``n`` (tokens and seconds since
-        ``before``) and keep the profile unless it is worse and ``reject_worse_updates``."""
-        started = time.perf_counter()
+        """Rank with each new profile, record iteration ``n`` (its cost since ``before``) and
+        keep the profile unless it is worse and ``reject_worse_updates``."""
+        started = self._now()
         new_losses = self.losses([states[i] for i, _, _ in scored],
                                  [new for _, _, new in scored], iteration=n)
-        share = (time.perf_counter() - started) / max(1, len(scored))
+        share = self._share(started, len(scored))
         for (i, critique, new), (loss, rank, wrong) in zip(scored, new_losses, strict=True):
             state = states[i]
-            state.seconds += share
+            state.spend(share)
             accepted = not (self.config.reject_worse_updates and loss > state.loss)
-            p0, c0, s0 = before[i]
-            state.iterations.append(Iteration(
-                n, new, rank, loss, accepted, critique=critique,
-                prompt_tokens=state.prompt_tokens - p0,
-                completion_tokens=state.completion_tokens - c0,
-                seconds=state.seconds - s0))
+            state.iterations.append(self._iteration(state, before[i], Iteration(
+                n, new, rank, loss, accepted, critique=critique)))
             if accepted:
                 state.profile, state.loss, state.valid_rank = new, loss, rank
                 wrong_items[i] = wrong
             state.done = state.loss == 0 or (not accepted and self.greedy)
+
+    def _iteration(self, state: ProfileState, before: tuple[int, int, float, float, float],
+                   entry: Iteration) -> Iteration:
+        """``entry`` with the state's tokens and seconds spent since ``before``."""
+        p, c, s, m, g = (now - then for now, then in zip(state.totals(), before, strict=True))
+        return replace(entry, prompt_tokens=int(p), completion_tokens=int(c), seconds=s,
+                       model_seconds=m, gpu_seconds=g if self.on_gpu else None)

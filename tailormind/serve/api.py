@@ -15,6 +15,8 @@ Routes (every one but ``/healthz``, ``/readyz`` and the docs needs the bearer to
 - ``GET  /v1/jobs/{id}``, ``DELETE /v1/jobs/{id}``  status and progress; cancel (any replica);
 - ``GET  /v1/posts/{post_id}``, ``GET /v1/posts/{post_id}/media/{file}``  a bundled post and
   its files (paths never leave the bundle; sandboxed by ``MEDIA_HEADERS``);
+- ``/api/rate/``  TailorBench's blind rating page (:mod:`tailormind.serve.rating_app`): the
+  token once at sign-in, then a rater session cookie;
 - ``GET  /v1/status`` readiness with its reasons; ``GET /healthz`` (the replica answers),
   ``GET /readyz`` (ready or not, nothing more).
 
@@ -48,8 +50,9 @@ from tailormind.errors import (
     TailorMindError,
     WorkspaceError,
 )
+from tailormind.data.workspace import Workspace
 from tailormind.generation.post_record import PostRecord
-from tailormind.serve import api_guard
+from tailormind.serve import api_guard, rating_app
 from tailormind.serve.api_jobs import JOB_ID, total_steps
 from tailormind.serve.api_lookup import WorkspaceView
 from tailormind.serve.api_protocol import (
@@ -84,6 +87,7 @@ app = FastAPI(
     version="1",
 )
 app.add_middleware(api_guard.Guard)
+app.mount(rating_app.PREFIX, rating_app.MountedRatingApp())
 
 
 class APIError(Exception):
@@ -206,6 +210,7 @@ class TailorMindAPI:
             logger.warning("TailorMind API: no token configured (api.token / "
                            "TAILORMIND_API_TOKEN): answering loopback clients only")
         self.view = WorkspaceView(workspace, self.settings)
+        rating_app.configure_mounted(Workspace.open(self.view.root), self.settings, token)
         for line in self.view.repaired:
             logger.warning("TailorMind API: repaired %s", line)
         self.profile_worker, self.generation_worker = profile_worker, generation_worker

@@ -8,6 +8,10 @@
   and says so at start-up.
 - A POST, PUT or PATCH must say ``Content-Type: application/json`` (415 otherwise), so a
   cross-site HTML form (which can only send form or text bodies) never reaches a route.
+- The rating page under ``/api/rate`` (:mod:`tailormind.serve.rating_app`) authenticates its
+  own routes: a browser cannot send a bearer header on a page load, so the page asks for the
+  token once and gets a signed rater session cookie; every data route there needs that cookie.
+  The loopback, ``Host``, JSON and body-size checks above apply to it as to every route.
 - Every response carries ``X-Content-Type-Options: nosniff``.
 - A body over ``api.max_body_bytes`` gets 413, whether it announces its length or is chunked
   (the body is read, at most one byte over the limit, then replayed to the route).
@@ -30,6 +34,12 @@ from typing import Any
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc",
                           "/openapi.json"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: Routes that check the token themselves (the rating page's session cookie).
+OWN_AUTH_PREFIX = "/api/rate"
+
+
+def own_auth(path: str) -> bool:
+    return path == OWN_AUTH_PREFIX or path.startswith(OWN_AUTH_PREFIX + "/")
 
 
 @dataclass
@@ -136,8 +146,8 @@ class Guard:
                              f"Host {host!r} is not loopback: without an API token this server "
                              f"answers for localhost only (api.allowed_hosts adds names)")
                 return
-            if GUARD.token is not None and not token_matches(headers.get("authorization", ""),
-                                                             GUARD.token):
+            if GUARD.token is not None and not own_auth(path) \
+                    and not token_matches(headers.get("authorization", ""), GUARD.token):
                 await _reply(send, 401, "unauthorized", "missing or wrong bearer token",
                              [(b"www-authenticate", b"Bearer")])
                 return

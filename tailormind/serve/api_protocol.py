@@ -42,7 +42,12 @@ class ProfileIteration(BaseModel):
     critique: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    seconds: float = 0.0
+    seconds: float = Field(0.0, description="Elapsed seconds (the user's share of each batched "
+                           "step); iteration 0 holds the initialisation.")
+    model_seconds: float | None = Field(None, description="Seconds inside model backends "
+                                        "(share); null: not recorded (an older profile).")
+    gpu_seconds: float | None = Field(None, description="The part of model_seconds on a GPU; "
+                                      "null: no model ran on a GPU, or not recorded.")
 
 
 class StoredProfile(BaseModel):

@@ -20,6 +20,7 @@ from tailormind.bench.methods import BENCH_DIR
 from tailormind.bench.rating_set import anonymous_id
 from tailormind.bench.ratings import RatingStore
 from tailormind.generation.bundle import POST_JSON
+from tailormind.generation.catalog import packaged_catalog
 from tests.bench_fixture import ALPHA, HAND, RHO, small_bench
 from tests.browser import chromium
 from tests.net import free_port, until
@@ -155,6 +156,12 @@ def test_bad_ratings_are_refused_and_nothing_is_stored(server, bench) -> None:
     assert RatingStore.of(ws.root / BENCH_DIR).ratings("frank") == []
 
 
+def _rgb(hex_colour: str) -> str:
+    """``#ff2442`` -> ``rgb(255, 36, 66)``, as the browser computes it."""
+    red, green, blue = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({red}, {green}, {blue})"
+
+
 def _rate_with_mouse(page, scores: tuple[int, int, int]) -> None:
     for scale, value in zip(("novelty", "aesthetic", "hallucination"), scores, strict=True):
         page.click(f'button.score[data-scale="{scale}"][data-value="{value}"]')
@@ -234,6 +241,11 @@ def test_two_raters_in_chromium_then_the_report(server, bench, cli) -> None:
             page.click("#start")
             page.wait_for_selector("#rating:not([hidden])")
             assert page.text_content("#who") == "Rating as ann"
+            platform = packaged_catalog().platform(
+                result.report["config"]["generation"]["platform"])
+            assert page.text_content("#platform") == platform.title  # shown as on its platform
+            assert page.evaluate("() => getComputedStyle(document.getElementById('platform'))"
+                                 ".backgroundColor") == _rgb(platform.theme.accent)
             seen_ann = _rate_all(page, identity, "ann", first_wrong=True)
             # the hostile title is text, and its script never ran
             hostile = next(i for i in seen_ann if identity[i] == ("tailormind", 1))

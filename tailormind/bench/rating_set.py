@@ -29,6 +29,7 @@ from tailormind.data.item_tags import model_items
 from tailormind.data.workspace import Workspace
 from tailormind.errors import CorruptFileError, WorkspaceError
 from tailormind.generation.bundle import read_post
+from tailormind.generation.catalog import packaged_catalog
 
 SOURCE_CHARS = 300
 HASHTAGS = 12
@@ -45,7 +46,7 @@ class RatingItem:
     item_id: str
     method: str  # never sent to a rater
     user_id: str  # never sent to a rater
-    platform: str
+    platform: str  # the platform's name (rednote, hupu, bilibili)
     title: str
     body: str
     hashtags: list[str]
@@ -54,8 +55,12 @@ class RatingItem:
     sources: list[dict[str, str]]
 
     def for_rater(self) -> dict[str, Any]:
-        """What the page shows: no method, no user id, no path."""
-        return {"item_id": self.item_id, "platform": self.platform, "title": self.title,
+        """What the page shows: no method, no user id, no path; the platform's title and colours
+        (its catalogue theme), so the post looks as it would there."""
+        platform = packaged_catalog().platform(self.platform)
+        theme = platform.theme.model_dump(mode="json")
+        return {"item_id": self.item_id, "platform": platform.title, "theme": theme,
+                "title": self.title,
                 "body": self.body, "hashtags": self.hashtags,
                 "media": [{"kind": m.kind, "url": f"items/{self.item_id}/media/{n}"}
                           for n, m in enumerate(self.media)],

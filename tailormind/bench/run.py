@@ -76,7 +76,7 @@ def _provenance(roles: Roles | None, posts: dict[str, dict[str, Any]], *, embed:
     return {**(made.models if made is not None else {}), **models}
 
 
-def _generate_for(workspace: Workspace, settings: Settings, method: Method,
+def generate_for(workspace: Workspace, settings: Settings, method: Method,
                   bench_users: list[BenchUser], roles: Roles | None, workers: int, log: Log
                   ) -> tuple[dict[str, Any], dict[str, Path], Roles | None]:
     """Make ``method``'s missing posts: ``(its generation entry, its posts' paths, roles)`` —
@@ -113,7 +113,7 @@ class _Scoring:
     embed: Any
 
 
-def _load_scoring(workspace: Workspace, settings: Settings, roles: Roles | None,
+def load_scoring(workspace: Workspace, settings: Settings, roles: Roles | None,
                   judge_model: TextModel | None) -> _Scoring:
     """Load the scoring inputs and models (``roles``' embedder when given; CLIP and the vision
     judge only when configured)."""
@@ -170,11 +170,11 @@ def run_bench(workspace: Workspace, settings: Settings, *, users: int | None = N
     paths_by_method: dict[str, dict[str, Path]] = {}
     for method in chosen_methods:
         if method.generates:
-            generation[method.name], paths_by_method[method.name], roles = _generate_for(
+            generation[method.name], paths_by_method[method.name], roles = generate_for(
                 workspace, settings, method, bench_users, roles, workers, log)
 
     log("bench: scoring posts")
-    s = _load_scoring(workspace, settings, roles, judge_model)
+    s = load_scoring(workspace, settings, roles, judge_model)
     rows, posts_by_method = _score_posts(workspace, settings, chosen_methods, bench_users,
                                          paths_by_method, s, log)
     log("bench: profiling dimension")

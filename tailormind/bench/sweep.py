@@ -47,7 +47,7 @@ from tailormind.bench.methods import BENCH_DIR, METHODS, Method
 from tailormind.bench.posts import read_posts
 from tailormind.bench.profiling_dimension import table_metrics
 from tailormind.bench.report import PROFILING_METRICS, estimate
-from tailormind.bench.run import _generate_for, _load_scoring
+from tailormind.bench.run import generate_for, load_scoring
 from tailormind.bench.scoring import CONTENT_COLUMNS, PostScorer
 from tailormind.bench.users import BenchUser, select_users
 from tailormind.config import Settings
@@ -310,7 +310,7 @@ class _Sweep:
         self.log(f"sweep {param.path}={label}: profiles {method.profiles_table}, posts under "
                  f"{method.output_root(self.ws.root).relative_to(self.ws.root)}/")
         profiles = self.profiles(method)
-        generation, paths, self.models.roles = _generate_for(
+        generation, paths, self.models.roles = generate_for(
             self.ws, self.settings, method, self.users, self.models.roles, 1, self.log)
         self.failed += len(generation["failed"])
         rows, scores = self.score(method, paths)
@@ -361,7 +361,7 @@ class _Sweep:
         """The bench's scorer (the judge, embeddings, CLIP and the vision judge when
         configured), loaded on first use."""
         if self._scorer is None:
-            s = _load_scoring(self.ws, self.settings, self.models.roles, self.models.judge)
+            s = load_scoring(self.ws, self.settings, self.models.roles, self.models.judge)
             self._features = s.features
             self._scorer = PostScorer(s.features, s.items, self.users, embed=s.embed,
                                       judge=s.judge, clip=s.clip, vision=s.vision,

@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tailormind.bench.methods import BENCH_DIR
 from tailormind.bench.rating_set import RatingSet, load_rating_set
+from tailormind.bench.report import REPORT_JSON
 from tailormind.bench.ratings import MAX_COMMENT_CHARS, RatingStore, valid_rater
 from tailormind.config import Settings
 from tailormind.data.workspace import Workspace
@@ -80,6 +81,7 @@ class RatingService:
     def __init__(self, workspace: Workspace, settings: Settings, token: str | None) -> None:
         self.workspace, self.settings, self.token = workspace, settings, token
         self._set: RatingSet | None = None
+        self._stamp: int | None = None  # the report's mtime when the set was read
         self._lock = threading.Lock()
 
     @cached_property
@@ -92,13 +94,17 @@ class RatingService:
         return rater_session.session_key(self.store.secret(), self.token)
 
     def rating_set(self) -> RatingSet:
+        """The posts of the current bench report (read again when ``bench run`` rewrote it)."""
+        report = self.workspace.root / BENCH_DIR / REPORT_JSON
         with self._lock:
-            if self._set is None:
+            stamp = report.stat().st_mtime_ns if report.is_file() else None
+            if self._set is None or stamp != self._stamp:
                 try:
                     self._set = load_rating_set(self.workspace, self.settings,
                                                 self.store.secret())
                 except (WorkspaceError, CorruptFileError) as exc:
                     raise RatingError(404, "no_bench_report", str(exc)) from None
+                self._stamp = stamp
             return self._set
 
     def rater(self, request: Request) -> str:

@@ -5,6 +5,7 @@ body limit) and the page at ``/api/rate/``, exactly where the API mounts it."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
@@ -16,19 +17,23 @@ from tailormind.serve import api_guard
 from tailormind.serve.rating_app import PREFIX, rating_app
 
 
-def rating_server_app(workspace: Workspace, settings: Settings) -> FastAPI:
-    """``/`` redirects to the page; ``/api/rate/`` is the page and its API."""
+def rating_server_app(workspace: Workspace, settings: Settings) -> Any:
+    """``/`` redirects to the page (no token needed to be told where it is); everything else
+    goes through the guard; ``/api/rate/`` is the page and its API."""
     token = settings.api.resolved_token()
     api_guard.configure(token, settings.api.max_body_bytes, settings.api.allowed_hosts)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(api_guard.Guard)
     app.mount(PREFIX, rating_app(workspace, settings, token))
+    guarded = api_guard.Guard(app)
+    home = RedirectResponse(PREFIX + "/")
 
-    @app.get("/", include_in_schema=False)
-    def home() -> RedirectResponse:
-        return RedirectResponse(PREFIX + "/")
+    async def server(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path") in ("", "/"):
+            await home(scope, receive, send)
+            return
+        await guarded(scope, receive, send)
 
-    return app
+    return server
 
 
 def serve_rating(workspace: Workspace, settings: Settings, host: str, port: int,

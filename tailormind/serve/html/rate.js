@@ -68,7 +68,12 @@ function renderScores() {
 }
 
 function renderItem(item) {
-  $("post").dataset.itemId = item.item_id;
+  const post = $("post");
+  post.dataset.itemId = item.item_id;
+  // the platform's look (its catalogue theme), set through the CSSOM: no inline style needed
+  post.style.setProperty("--accent", item.theme.accent);
+  post.style.setProperty("--tag", item.theme.tag);
+  post.style.setProperty("--post-width", item.theme.width + "px");
   $("platform").textContent = item.platform;
   $("post-title").textContent = item.title;
   $("post-body").textContent = item.body;

@@ -3,10 +3,11 @@
     ray job submit --working-dir . -- python jobs/pipeline.py --workspace /shared/ws \
         [--config configs/cluster.yaml] [--data data/ml-latest-small [--slice-users 200]] \
         [--users 20] [--workers 2] [--cf-workers 1] [--kind post] \
-        [--stages import,describe,cf,profile,fit,generate,evaluate] [--force]
+        [--stages import,describe,cf,profile,update,fit,generate,evaluate] [--force]
 
 import (MovieLens, only when the workspace has none) -> describe items -> train CF + cf_topk ->
-profile a seeded sample of ``--users`` users -> a post (and/or video) each + gallery -> evaluate
+profile a seeded sample of ``--users`` users -> update the profiles of users with appended
+interactions (from their current version) -> a post (and/or video) each + gallery -> evaluate
 (``evaluation/report.json``). Finished stages are skipped, interrupted ones resume; the record of
 the run (status and seconds per stage) is ``pipeline/last_run.json`` in the workspace.
 ``--workspace`` is a path (a shared volume on a cluster), a ``file://`` URI, or an object-store

@@ -94,10 +94,18 @@ class CFConfig(_Section):
     lr: float = Field(5e-3, gt=0, description="Paper: grid search; 5e-3 measured on ml-latest-small.")
     l2: float = Field(1e-4, ge=0)
     epochs: int = Field(60, ge=1)
+    resume_epochs: int | None = Field(
+        None, ge=1, description="Epochs of `cf train --resume` (fine-tuning from the last "
+        "checkpoint on the grown graph); unset: 20% of `epochs`, rounded up (12 of 60): known "
+        "rows start trained, only new rows and their neighbourhood have far to move.")
     early_stop_patience: int = Field(10, ge=1)
     eval_every: int = Field(1, ge=1)
     workers: int = Field(1, ge=1)
     max_graph_gib: float = Field(8.0, gt=0, description="Refuse to build a graph estimated above this.")
+
+    def epochs_to_resume(self) -> int:
+        """``resume_epochs``, or ceil(epochs / 5) when unset."""
+        return self.resume_epochs if self.resume_epochs is not None else -(-self.epochs // 5)
 
 
 class ProfilingConfig(_Section):
@@ -123,6 +131,10 @@ class ProfilingConfig(_Section):
     profile_tokens: int = Field(120, ge=16, description="Length of a profile / an update.")
     critique_tokens: int = Field(80, ge=16, description="Length of one critique (the gradient).")
     batch_users: int = Field(32, ge=1, description="Users whose prompts share one LLM step.")
+    update_max_positives: int = Field(
+        8, ge=1, description="`profile update`: at most this many of a user's newest new "
+        "positives are ranked, each against the same 99 fresh negatives (not from the paper, "
+        "which profiles once).")
     prompt_item_chars: int = Field(
         150, ge=20, description="Each item description is cut to this in prompts (MovieLens user "
         "tags make some descriptions 2,000+ characters; prompt length is the cost on CPU)."

@@ -1,5 +1,5 @@
-"""The whole method as one cluster job: import -> describe -> CF -> profile -> fit -> generate ->
-evaluate.
+"""The whole method as one cluster job: import -> describe -> CF -> profile -> update (users with
+appended interactions) -> fit -> generate -> evaluate.
 
 Every stage is the library function its own job uses (``jobs/*.py``), run on the connected Ray
 cluster, and every stage is idempotent: a finished stage is skipped (``--force`` redoes it), and
@@ -25,7 +25,7 @@ from tailormind.data.workspace_location import WorkspaceLocation
 from tailormind.errors import ConfigError, TailorMindError, WorkspaceError
 from tailormind.progress import ProgressLog
 
-STAGES = ("import", "describe", "cf", "profile", "fit", "generate", "evaluate")
+STAGES = ("import", "describe", "cf", "profile", "update", "fit", "generate", "evaluate")
 RUN_RECORD = "pipeline/last_run.json"
 EVALUATION_REPORT = "evaluation/report.json"
 
@@ -183,24 +183,45 @@ class Pipeline:
         return detail
 
     def stage_cf(self) -> dict[str, Any]:
-        from tailormind.cf.checkpoint import artifact_name, save_checkpoint
-        from tailormind.cf.data import load_cf_data
-        from tailormind.cf.distributed import train_distributed
-        from tailormind.cf.recommend import recommend_workspace
+        """Train the CF model and write ``cf_topk``; skipped when both exist and have seen every
+        append. Interactions appended since the checkpoint (``data append``): fine-tune it on the
+        grown graph (``cf train --resume``) and recompute only the users whose neighbourhood
+        changed (``cf recommend --users-changed``)."""
+        from tailormind.cf.checkpoint import artifact_name, load_checkpoint
+        from tailormind.data.appends import watermark
 
         ws, cfg = self.workspace(), self.settings.cf
         if ws.has_artifact(artifact_name(cfg.model)) and ws.has("cf_topk") and not self.options.force:
-            return {"skipped": True, "model": cfg.model, "reason": "checkpoint and cf_topk exist"}
+            seen, now = load_checkpoint(ws, cfg.model).watermark, watermark(ws).append_id
+            if seen >= now:
+                return {"skipped": True, "model": cfg.model, "reason": "checkpoint and cf_topk exist"}
+            return self._train_cf(resume=True) | {"resumed_from_watermark": seen, "watermark": now}
+        return self._train_cf(resume=False)
+
+    def _train_cf(self, *, resume: bool) -> dict[str, Any]:
+        from tailormind.cf.checkpoint import save_checkpoint
+        from tailormind.cf.data import load_cf_data
+        from tailormind.cf.distributed import train_distributed
+        from tailormind.cf.recommend import recommend_workspace
+        from tailormind.cf.resume import prepare_resume
+
+        ws, cfg = self.workspace(), self.settings.cf
         data = load_cf_data(ws)
-        result = train_distributed(ws, cfg, cfg.model, workers=self.options.cf_workers,
-                                   seed=self.settings.seeds.cf, epochs=self.options.cf_epochs,
-                                   use_gpu=self.options.cf_gpu,
+        plan = prepare_resume(ws, cfg.model, data, cfg) if resume else None
+        result = train_distributed(ws, cfg, plan.model if plan else cfg.model,
+                                   workers=self.options.cf_workers, seed=self.settings.seeds.cf,
+                                   epochs=self.options.cf_epochs or (plan.epochs if plan else None),
+                                   use_tags=plan.use_tags if plan else None,
+                                   use_gpu=self.options.cf_gpu, resume=plan.name if plan else None,
                                    resources=self.where.actor_resources())
-        save_checkpoint(ws, result, data, cfg)
-        recommend_workspace(ws, cfg.model, cfg.top_k)
+        save_checkpoint(ws, result, data, cfg, lineage=plan.checkpoint.lineage if plan else None,
+                        resumed=plan.summary() if plan else None)
+        topk = recommend_workspace(ws, cfg.model, cfg.top_k, users_changed=resume)
         summary = {k: v for k, v in result.summary().items() if k != "history"}
         return {"model": cfg.model, "workers": self.options.cf_workers, "notes": result.notes,
-                "summary": summary}  # metrics: the evaluate stage
+                "summary": summary, "resumed": resume,
+                "users_recomputed": topk.recomputed if topk.recomputed is not None else data.n_users}
+        # metrics: the evaluate stage
 
     def stage_profile(self) -> dict[str, Any]:
         from tailormind.profiling.ray_profiles import profile_users_ray
@@ -213,6 +234,24 @@ class Pipeline:
                                    resources=self.where.actor_resources())
         detail = {**asdict(report), "fallbacks": dict(report.fallbacks)}
         if report.profiled == 0:
+            detail["skipped"] = True
+        return detail
+
+    def stage_update(self) -> dict[str, Any]:
+        """Profiles of users with interactions appended since (``data append``) brought up to
+        date from their current version (``jobs/update_profiles.py``); nobody else is touched."""
+        from tailormind.profiling.ray_update import update_profiles_ray
+
+        ws = self.workspace()
+        if not ws.has("profiles"):
+            return {"skipped": True, "reason": "no profiles yet"}
+        progress = ProgressLog("update", "users")
+        report = update_profiles_ray(ws, self.settings, workers=self.options.workers,
+                                     cpus_per_worker=self.options.cpus_per_worker,
+                                     progress=progress, on_plan=progress.plan,
+                                     resources=self.where.actor_resources())
+        detail = asdict(report)
+        if report.updated == 0 and report.advanced == 0:
             detail["skipped"] = True
         return detail
 

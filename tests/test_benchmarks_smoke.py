@@ -192,6 +192,25 @@ def test_pipeline_scaling_benchmark(profiled_ws, tmp_path: Path, tiny_llm: Path)
         assert re.fullmatch(rf"\| {stage} \| {NUMBER} \| {NUMBER} \| {NUMBER}x \|", line), line
 
 
+
+def test_incremental_benchmark(profiled_ws, tmp_path: Path, tiny_llm: Path) -> None:
+    """The replay on the first 40 users, 2 increments: both paths' costs and the paired rows."""
+    _, settings = profiled_ws
+    env = tiny_env(settings, tiny_llm, CF__EPOCHS="2", CF__EMBEDDING_DIM="8",
+                   CF__RESUME_EPOCHS="1", DATA__NEGATIVES="20")
+    out = run_script("incremental.py", "--users", "40", "--increments", "2",
+                     "--profile-users", "2", "--workdir", tmp_path / "replay", env=env)
+    row(out, r"step \| append \| import\+split \| describe \| cf \| profiles \| total s \| "
+             r"tokens \| inc/full s \| inc/full tokens$")
+    for step in (1, 2):
+        cells = row(out, rf"{step} \| {NUMBER} / {NUMBER} \|").split(" | ")
+        assert len(cells) == 10 and cells[-2].endswith("%"), cells
+        inc, full = numbers(cells[6])
+        assert 0 < inc and 0 < full
+        assert numbers(cells[7].replace(",", ""))[1] > 0  # the full path profiles again
+        line = row(out, rf"{step} \| cf \(all users\) \| \d+ \|")
+        assert len(numbers(line)) == 2 + 3 * 4, line  # step, n, then diff [low, high] x 4
+
 @pytest.mark.timeout(1800)
 def test_serve_load_benchmark(profiled_ws, tmp_path: Path, tiny_llm: Path) -> None:
     from tailormind.profiling.profiles import profile_users

@@ -301,6 +301,32 @@ def test_stored_profile_with_its_iterations(api) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_user"
 
 
+def test_profile_versions_and_history_after_an_update(api) -> None:
+    """After `profile update` the API serves the new version; ``?history=true`` adds the old."""
+    from tailormind.config import load_config
+    from tailormind.profiling.update import update_profiles
+    from tests.fakes import ProfilingText
+    from tests.incremental import append_interactions, untouched_items
+    from tests.workspaces import make_profiler
+
+    client, ws = api
+    user = _users(ws)[-1]
+    first = client.get(f"/api/v1/users/{user}/profile?history=true", headers=AUTH).json()
+    assert (first["version"], first["parent_version"], first["history"]) == (1, None, [])
+    new_item = untouched_items(ws, user, 1)[0]
+    append_interactions(ws, [(user, new_item, 1)])
+    settings = load_config(environ={})
+    update_profiles(ws, settings, users=[user],
+                    profiler=make_profiler(ws, settings, ProfilingText()))
+    body = client.get(f"/api/v1/users/{user}/profile?history=true", headers=AUTH).json()
+    assert (body["version"], body["parent_version"], body["watermark"]) == (2, 1, 1)
+    assert body["evidence"]["positives"] == [new_item]
+    assert [h["version"] for h in body["history"]] == [1]
+    assert body["history"][0]["profile"] == first["profile"]
+    latest = client.get(f"/api/v1/users/{user}/profile", headers=AUTH).json()
+    assert latest["version"] == 2 and latest["history"] is None
+
+
 def test_adhoc_profile_from_item_ids_and_raw_texts(api) -> None:
     client, ws = api
     catalogue = ws.read("items", columns=["item_id"]).column("item_id").to_pylist()

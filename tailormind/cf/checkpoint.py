@@ -3,10 +3,17 @@
 A checkpoint holds the best state dict, the final (propagated) user and item embeddings, the id
 order they follow, the config used and the training history, so recommending and evaluating
 need neither the graph nor the training code.
+
+It also records what ``cf train --resume`` and ``cf recommend --users-changed`` need: the
+workspace **watermark** (append id, :mod:`tailormind.data.appends`) of the data it was trained
+on, the names of its tag rows, and its **lineage** (an id a from-scratch training draws and every
+resumed training keeps, so "the same model, fine-tuned" is told apart from "a new model").
+Checkpoints written before these existed read as watermark 0, tag rows unnamed, lineage None.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +21,7 @@ import numpy as np
 import torch
 
 from tailormind.cf.data import CFData
-from tailormind.cf.train import TrainResult
+from tailormind.cf.train import TrainResult, graph_tag_names
 from tailormind.config import CFConfig
 from tailormind.core.atomic import atomic_path
 from tailormind.data.workspace import Workspace
@@ -36,13 +43,29 @@ class CFCheckpoint:
     item_embeddings: np.ndarray
     summary: dict[str, Any]
     config: dict[str, Any]
+    state_dict: dict[str, torch.Tensor] | None = None
+    watermark: int = 0
+    tag_names: list[str] | None = None  # None: not recorded (a checkpoint from before resume)
+    lineage: str | None = None
+
+    @property
+    def use_tags(self) -> bool:
+        """Whether the model had tag rows (HypergraphCF with tags on 2+ items)."""
+        return bool(self.summary.get("use_tags"))
 
 
 def save_checkpoint(workspace: Workspace, result: TrainResult, data: CFData, cfg: CFConfig,
-                    name: str | None = None) -> str:
-    """Write the checkpoint atomically and record it; returns its artifact name."""
+                    name: str | None = None, *, lineage: str | None = None,
+                    resumed: dict[str, Any] | None = None) -> str:
+    """Write the checkpoint atomically and record it; returns its artifact name.
+
+    The watermark is ``data``'s (what the model saw); ``lineage`` is kept by a resumed training
+    (``resumed`` says from what), a new one is drawn otherwise."""
     name = name or result.model
     relative = f"cf/{name}.pt"
+    lineage = lineage or uuid.uuid4().hex
+    lineage_info = {"watermark": data.watermark, "lineage": lineage,
+                    **({"resumed": resumed} if resumed else {})}
     payload = {
         "format": FORMAT,
         "model": result.model,
@@ -53,11 +76,13 @@ def save_checkpoint(workspace: Workspace, result: TrainResult, data: CFData, cfg
         "item_embeddings": torch.from_numpy(result.item_embeddings),
         "config": cfg.model_dump(mode="json"),
         "summary": result.summary(),
+        "tag_names": graph_tag_names(data, cfg.tag_min_items) if result.use_tags else [],
+        **lineage_info,
     }
     with atomic_path(workspace.artifact_path(relative)) as tmp:
         torch.save(payload, tmp)
     summary = {k: v for k, v in result.summary().items() if k != "history"}
-    workspace.record_artifact(artifact_name(name), relative, **summary)
+    workspace.record_artifact(artifact_name(name), relative, **summary, **lineage_info)
     return artifact_name(name)
 
 
@@ -98,4 +123,8 @@ def load_checkpoint(workspace: Workspace, model: str) -> CFCheckpoint:
         item_embeddings=payload["item_embeddings"].numpy(),
         summary=payload["summary"],
         config=payload["config"],
+        state_dict=payload.get("state_dict"),
+        watermark=int(payload.get("watermark", 0)),
+        tag_names=payload.get("tag_names"),
+        lineage=payload.get("lineage"),
     )

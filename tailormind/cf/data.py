@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow.compute as pc
 
+from tailormind.data.appends import watermark
 from tailormind.data.item_tags import model_items
 from tailormind.data.workspace import Workspace
 from tailormind.errors import DataError
@@ -46,6 +47,8 @@ class CFData:
     #: items the user touched in validation/test (excluded from full-ranking train masks)
     heldout_users: np.ndarray
     heldout_items: np.ndarray
+    #: the workspace's append id when the tables were read (``tailormind.data.appends``)
+    watermark: int = 0
 
     @property
     def n_users(self) -> int:
@@ -91,7 +94,10 @@ def _candidates(table, user_index: dict[str, int], item_index: dict[str, int], n
 
 
 def load_cf_data(workspace: Workspace) -> CFData:
-    """Read ``split``, ``candidates``, ``items`` and ``users`` into index form."""
+    """Read ``split``, ``candidates``, ``items`` and ``users`` into index form, with the
+    workspace's watermark (read first: an append while reading can only make it too low, and a
+    stage that records it then looks at too much, never too little)."""
+    mark = watermark(workspace).append_id
     split = workspace.read("split", columns=["user_id", "item_id", "split"])
     candidates = workspace.read("candidates")
     items = model_items(workspace, columns=["item_id", "tags"])
@@ -121,4 +127,5 @@ def load_cf_data(workspace: Workspace) -> CFData:
         test=_candidates(candidates, user_index, item_index, "test"),
         heldout_users=_index(heldout.column("user_id").to_pylist(), user_index, "user"),
         heldout_items=_index(heldout.column("item_id").to_pylist(), item_index, "item"),
+        watermark=mark,
     )

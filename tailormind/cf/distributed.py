@@ -5,6 +5,9 @@ Every worker opens the workspace (shared storage on a cluster), builds the same 
 every global batch, so N workers take the same optimisation steps as one. Gradients are averaged
 by DistributedDataParallel. Each epoch is reported through ``ray.train.report``; rank 0 attaches
 a checkpoint whenever validation NDCG@20 improves. The best checkpoint is returned.
+
+With ``resume`` (a checkpoint name, ``cf train --resume``) every worker builds the same start
+table from that checkpoint (:func:`tailormind.cf.resume.prepare_resume`, deterministic).
 """
 
 from __future__ import annotations
@@ -37,7 +40,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if threads:
         torch.set_num_threads(int(threads))
     cfg = CFConfig.model_validate(config["cf"])
-    data = load_cf_data(Workspace.open(config["workspace"]))
+    workspace = Workspace.open(config["workspace"])
+    data = load_cf_data(workspace)
+    initial = None
+    if config.get("resume"):
+        from tailormind.cf.resume import prepare_resume
+
+        initial = prepare_resume(workspace, config["resume"], data, cfg, model=config["model"],
+                                 use_tags=config.get("use_tags")).initial.table
     device = ray.train.torch.get_device()
 
     def report(log: EpochLog, model: GraphRecommender) -> None:
@@ -55,7 +65,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     result = train_model(
         data, cfg, config["model"], seed=config["seed"], epochs=config.get("epochs"),
         use_tags=config.get("use_tags"), device=device, rank=rank, world=world,
-        wrap=ray.train.torch.prepare_model, report=report,
+        wrap=ray.train.torch.prepare_model, report=report, initial=initial,
     )
     if rank == 0:
         with atomic_path(Path(config["result_dir"]) / RESULT_FILE) as tmp:
@@ -75,6 +85,7 @@ def train_distributed(
     threads_per_worker: int | None = None,
     storage_path: str | Path | None = None,
     resources: dict[str, float] | None = None,
+    resume: str | None = None,
 ) -> TrainResult:
     """Train with ``workers`` Ray Train workers; connects to (or starts) Ray as ``ray.init`` does."""
     import ray
@@ -91,7 +102,7 @@ def train_distributed(
             train_loop_config={
                 "workspace": str(root), "cf": cfg.model_dump(mode="json"), "model": model,
                 "seed": seed, "epochs": epochs, "use_tags": use_tags, "result_dir": result_dir,
-                "threads_per_worker": threads_per_worker,
+                "threads_per_worker": threads_per_worker, "resume": resume,
             },
             scaling_config=ScalingConfig(
                 num_workers=workers, use_gpu=use_gpu,

@@ -23,6 +23,8 @@ from tailormind.cf.recommender import GraphRecommender
 
 
 class HypergraphCF(GraphRecommender):
+    ego_key = "embedding.weight"  # users, then tags, then items
+
     def __init__(
         self,
         adjacency: Tensor,

@@ -14,6 +14,8 @@ from tailormind.cf.recommender import GraphRecommender
 
 
 class LightGCNBaseline(GraphRecommender):
+    ego_key = "model.embedding.weight"  # users, then items
+
     def __init__(self, edge_index: Tensor, n_users: int, n_items: int, embedding_dim: int = 64,
                  num_layers: int = 3) -> None:
         super().__init__()

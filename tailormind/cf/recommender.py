@@ -23,6 +23,9 @@ class GraphRecommender(nn.Module):
 
     n_users: int
     n_items: int
+    #: state-dict key of the layer-0 table (the only learnt parameter); ``cf train --resume``
+    #: seeds it from a checkpoint
+    ego_key: str = "embedding.weight"
 
     def propagate(self) -> tuple[Tensor, Tensor]:
         """Final embeddings of all users (n_users x d) and all items (n_items x d)."""
@@ -43,6 +46,10 @@ class GraphRecommender(nn.Module):
             ego_users[users].pow(2).sum() + ego_items[pos].pow(2).sum() + ego_items[neg].pow(2).sum()
         ) / (2 * len(users))
         return pos_scores, neg_scores, reg
+
+    def ego_parameter(self) -> nn.Parameter:
+        """The layer-0 embedding table, every node in the model's order."""
+        return self.get_parameter(self.ego_key)
 
     @torch.no_grad()
     def final_embeddings(self) -> tuple[Tensor, Tensor]:

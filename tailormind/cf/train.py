@@ -131,6 +131,12 @@ def select_tags(data: CFData, min_items: int) -> tuple[np.ndarray, np.ndarray]:
     return data.tag_items[mask], new_id[data.tag_ids[mask]]
 
 
+def graph_tag_names(data: CFData, min_items: int) -> list[str]:
+    """Names of the tags :func:`select_tags` keeps, in their row order (tag row t is name t)."""
+    counts = np.bincount(data.tag_ids, minlength=data.n_tags)
+    return [name for name, count in zip(data.tag_names, counts, strict=True) if count >= min_items]
+
+
 def score_candidates(user_emb: np.ndarray, item_emb: np.ndarray, sets: CandidateIndex) -> np.ndarray:
     """Dot-product scores (n_sets x M) of each candidate set, positive in column 0."""
     return np.einsum("nd,nmd->nm", user_emb[sets.users], item_emb[sets.items])
@@ -170,6 +176,16 @@ def _data_notes(data: CFData) -> list[str]:
     if len(data.valid) == 0:
         notes.append("no validation candidate sets: no early stopping, the last epoch is kept")
     return notes
+
+
+def _seed_ego(model: GraphRecommender, initial: np.ndarray) -> None:
+    """Copy ``initial`` into ``model``'s layer-0 table (same shape, or a clear error)."""
+    weight = model.ego_parameter()
+    if tuple(initial.shape) != tuple(weight.shape):
+        raise TailorMindError(f"the initial embedding table is {tuple(initial.shape)}, the model "
+                              f"needs {tuple(weight.shape)}")
+    with torch.no_grad():
+        weight.copy_(torch.from_numpy(np.ascontiguousarray(initial, dtype=np.float32)))
 
 
 def _run_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sampler: BPRSampler,
@@ -238,16 +254,20 @@ def train_model(
     world: int = 1,
     wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
     report: Callable[[EpochLog, GraphRecommender], None] | None = None,
+    initial: np.ndarray | None = None,
 ) -> TrainResult:
     """Train ``model_name`` on ``data`` and return the best (validation NDCG@20) state.
 
     Validates every ``cfg.eval_every`` epochs and at the last; stops after
     ``cfg.early_stop_patience`` validations without a gain. ``report`` and ``on_epoch`` see
-    every epoch's log, in that order."""
+    every epoch's log, in that order. ``initial`` replaces the random layer-0 table (every
+    node, in the model's order; ``tailormind.cf.resume``) before the first step."""
     device = torch.device(device)
     epochs = cfg.epochs if epochs is None else epochs
     torch.manual_seed(seed)
     base, graph, notes = build_model(model_name, data, cfg, use_tags=use_tags)
+    if initial is not None:
+        _seed_ego(base, initial)
     base.to_device(device)
     model = wrap(base) if wrap is not None else base
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -29,20 +29,21 @@ def train_command(
     workspace: WorkspaceOpt = Path("workspace"),
     model: Annotated[str | None, typer.Option(help=f"One of {', '.join(CF_MODELS)} (config cf.model).")] = None,
     workers: Annotated[int | None, typer.Option(help="Ray Train workers; 1 trains in this process.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (config cf.epochs).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (config cf.epochs; with --resume cf.resume_epochs).")] = None,
     tags: Annotated[bool | None, typer.Option("--tags/--no-tags", help="Use tag hyperedges (config cf.use_tags).")] = None,
     name: Annotated[str | None, typer.Option(help="Checkpoint name (default: the model; e.g. hypergraph-notags).")] = None,
     gpu: Annotated[bool, typer.Option(help="Train on CUDA (Ray workers get one GPU each).")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Fine-tune the last checkpoint (--name, else the model) on the grown "
+        "workspace for cf.resume_epochs epochs; new users/items start at their neighbours' mean.")] = False,
 ) -> None:
     """Train on the train split with early stopping on validation NDCG@20; save a checkpoint."""
     from tailormind.cf.checkpoint import save_checkpoint
     from tailormind.cf.data import load_cf_data
-    from tailormind.cf.train import EpochLog, train_model
 
     settings = settings_of(ctx)
     cfg = settings.cf
-    model = model or cfg.model
-    if model not in CF_MODELS:
+    if model is not None and model not in CF_MODELS:
         raise TailorMindError(f"unknown --model {model!r}; choose one of {', '.join(CF_MODELS)}")
     if epochs is not None and epochs < 1:
         raise TailorMindError("--epochs must be >= 1")
@@ -51,35 +52,58 @@ def train_command(
         raise TailorMindError("--workers must be >= 1")
     ws = Workspace.open(workspace)
     data = load_cf_data(ws)
-    total = epochs or cfg.epochs
-    if workers == 1:
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err) as bar:
-            task = bar.add_task(f"train {model}", total=total, status="")
+    plan, lineage = None, None
+    if resume:
+        from tailormind.cf.resume import prepare_resume
 
-            def on_epoch(log: EpochLog) -> None:
-                status = f"loss {log.loss:.4f}"
-                if log.valid:
-                    status += f"  valid ndcg@20 {log.valid['ndcg@20']:.4f}" + (" *" if log.best else "")
-                bar.update(task, advance=1, status=status)
-
-            result = train_model(data, cfg, model, seed=settings.seeds.cf, epochs=epochs,
-                                 use_tags=tags, device="cuda" if gpu else "cpu", on_epoch=on_epoch)
-    else:
-        from tailormind.cf.distributed import train_distributed
-
-        err.print(f"training {model} with Ray Train on {workers} workers")
-        result = train_distributed(ws, cfg, model, workers=workers, seed=settings.seeds.cf,
-                                   epochs=epochs, use_tags=tags, use_gpu=gpu)
+        plan = prepare_resume(ws, name or model or cfg.model, data, cfg, model=model, use_tags=tags)
+        model, tags, name, lineage = plan.model, plan.use_tags, plan.name, plan.checkpoint.lineage
+        epochs = epochs or plan.epochs
+        for note in plan.notes:
+            err.print(f"note: {note}")
+    model = model or cfg.model
+    result = _train(ws, data, settings, model, workers=workers, epochs=epochs, use_tags=tags,
+                    gpu=gpu, plan=plan)
     for note in result.notes:
         err.print(f"note: {note}")
-    saved = save_checkpoint(ws, result, data, cfg, name=name)
+    saved = save_checkpoint(ws, result, data, cfg, name=name, lineage=lineage,
+                            resumed=plan.summary() if plan else None)
     valid = result.best_valid
     err.print(
         f"{saved}: best epoch {result.best_epoch}/{len(result.history)}, "
         f"{result.seconds_per_epoch:.2f} s/epoch"
         + (f", valid R@20 {valid['recall@20']:.4f} N@20 {valid['ndcg@20']:.4f}" if valid else "")
+        + f", watermark {data.watermark}" + (" (resumed)" if plan else "")
     )
+
+
+def _train(ws: Workspace, data: Any, settings: Any, model: str, *, workers: int, epochs: int | None,
+           use_tags: bool | None, gpu: bool, plan: Any) -> Any:
+    """Train in this process (a progress bar) or with Ray Train; ``plan``: resume from it."""
+    from tailormind.cf.train import EpochLog, train_model
+
+    cfg = settings.cf
+    if workers > 1:
+        from tailormind.cf.distributed import train_distributed
+
+        err.print(f"training {model} with Ray Train on {workers} workers")
+        return train_distributed(ws, cfg, model, workers=workers, seed=settings.seeds.cf,
+                                 epochs=epochs, use_tags=use_tags, use_gpu=gpu,
+                                 resume=plan.name if plan else None)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err) as bar:
+        task = bar.add_task(f"{'resume' if plan else 'train'} {model}", total=epochs or cfg.epochs,
+                            status="")
+
+        def on_epoch(log: EpochLog) -> None:
+            status = f"loss {log.loss:.4f}"
+            if log.valid:
+                status += f"  valid ndcg@20 {log.valid['ndcg@20']:.4f}" + (" *" if log.best else "")
+            bar.update(task, advance=1, status=status)
+
+        return train_model(data, cfg, model, seed=settings.seeds.cf, epochs=epochs,
+                           use_tags=use_tags, device="cuda" if gpu else "cpu", on_epoch=on_epoch,
+                           initial=plan.initial.table if plan else None)
 
 
 @app.command("recommend")
@@ -88,14 +112,27 @@ def recommend_command(
     workspace: WorkspaceOpt = Path("workspace"),
     k: Annotated[int | None, typer.Option("--k", help="Items per user (config cf.top_k).")] = None,
     model: Annotated[str | None, typer.Option(help="Trained checkpoint (config cf.model).")] = None,
+    users_changed: Annotated[bool, typer.Option(
+        "--users-changed", help="Recompute only the users whose neighbourhood changed since "
+        "cf_topk's watermark (appended interactions, or an item shared with them); keep the other "
+        "rows as they are (approximate: fine-tuning moved every embedding a little).")] = False,
 ) -> None:
     """Write ``cf_topk``: the K best items each user has not interacted with in train."""
     from tailormind.cf.recommend import recommend_workspace
 
     settings = settings_of(ctx)
     k = settings.cf.top_k if k is None else k
-    result = recommend_workspace(Workspace.open(workspace), model or settings.cf.model, k)
-    err.print(f"cf_topk: {result.table.num_rows:,} rows (k={k})")
+    result = recommend_workspace(Workspace.open(workspace), model or settings.cf.model, k,
+                                 users_changed=users_changed)
+    for note in result.notes:
+        err.print(f"note: {note}")
+    if result.changed is not None:
+        c = result.changed
+        err.print(f"cf_topk: recomputed {result.recomputed:,} user(s) whose neighbourhood changed "
+                  f"since watermark {c.since} ({c.appended:,} with appended interactions, "
+                  f"{c.sharing:,} sharing an item with them, {c.other:,} new or without train "
+                  f"items); kept {result.kept:,} user(s)' rows as they were")
+    err.print(f"cf_topk: {result.table.num_rows:,} rows (k={k}), watermark {result.watermark}")
     if result.cold_users:
         err.print(f"note: {result.cold_users} user(s) without train items got the most popular items")
 

@@ -1,4 +1,5 @@
-"""``tailormind data``: import a data set into a workspace, split it, print its statistics."""
+"""``tailormind data``: import a data set into a workspace, append to it, split it, print its
+statistics."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tailormind.data.importers import (
     import_synthetic,
     import_table,
 )
+from tailormind.data.append import AppendReport, Reader, append_files
 from tailormind.data.ingest import check_target, save_import
 from tailormind.data.records import ImportBundle
 from tailormind.data.split import split_workspace
@@ -27,6 +29,8 @@ from tailormind.errors import TailorMindError
 
 app = typer.Typer(help="Import, split and describe data sets (TailorBench format).", no_args_is_help=True)
 
+#: Formats ``data append`` reads (synthetic data generates a whole data set).
+APPEND_FORMATS = tuple(f for f in FORMATS if f != "synthetic")
 WorkspaceOpt = Annotated[
     Path, typer.Option("--workspace", "-w", envvar="TAILORMIND_WORKSPACE", help="Workspace directory.")
 ]
@@ -38,6 +42,33 @@ def _opt(help_text: str, panel: str = _TABLE, *decls: str) -> Any:
     return typer.Option(*decls, help=help_text, rich_help_panel=panel)
 
 
+Encoding = Annotated[str | None, typer.Option(
+    help="Text encoding of the input files (table: a file's own 'encoding' in the mapping wins).")]
+Sep = Annotated[str | None, _opt("Field separator of delimited files.")]
+ListSep = Annotated[str | None, _opt("Separator of list cells (tags, media paths).")]
+ItemTags = Annotated[Path | None, _opt("Item-tag file (item id, tag).")]
+UserCol = Annotated[str | None, _opt("Interactions: user id column.")]
+ItemCol = Annotated[str | None, _opt("Interactions: item id column.")]
+TimestampCol = Annotated[str | None, _opt("Interactions: timestamp column.")]
+WeightCol = Annotated[str | None, _opt("Interactions: weight column.")]
+ItemsIdCol = Annotated[str | None, _opt("Items: item id column.")]
+TitleCol = Annotated[str | None, _opt("Items: title column.")]
+TextCol = Annotated[str | None, _opt("Items: text column.")]
+TagsCol = Annotated[str | None, _opt("Items: tags (list) column.")]
+ImageCol = Annotated[str | None, _opt("Items: image paths (list) column.")]
+VideoCol = Annotated[str | None, _opt("Items: video paths (list) column.")]
+CreatedCol = Annotated[str | None, _opt("Items: creation time column.")]
+TagItemCol = Annotated[str | None, _opt("Item-tag file: item id column.")]
+TagCol = Annotated[str | None, _opt("Item-tag file: tag column.")]
+TagUserCol = Annotated[str | None, _opt("Item-tag file: tagging user column (rows become tag events).")]
+TagTimestampCol = Annotated[str | None, _opt("Item-tag file: tag event time column.")]
+OnDangling = Annotated[str | None, _opt(
+    "Rows naming unknown items or missing lookup ids: error (default) or drop (counted).")]
+UsersIdCol = Annotated[str | None, _opt("Users file: user id column.")]
+Platform = Annotated[str | None, _opt("Platform name stored on the items.")]
+DataRoot = Annotated[Path | None, _opt("Media paths are relative to this directory.")]
+
+
 @app.command("import")
 def import_command(
     ctx: typer.Context,
@@ -45,33 +76,31 @@ def import_command(
     fmt: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}.")] = "movielens",
     workspace: WorkspaceOpt = Path("workspace"),
     overwrite: Annotated[bool, typer.Option(help="Replace an existing workspace.")] = False,
-    encoding: Annotated[str | None, typer.Option(
-        help="Text encoding of the input files (table: a file's own 'encoding' in the mapping wins).")] = None,
-    sep: Annotated[str | None, _opt("Field separator of delimited files.")] = None,
-    list_sep: Annotated[str | None, _opt("Separator of list cells (tags, media paths).")] = None,
+    encoding: Encoding = None,
+    sep: Sep = None,
+    list_sep: ListSep = None,
     items: Annotated[str | None, _opt("table: items file; synthetic: number of items (5000).")] = None,
-    item_tags: Annotated[Path | None, _opt("Item-tag file (item id, tag).")] = None,
+    item_tags: ItemTags = None,
     users: Annotated[str | None, _opt("table: users file; synthetic: number of users (1000).")] = None,
-    user_col: Annotated[str | None, _opt("Interactions: user id column.")] = None,
-    item_col: Annotated[str | None, _opt("Interactions: item id column.")] = None,
-    timestamp_col: Annotated[str | None, _opt("Interactions: timestamp column.")] = None,
-    weight_col: Annotated[str | None, _opt("Interactions: weight column.")] = None,
-    items_id_col: Annotated[str | None, _opt("Items: item id column.")] = None,
-    title_col: Annotated[str | None, _opt("Items: title column.")] = None,
-    text_col: Annotated[str | None, _opt("Items: text column.")] = None,
-    tags_col: Annotated[str | None, _opt("Items: tags (list) column.")] = None,
-    image_col: Annotated[str | None, _opt("Items: image paths (list) column.")] = None,
-    video_col: Annotated[str | None, _opt("Items: video paths (list) column.")] = None,
-    created_col: Annotated[str | None, _opt("Items: creation time column.")] = None,
-    tag_item_col: Annotated[str | None, _opt("Item-tag file: item id column.")] = None,
-    tag_col: Annotated[str | None, _opt("Item-tag file: tag column.")] = None,
-    tag_user_col: Annotated[str | None, _opt("Item-tag file: tagging user column (rows become tag events).")] = None,
-    tag_timestamp_col: Annotated[str | None, _opt("Item-tag file: tag event time column.")] = None,
-    on_dangling: Annotated[str | None, _opt(
-        "Rows naming unknown items or missing lookup ids: error (default) or drop (counted).")] = None,
-    users_id_col: Annotated[str | None, _opt("Users file: user id column.")] = None,
-    platform: Annotated[str | None, _opt("Platform name stored on the items.")] = None,
-    data_root: Annotated[Path | None, _opt("Media paths are relative to this directory.")] = None,
+    user_col: UserCol = None,
+    item_col: ItemCol = None,
+    timestamp_col: TimestampCol = None,
+    weight_col: WeightCol = None,
+    items_id_col: ItemsIdCol = None,
+    title_col: TitleCol = None,
+    text_col: TextCol = None,
+    tags_col: TagsCol = None,
+    image_col: ImageCol = None,
+    video_col: VideoCol = None,
+    created_col: CreatedCol = None,
+    tag_item_col: TagItemCol = None,
+    tag_col: TagCol = None,
+    tag_user_col: TagUserCol = None,
+    tag_timestamp_col: TagTimestampCol = None,
+    on_dangling: OnDangling = None,
+    users_id_col: UsersIdCol = None,
+    platform: Platform = None,
+    data_root: DataRoot = None,
     n_tags: Annotated[int, _opt("Tags.", _SYN, "--tags")] = 500,
     per_user: Annotated[float, _opt("Mean interactions per user.", _SYN, "--per-user")] = 20.0,
     seed: Annotated[int | None, _opt("Seed (default: config seeds.synthetic).", _SYN, "--seed")] = None,
@@ -148,6 +177,116 @@ def _count(value: str | None, flag: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise TailorMindError(f"{flag} must be a whole number with --format synthetic, got {value!r}") from None
+
+
+@app.command("append")
+def append_command(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(
+        help="Data directories, interactions files or mapping YAMLs, all of --format.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(APPEND_FORMATS)}.")] = "movielens",
+    workspace: WorkspaceOpt = Path("workspace"),
+    encoding: Encoding = None,
+    sep: Sep = None,
+    list_sep: ListSep = None,
+    items: Annotated[str | None, _opt("Items file (new items; items of the workspace need none).")] = None,
+    item_tags: ItemTags = None,
+    users: Annotated[str | None, _opt("Users file.")] = None,
+    user_col: UserCol = None,
+    item_col: ItemCol = None,
+    timestamp_col: TimestampCol = None,
+    weight_col: WeightCol = None,
+    items_id_col: ItemsIdCol = None,
+    title_col: TitleCol = None,
+    text_col: TextCol = None,
+    tags_col: TagsCol = None,
+    image_col: ImageCol = None,
+    video_col: VideoCol = None,
+    created_col: CreatedCol = None,
+    tag_item_col: TagItemCol = None,
+    tag_col: TagCol = None,
+    tag_user_col: TagUserCol = None,
+    tag_timestamp_col: TagTimestampCol = None,
+    on_dangling: OnDangling = None,
+    users_id_col: UsersIdCol = None,
+    platform: Platform = None,
+    data_root: DataRoot = None,
+) -> None:
+    """Append interactions (and new items, users, tag events) to a workspace: every file is
+    checked first, then all is written in one step. Held-out sets never move."""
+    settings = settings_of(ctx)
+    _check_append_flags(fmt, on_dangling)
+    table_flags = dict(
+        sep=sep, encoding=encoding, list_sep=list_sep, items=items, item_tags=item_tags,
+        users=users, user_col=user_col, item_col=item_col, timestamp_col=timestamp_col,
+        weight_col=weight_col, items_id_col=items_id_col, title_col=title_col,
+        text_col=text_col, tags_col=tags_col, image_col=image_col, video_col=video_col,
+        created_col=created_col, tag_item_col=tag_item_col, tag_col=tag_col,
+        tag_user_col=tag_user_col, tag_timestamp_col=tag_timestamp_col,
+        users_id_col=users_id_col, platform=platform, data_root=data_root, on_dangling=on_dangling,
+    )
+    ws = Workspace.open(workspace)
+    read = _append_reader(fmt, encoding, table_flags)
+    with status(f"appending {len(files)} file(s) to {workspace}"):
+        report = append_files(ws, files, read, fmt=fmt, negatives=settings.data.negatives,
+                              min_interactions=settings.data.min_interactions,
+                              seed=settings.seeds.split)
+    _print_append(report, ws)
+
+
+def _check_append_flags(fmt: str, on_dangling: str | None) -> None:
+    if fmt == "synthetic":
+        raise TailorMindError("--format synthetic cannot be appended (it generates a whole data "
+                              "set); append files with --format table")
+    if fmt not in APPEND_FORMATS:
+        raise TailorMindError(f"unknown --format {fmt!r}; choose one of {', '.join(APPEND_FORMATS)}")
+    if on_dangling is not None and fmt != "table":
+        raise TailorMindError("--on-dangling applies to --format table only")
+
+
+def _append_reader(fmt: str, encoding: str | None, table_flags: dict[str, Any]) -> Reader:
+    """The importer of ``fmt`` as an append reader."""
+    if fmt == "movielens":
+        return lambda path, rules: import_movielens(path, encoding=encoding or "utf-8", append=rules)
+    if fmt == "ml100k":
+        return lambda path, rules: import_ml100k(path, encoding=encoding, append=rules)
+    return lambda path, rules: import_table(path, append=rules, **table_flags)
+
+
+def _print_append(report: AppendReport, ws: Workspace) -> None:
+    """What was appended, the new watermark and what was withheld or kept, on stderr."""
+    err.print(f"appended {report.interactions:,} interactions ({report.new_users:,} new users, "
+              f"{report.new_items:,} new items) to {ws.root}; watermark: append "
+              f"{report.append_id} at {report.appended_at}")
+    counts = {
+        "items already in the workspace (its rows kept)": report.items_already_in_workspace,
+        "tag events": report.tag_events,
+        "tag events already in the workspace (skipped)": report.tag_events_already_in_workspace,
+        "duplicate interactions merged (same user and item in one file)":
+            report.duplicate_interactions_merged,
+        "media files": report.media_files,
+        **{f"dropped (dangling) from {name}": n for name, n in report.dropped_dangling.items()},
+    }
+    split = report.split
+    if split is not None:
+        counts.update({
+            "split: users with new train rows": split["users_extended"],
+            "withheld: repeats a held-out item": split["withheld_heldout_repeats"],
+            "kept, though a candidate negative of the user": split["appended_among_negatives"],
+            "split: users split afresh": split["users_split"],
+            "split: new users with candidate sets": split["newly_evaluated_users"],
+        })
+    for key, n in counts.items():
+        if n:
+            err.print(f"  {key}: {n:,}")
+    if split is None:
+        err.print("  the workspace is not split yet: `tailormind data split` splits everything")
+    if report.items_to_describe:
+        changed = split["descriptions_removed_tags_changed"] if split else 0
+        what = "new items" if report.items_to_describe == report.new_items else (
+            f"items ({report.new_items:,} new, {changed:,} whose tags changed)")
+        err.print(f"{report.items_to_describe:,} {what} need descriptions: run "
+                  f"`tailormind profile describe --workspace {ws.root}`")
 
 
 @app.command("split")
@@ -239,6 +378,27 @@ def print_stats(stats: dict[str, Any]) -> None:
                          f"({split['users_with_withheld_tags']:,} users)"))
     else:
         rows.append(("split", "not split yet (tailormind data split)"))
+    rows += _watermark_rows(stats)
     for key, value in rows:
         table.add_row(key, value)
     out.print(table)
+
+
+def _watermark_rows(stats: dict[str, Any]) -> list[tuple[str, str]]:
+    """The watermark, the appends and what each stage has not seen yet."""
+    mark = stats.get("watermark") or {"append_id": 0, "appended_at": None}
+    if not mark["append_id"]:
+        return [("watermark", "0 (nothing appended since the import)")]
+    rows = [("watermark (append id, time)", f"{mark['append_id']} at {mark['appended_at']}"),
+            ("appends / appended interactions",
+             f"{stats['appends']:,} / {stats['appended_interactions']:,}")]
+    profiles = stats.get("appended_since_profiles")
+    rows.append(("appended since the profiles (users behind)",
+                 f"{profiles['interactions']:,} ({profiles['users_behind']:,} of "
+                 f"{profiles['profiled_users']:,} profiled users)" if profiles else "no profiles yet"))
+    for key, label in (("appended_since_cf", "appended since the last CF checkpoint"),
+                       ("appended_since_cf_topk", "appended since cf_topk")):
+        found = stats.get(key)
+        rows.append((label, f"{found['interactions']:,} (it has append {found['watermark']})"
+                     if found else "not run yet"))
+    return rows

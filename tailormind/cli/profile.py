@@ -113,6 +113,38 @@ def run_command(
         out.print("fallbacks: " + ", ".join(f"{k} {v}" for k, v in sorted(report.fallbacks.items())))
 
 
+@app.command("update")
+def update_command(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = Path("workspace"),
+    user: Annotated[list[str] | None, typer.Option("--user", help="Only this user (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Re-profile only the users with interactions newer than their profile (`data append`),
+    from their current profile: each new positive ranked against fresh negatives, then critique
+    and update as in refinement. A new version per updated user (the old one kept in
+    profile_history); nobody else costs a model call. Resumable."""
+    from tailormind.profiling.update import update_profiles
+
+    settings = settings_of(ctx)
+    ws = Workspace.open(workspace)
+    with _progress("update profiles") as bar:
+        task = bar.add_task("update", total=None)
+        report = update_profiles(ws, settings, users=user or None,
+                                 progress=lambda n: bar.advance(task, n),
+                                 on_plan=lambda n: bar.update(task, total=n))
+    if as_json:
+        print(json.dumps(asdict(report), indent=2))
+        return
+    table = Table("profiled users", "updated", "watermark only", "unchanged (no model call)",
+                  "done before", "withheld", "tokens", "seconds", "watermark")
+    table.add_row(str(report.users), str(report.updated), str(report.advanced),
+                  str(report.unchanged), str(report.skipped_done), str(report.withheld),
+                  str(report.prompt_tokens + report.completion_tokens), f"{report.seconds:.1f}",
+                  str(report.watermark))
+    out.print(table)
+
+
 @app.command("fit")
 def fit_command(
     ctx: typer.Context,

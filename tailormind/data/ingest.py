@@ -19,7 +19,7 @@ from tailormind.data.workspace import MANIFEST, IMPORTED_TABLES, Workspace
 from tailormind.errors import WorkspaceError
 
 
-def _link_or_copy(src: Path, dest: Path) -> None:
+def link_or_copy(src: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dest)
@@ -43,7 +43,7 @@ def save_import(bundle: ImportBundle, root: str | Path, *, overwrite: bool = Fal
     with atomic_dir(root) as staging:  # swapped with the old workspace in one step
         workspace = Workspace.create(staging)
         for dest, src in bundle.media.items():
-            _link_or_copy(src, workspace.media_path(dest))
+            link_or_copy(src, workspace.media_path(dest))
         tables = {"items": bundle.items, "interactions": bundle.interactions, "users": bundle.users}
         if bundle.tag_events is not None:
             tables["tag_events"] = bundle.tag_events

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tailormind.data import schemas
+from tailormind.data.append_rules import AppendRules, check_appended
 from tailormind.data.readers import RawTable, to_text
 from tailormind.errors import DataError
 
@@ -190,19 +191,27 @@ def interactions_table(
     source: RawTable | None = None,
     item_column: str = "item_id",
     report: dict[str, Any] | None = None,
+    append: AppendRules | None = None,
+    time_column: str = "timestamp",
 ) -> pa.Table:
     """The ``interactions`` table, sorted by (user, time).
 
     Repeated (user, item) pairs keep the latest interaction (by timestamp, then file order) and
-    are counted in ``report["duplicate_interactions_merged"]``.
+    are counted in ``report["duplicate_interactions_merged"]``. With ``append`` (``data
+    append``), a missing timestamp or a duplicate (user, item, time) is an error
+    (:mod:`tailormind.data.append_rules`); ``time_column`` names the time in those errors.
     """
     n = len(user_ids)
     if n == 0:
         raise DataError("no interactions", file=source.path if source else None)
+    if append is not None and timestamps is None:
+        raise DataError("no timestamp column: every appended interaction needs a timestamp",
+                        file=source.path if source else None)
     if known_items is not None:
+        why = append.unknown("the items file") if append is not None else "not in the items file"
         for i, item in enumerate(item_ids):
             if item not in known_items:
-                message = f"interaction names unknown item {item!r} (not in the items file)"
+                message = f"interaction names unknown item {item!r} ({why})"
                 if source is not None:
                     raise source.error(i, item_column, message)
                 raise DataError(message, column=item_column)
@@ -216,6 +225,8 @@ def interactions_table(
             "order": np.arange(n),
         }
     )
+    if append is not None:
+        check_appended(frame, append, source, item_column, time_column)
     frame = frame.sort_values(["user_id", "timestamp", "order"], kind="stable")
     deduped = frame.drop_duplicates(["user_id", "item_id"], keep="last")
     if report is not None:
@@ -239,6 +250,7 @@ def rated_interactions(
     timestamp: str,
     known_items: set[str],
     report: dict[str, Any],
+    append: AppendRules | None = None,
 ) -> pa.Table:
     """Interactions of a MovieLens-style ratings file: weight = the rating."""
     return interactions_table(
@@ -250,6 +262,8 @@ def rated_interactions(
         source=raw,
         item_column=item,
         report=report,
+        append=append,
+        time_column=timestamp,
     )
 
 

@@ -18,6 +18,7 @@ table              columns
                    the split (``items.tags`` + tag events, without any user's own tags on that
                    user's held-out items)
 ``cf_topk``        user_id, item_id, score, rank (1 = best): the K unseen-in-train items per user
+``appended``       user_id, item_id, timestamp, weight, append_id: what ``data append`` added
 ``item_features``  item_id, description (what profiling reads), one description per modality
                    (text/image/video, null when absent), their sources, fallback reasons,
                    embedding (float32 list), the models that made them
@@ -99,6 +100,18 @@ ITEM_TAGS = pa.schema(
     ]
 )
 
+#: Interactions added by ``data append``, with the append that added them
+#: (``data/appends.py``; they are in ``interactions`` too).
+APPENDED = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("timestamp", TIMESTAMP),
+        pa.field("weight", pa.float32(), nullable=False),
+        pa.field("append_id", pa.int64(), nullable=False),
+    ]
+)
+
 CF_TOPK = pa.schema(
     [
         pa.field("user_id", pa.string(), nullable=False),
@@ -146,8 +159,19 @@ PROFILES = pa.schema(
         pa.field("embed_model", pa.string(), nullable=False),
         pa.field("ranker", pa.string(), nullable=False),
         pa.field("config_hash", pa.string(), nullable=False),
+        # Versions (issue 23): each `profile update` makes version + 1 from its parent; the
+        # watermark is the append id of the newest interaction the profile has seen
+        # (``data/appends.py``). Tables written before these columns read with the defaults.
+        pa.field("version", pa.int32(), nullable=False, metadata={"default": "1"}),
+        pa.field("parent_version", pa.int32(), metadata={"default": ""}),
+        pa.field("watermark", pa.int64(), nullable=False, metadata={"default": "0"}),
+        pa.field("updated_at", pa.string(), metadata={"default": ""}),
+        # an update's new evidence, JSON {"since", "positives", "withheld"}; null: version 1
+        pa.field("evidence", pa.string(), metadata={"default": ""}),
     ]
 )
+#: Superseded profile versions (``profile update`` moves a user's row here before replacing it).
+PROFILE_HISTORY = PROFILES
 
 #: Table name -> schema; ``users`` is checked on its required prefix only.
 TABLES: dict[str, pa.Schema] = {
@@ -159,8 +183,10 @@ TABLES: dict[str, pa.Schema] = {
     "tag_events": TAG_EVENTS,
     "item_tags": ITEM_TAGS,
     "cf_topk": CF_TOPK,
+    "appended": APPENDED,
     "item_features": ITEM_FEATURES,
     "profiles": PROFILES,
+    "profile_history": PROFILE_HISTORY,
 }
 
 
@@ -170,11 +196,25 @@ def schema_for(name: str) -> pa.Schema | None:
     return TABLES.get(name) or TABLES.get(name.split("__", 1)[0])
 
 
+def with_defaults(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with every column it lacks that ``schema`` gives a default (field metadata
+    ``default``; empty: null) filled in: a table written before the column existed."""
+    for field in schema:
+        if field.name in table.column_names or not field.metadata \
+                or b"default" not in field.metadata:
+            continue
+        raw = field.metadata[b"default"].decode()
+        value = None if raw == "" else pa.scalar(raw).cast(field.type).as_py()
+        table = table.append_column(field.name, pa.array([value] * table.num_rows, field.type))
+    return table
+
+
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Select and cast ``table`` to ``schema`` (extra columns kept for ``users`` only).
 
     Raises ``ValueError`` naming the first missing column or a failed cast.
     """
+    table = with_defaults(table, schema)
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise ValueError(f"missing column(s) {', '.join(missing)}")

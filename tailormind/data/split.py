@@ -15,6 +15,7 @@ on that user's held-out items (:mod:`tailormind.data.item_tags`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,9 +79,9 @@ def sample_negatives(
     return np.asarray(picked, dtype=np.int64)
 
 
-def _item_indices(frame: pd.DataFrame, item_ids: list[str]) -> np.ndarray:
-    """Each row's index into ``item_ids``; :class:`DataError` for an item not among them."""
-    index_of = {item: i for i, item in enumerate(item_ids)}
+def _item_indices(frame: pd.DataFrame, index_of: dict[str, int]) -> np.ndarray:
+    """Each row's index (``index_of``: item id -> index); :class:`DataError` for an item not
+    among them."""
     item_index = frame["item_id"].map(index_of)
     if item_index.isna().any():
         missing = frame.loc[item_index.isna(), "item_id"].iloc[0]
@@ -172,6 +173,55 @@ def _split_report(
     }
 
 
+@dataclass
+class _Drawn:
+    """One draw of :func:`_draw`: the ordered rows, their split names and candidate rows."""
+
+    frame: pd.DataFrame
+    split_name: np.ndarray
+    sizes: pd.Series
+    rows: list[tuple[str, str, str, list[str]]]
+    evaluated: int
+    too_dense: int
+
+
+def _draw(interactions: pa.Table, item_ids: list[str], index_of: dict[str, int],
+          rng: np.random.Generator, *, negatives: int, min_interactions: int,
+          progress: Callable[[int], None] | None) -> _Drawn:
+    """Order ``interactions`` (tie-breaks drawn first), then draw each eligible user's
+    candidate sets, all from ``rng``."""
+    frame = _order(interactions, rng)
+    sizes = frame.groupby("user_id", sort=False).size()
+    n_user_rows = frame["user_id"].map(sizes).to_numpy()
+    from_end = n_user_rows - frame["position"].to_numpy()  # 1 = last interaction
+    item_index = _item_indices(frame, index_of)
+    eligible, rows, too_dense = _candidate_sets(
+        sizes, item_index, item_ids, negatives=negatives, min_interactions=min_interactions,
+        rng=rng, progress=progress,
+    )
+    evaluated = ~frame["user_id"].isin(too_dense).to_numpy() & (n_user_rows >= min_interactions)
+    split_name = np.where(
+        evaluated & (from_end == 1), "test", np.where(evaluated & (from_end == 2), "valid", "train")
+    )
+    return _Drawn(frame, split_name, sizes, rows, int(len(eligible) - len(too_dense)),
+                  len(too_dense))
+
+
+def _result(drawn: _Drawn, *, seed: int, negatives: int, min_interactions: int) -> SplitResult:
+    """The split and candidate tables of ``drawn``, and its report."""
+    split = _split_table(drawn.frame, drawn.split_name)
+    candidates = pa.Table.from_pylist(
+        [{"user_id": u, "split": s, "positive": p, "negatives": n} for u, s, p, n in drawn.rows],
+        schema=schemas.CANDIDATES,
+    )
+    report = _split_report(
+        drawn.frame, drawn.split_name, drawn.sizes, evaluated_users=drawn.evaluated,
+        too_dense=drawn.too_dense, candidate_sets=candidates.num_rows, seed=seed,
+        negatives=negatives, min_interactions=min_interactions,
+    )
+    return SplitResult(split, candidates, report)
+
+
 def split_interactions(
     interactions: pa.Table,
     item_ids: list[str],
@@ -187,31 +237,65 @@ def split_interactions(
     the same inputs give the same tables."""
     if interactions.num_rows == 0:
         raise DataError("the workspace has no interactions to split")
-    rng = np.random.default_rng(seed)
-    frame = _order(interactions, rng)
-    sizes = frame.groupby("user_id", sort=False).size()
-    n_user_rows = frame["user_id"].map(sizes).to_numpy()
-    from_end = n_user_rows - frame["position"].to_numpy()  # 1 = last interaction
-    item_index = _item_indices(frame, item_ids)
-    eligible, rows, too_dense = _candidate_sets(
-        sizes, item_index, item_ids, negatives=negatives, min_interactions=min_interactions,
-        rng=rng, progress=progress,
-    )
-    evaluated = ~frame["user_id"].isin(too_dense).to_numpy() & (n_user_rows >= min_interactions)
-    split_name = np.where(
-        evaluated & (from_end == 1), "test", np.where(evaluated & (from_end == 2), "valid", "train")
-    )
-    split = _split_table(frame, split_name)
-    candidates = pa.Table.from_pylist(
-        [{"user_id": u, "split": s, "positive": p, "negatives": n} for u, s, p, n in rows],
-        schema=schemas.CANDIDATES,
-    )
-    report = _split_report(
-        frame, split_name, sizes, evaluated_users=int(len(eligible) - len(too_dense)),
-        too_dense=len(too_dense), candidate_sets=candidates.num_rows, seed=seed,
-        negatives=negatives, min_interactions=min_interactions,
-    )
-    return SplitResult(split, candidates, report)
+    index_of = {item: i for i, item in enumerate(item_ids)}
+    drawn = _draw(interactions, item_ids, index_of, np.random.default_rng(seed),
+                  negatives=negatives, min_interactions=min_interactions, progress=progress)
+    return _result(drawn, seed=seed, negatives=negatives, min_interactions=min_interactions)
+
+
+def user_seed(seed: int, user: str) -> list[int]:
+    """The seed of one user's own generator: ``seed`` and a stable hash of the user id."""
+    return [seed, int.from_bytes(hashlib.sha256(user.encode("utf-8")).digest()[:8], "big")]
+
+
+def split_each_user(
+    interactions: pa.Table,
+    item_ids: list[str],
+    *,
+    negatives: int = 99,
+    min_interactions: int = 3,
+    seed: int = 2026,
+) -> SplitResult:
+    """:func:`split_interactions`'s rules, user by user, each from its own generator
+    (:func:`user_seed`): a user's split and candidate sets depend on that user's interactions
+    and the catalogue only, never on the other users (``data append`` splits new users so)."""
+    if interactions.num_rows == 0:
+        raise DataError("no interactions to split")
+    index_of = {item: i for i, item in enumerate(item_ids)}
+    table = interactions.sort_by("user_id")
+    users = table.column("user_id").to_pylist()
+    starts = [i for i in range(len(users)) if i == 0 or users[i] != users[i - 1]]
+    parts = []
+    for lo, hi in zip(starts, [*starts[1:], len(users)], strict=True):
+        rng = np.random.default_rng(user_seed(seed, users[lo]))
+        parts.append(_draw(table.slice(lo, hi - lo), item_ids, index_of, rng, negatives=negatives,
+                           min_interactions=min_interactions, progress=None))
+    drawn = _Drawn(
+        pd.concat([p.frame for p in parts], ignore_index=True),
+        np.concatenate([p.split_name for p in parts]),
+        pd.concat([p.sizes for p in parts]),
+        [row for p in parts for row in p.rows],
+        sum(p.evaluated for p in parts), sum(p.too_dense for p in parts))
+    return _result(drawn, seed=seed, negatives=negatives, min_interactions=min_interactions)
+
+
+def latest_per_pair(interactions: pa.Table) -> pa.Table:
+    """One interaction per (user, item): the latest (by time, then row order; no time is the
+    oldest), as the importers merge repeats. Appends may add a repeat of an item a user already
+    has; a split never sees both. Returns ``interactions`` itself when it has no repeats."""
+    frame = pd.DataFrame({
+        "user_id": interactions.column("user_id").to_numpy(zero_copy_only=False),
+        "item_id": interactions.column("item_id").to_numpy(zero_copy_only=False),
+    })
+    repeated = frame.duplicated(["user_id", "item_id"], keep=False).to_numpy()
+    if not repeated.any():
+        return interactions
+    frame["timestamp"] = interactions.column("timestamp").cast(pa.int64()).fill_null(
+        np.iinfo(np.int64).min).to_numpy()
+    frame["order"] = np.arange(len(frame))
+    frame = frame.sort_values(["user_id", "item_id", "timestamp", "order"], kind="stable")
+    keep = frame.drop_duplicates(["user_id", "item_id"], keep="last")["order"].to_numpy()
+    return interactions.take(pa.array(np.sort(keep)))
 
 
 def split_workspace(
@@ -222,14 +306,15 @@ def split_workspace(
     seed: int = 2026,
     progress: Callable[[int], None] | None = None,
 ) -> SplitResult:
-    """Split the workspace's interactions and store ``split`` + ``candidates`` + the leak-free
-    ``item_tags`` (:mod:`tailormind.data.item_tags`) atomically.
+    """Split the workspace's interactions (one per user and item: :func:`latest_per_pair`) and
+    store ``split`` + ``candidates`` + the leak-free ``item_tags``
+    (:mod:`tailormind.data.item_tags`) atomically.
 
     Every derived table and artifact of an earlier split (CF models, profiles...) is removed;
     item descriptions are kept only while the item-tag relation they were made from is the same.
     The withheld tag events are counted in the split report.
     """
-    interactions = workspace.read("interactions")
+    interactions = latest_per_pair(workspace.read("interactions"))
     items = workspace.read("items", columns=["item_id", "tags"])
     item_ids = items.column("item_id").to_pylist()
     result = split_interactions(

@@ -1,6 +1,12 @@
 """Data set statistics of a workspace (``tailormind data stats``).
 
 density = interactions / (users x items); per-user counts are over all interactions.
+
+The watermark (:mod:`tailormind.data.appends`): the last append's id and time, the appends so
+far, and how many appended interactions are newer than what each stage consumed: the profiles
+(per user, the rows appended after that user's profile ``watermark``; a profile written before
+profiles had one reads as 0), the last CF checkpoint and ``cf_topk`` (their manifest entries'
+``watermark``; absent: 0).
 """
 
 from __future__ import annotations
@@ -8,9 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from tailormind.data.appends import APPENDED_TABLE, watermark
 from tailormind.data.workspace import Workspace
+from tailormind.errors import CorruptFileError
 
 
 def workspace_stats(workspace: Workspace) -> dict[str, Any]:
@@ -62,4 +73,60 @@ def workspace_stats(workspace: Workspace) -> dict[str, Any]:
         stats["split"] = {k: v for k, v in split.items() if k != "order"}
     else:
         stats["split"] = None
+    stats.update(append_stats(workspace))
     return stats
+
+
+def append_stats(workspace: Workspace) -> dict[str, Any]:
+    """The watermark, the appends so far and the appended interactions each stage has not seen
+    (None for a stage that has not run)."""
+    mark = watermark(workspace)
+    appended = workspace.read(APPENDED_TABLE, columns=["user_id", "append_id"]) \
+        if workspace.has(APPENDED_TABLE) else pa.table({"user_id": pa.array([], pa.string()),
+                                                        "append_id": pa.array([], pa.int64())})
+    ids = appended.column("append_id").to_numpy()
+    models = {name.split(":", 1)[1]: entry for name, entry in
+              workspace.manifest.get("artifacts", {}).items()
+              if name.startswith("cf:") and workspace.has_artifact(name)}
+    cf = None
+    if models:
+        last = max(models.values(), key=lambda e: (str(e.get("written_at", "")),
+                                                   int(e.get("watermark", 0))))
+        since = int(last.get("watermark", 0))
+        cf = {"watermark": since, "interactions": int((ids > since).sum()),
+              "models": {name: int(e.get("watermark", 0)) for name, e in sorted(models.items())}}
+    topk = None
+    if workspace.has("cf_topk"):
+        since = int(workspace.manifest["tables"]["cf_topk"].get("watermark", 0))
+        topk = {"watermark": since, "interactions": int((ids > since).sum())}
+    return {
+        "watermark": {"append_id": mark.append_id, "appended_at": mark.appended_at},
+        "appends": len(workspace.manifest.get("appends", [])),
+        "appended_interactions": appended.num_rows,
+        "appended_since_profiles": _since_profiles(workspace, appended),
+        "appended_since_cf": cf,
+        "appended_since_cf_topk": topk,
+    }
+
+
+def _since_profiles(workspace: Workspace, appended: pa.Table) -> dict[str, int] | None:
+    """Over the profiled users: the appended rows newer than each one's profile watermark."""
+    if not workspace.has("profiles"):
+        return None
+    path = workspace.table_path("profiles")
+    try:
+        has_mark = "watermark" in pq.read_schema(path).names
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise CorruptFileError(f"{path}: corrupt table ({exc})") from None
+    profiles = workspace.read("profiles", columns=["user_id", "watermark"] if has_mark
+                              else ["user_id"])
+    marks = pd.Series(profiles.column("watermark").to_numpy()
+                      if "watermark" in profiles.column_names
+                      else np.zeros(profiles.num_rows, dtype=np.int64),
+                      index=profiles.column("user_id").to_pylist(), dtype=np.int64)
+    users = pd.Series(appended.column("user_id").to_pylist(), dtype=object)
+    since = users.map(marks)
+    newer = since.notna().to_numpy() & (appended.column("append_id").to_numpy()
+                                        > since.fillna(0).to_numpy())
+    return {"profiled_users": profiles.num_rows, "interactions": int(newer.sum()),
+            "users_behind": int(users[newer].nunique())}

@@ -31,8 +31,9 @@ from tailormind.errors import CorruptFileError, WorkspaceError
 FORMAT = "tailormind-workspace"
 VERSION = 1
 #: Tables an import writes; anything else is derived and removed when the import is replaced.
-#: ``tag_events`` is written only by sources that say who applied a tag.
-IMPORTED_TABLES = ("items", "interactions", "users", "tag_events")
+#: ``tag_events`` is written only by sources that say who applied a tag; ``appended`` (source
+#: data too, so a new split keeps it) only by ``data append``.
+IMPORTED_TABLES = ("items", "interactions", "users", "tag_events", "appended")
 #: Derived from the items and the split's item-tag relation: a new split keeps them only while
 #: that relation is unchanged (``data/split.py``).
 TAG_DEPENDENT = ("item_features",)

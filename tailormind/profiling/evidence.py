@@ -61,6 +61,9 @@ class UserEvidence:
     cf: list[str]  # CF(D_u), best first (empty when CF is off or not run)
     valid_positive: str | None
     valid_negatives: list[str]  # the validation set's negatives (never seen by the user)
+    #: Further positives ranked with the same negatives, instead of the newest train items
+    #: (``profile update``: the other new positives; None: ``profiling.z_train_items``).
+    z_extra: list[str] | None = None
 
     @property
     def valid_set_size(self) -> int:

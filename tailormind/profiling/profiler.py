@@ -237,6 +237,10 @@ class Profiler:
 
     # -- Eq. 10-11: the loss --------------------------------------------------------------------
     def _z_items(self, evidence: UserEvidence) -> list[str]:
+        """Z_u: the validation positive, then ``z_extra`` when given (an update's other new
+        positives), else the ``z_train_items`` newest train items."""
+        if evidence.z_extra is not None:
+            return [evidence.valid_positive, *evidence.z_extra]
         extra = evidence.history[-self.config.z_train_items:] if self.config.z_train_items else []
         return [evidence.valid_positive, *extra]
 

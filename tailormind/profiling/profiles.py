@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ import pyarrow as pa
 
 from tailormind.config import Settings
 from tailormind.core.sampling import sample_users
-from tailormind.data.schemas import PROFILES
+from tailormind.data.appends import watermark
+from tailormind.data.schemas import PROFILES, with_defaults
 from tailormind.data.workspace import Workspace
 from tailormind.errors import ConfigError
 from tailormind.prompts.ugc import CHARS_PER_TOKEN
@@ -111,7 +113,7 @@ def plan_profiles(workspace: Workspace, settings: Settings, *, users: list[str] 
             report.skipped_done, report.complete = len(wanted), True
             return ProfilePlan(writer, evidence, [], report, len(wanted))
         # the missing users go into parts, merged with the existing table at the end
-        writer.write(workspace.read(name))
+        writer.write(with_defaults(workspace.read(name), PROFILES))
     todo = [u for u in wanted if u not in done]
     report.skipped_done = len(wanted) - len(todo)
     return ProfilePlan(writer, evidence, todo[:limit] if limit is not None else todo, report,
@@ -153,6 +155,14 @@ def provenance(settings: Settings, text_model: str, embed_model: str, ranker: st
             "config_hash": settings.config_hash("profiling", "models", "seeds", "cf")}
 
 
+def first_version(workspace: Workspace) -> dict:
+    """A profile made from scratch: version 1, no parent, the evidence of every interaction up
+    to the workspace's current watermark (``data/appends.py``)."""
+    return {"version": 1, "parent_version": None,
+            "watermark": watermark(workspace).append_id,
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"), "evidence": None}
+
+
 def profile_users(
     workspace: Workspace,
     settings: Settings,
@@ -179,7 +189,8 @@ def profile_users(
         embed = load_role("embed", settings)
         profiler = profiler or Profiler(settings, features, build_ranker(
             settings, features, text=text, embed=embed, workspace=workspace), text)
-        info = provenance(settings, profiler.text.model_id, embed.model_id, profiler.ranker.name)
+        info = {**provenance(settings, profiler.text.model_id, embed.model_id,
+                             profiler.ranker.name), **first_version(workspace)}
         size = settings.profiling.batch_users
         for start in range(0, len(plan.todo), size):
             batch = [plan.evidence[u] for u in plan.todo[start : start + size]]

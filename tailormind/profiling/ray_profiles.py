@@ -23,6 +23,7 @@ from tailormind.profiling.profiles import (
     ProfileReport,
     build_ranker,
     finish_profiles,
+    first_version,
     plan_profiles,
     provenance,
     record_batch,
@@ -41,8 +42,8 @@ class ProfileActor:
         self.profiler = Profiler(settings, features,
                                  build_ranker(settings, features, text=text, embed=self.embed,
                                               workspace=workspace), text)
-        self.info = provenance(settings, text.model_id, self.embed.model_id,
-                               self.profiler.ranker.name)
+        self.info = {**provenance(settings, text.model_id, self.embed.model_id,
+                                  self.profiler.ranker.name), **first_version(workspace)}
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         users = batch.column("user_id").to_pylist()

@@ -3,7 +3,9 @@
 Routes (every one but ``/healthz``, ``/readyz`` and the docs needs the bearer token, see
 :mod:`tailormind.serve.api_guard`):
 
-- ``GET  /v1/users/{user_id}/profile``  the stored profile and every refinement iteration;
+- ``GET  /v1/users/{user_id}/profile``  the latest version of the stored profile (version,
+  parent, evidence watermark, time) and every refinement iteration; ``?history=true`` adds every
+  superseded version;
 - ``POST /v1/profiles``                 an ad-hoc history in, a profile out (same engine as the
   batch path, on the ``ProfileWorker`` deployment; at most ``api.max_concurrent_profiles`` in
   flight per ingress replica, more get 503 + Retry-After; cancelled when the client goes away or
@@ -65,6 +67,7 @@ from tailormind.serve.api_protocol import (
     Post,
     PostAccepted,
     PostRequest,
+    ProfileVersion,
     StoredProfile,
 )
 
@@ -147,6 +150,17 @@ def _post_of(record: PostRecord, base: str) -> Post:
                 hashtags=record.hashtags, media=files, preview_url=f"{base}/media/preview.html",
                 fallbacks=record.fallbacks, reflection=record.reflection, seconds=record.seconds,
                 record=record)
+
+
+def _version_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """A profile row's version columns (defaults for a table written before them)."""
+    import json
+
+    evidence = row.get("evidence")
+    return {"version": row.get("version") or 1, "parent_version": row.get("parent_version"),
+            "watermark": row.get("watermark") or 0, "updated_at": row.get("updated_at"),
+            "evidence": json.loads(evidence) if evidence else None,
+            "profile": row.get("profile", ""), "fallback": row.get("fallback")}
 
 
 def _job_view(job: dict[str, Any], prefix: str) -> Job:
@@ -253,13 +267,24 @@ class TailorMindAPI:
         return body if ready else JSONResponse(body.model_dump(), status_code=503)
 
     # -- profiles -------------------------------------------------------------------------------
-    @app.get("/v1/users/{user_id}/profile", response_model=StoredProfile, responses=ERRORS)
-    async def stored_profile(self, user_id: str) -> StoredProfile:
+    @app.get("/v1/users/{user_id}/profile", response_model=StoredProfile,
+             response_model_exclude_none=False, responses=ERRORS)
+    async def stored_profile(self, user_id: str, history: bool = False) -> StoredProfile:
+        """The latest version of the user's profile; with ``?history=true`` also every
+        superseded version, oldest first."""
         import json
 
         row = await self._profile_row(user_id)
-        return StoredProfile(**{**{k: v for k, v in row.items() if k in StoredProfile.model_fields},
-                                "iterations": json.loads(row["iterations"] or "[]")})
+        found = StoredProfile(**{**_version_fields(row),
+                                 **{k: v for k, v in row.items()
+                                    if k in StoredProfile.model_fields
+                                    and k not in ProfileVersion.model_fields},
+                                 "profile": row["profile"],
+                                 "iterations": json.loads(row["iterations"] or "[]")})
+        if history:
+            rows = await self._read(self.view.profile_history, user_id)
+            found.history = [ProfileVersion(**_version_fields(r)) for r in rows]
+        return found
 
     @app.post("/v1/profiles", response_model=AdhocProfile, responses=ERRORS)
     async def adhoc_profile(self, body: AdhocProfileRequest) -> AdhocProfile:

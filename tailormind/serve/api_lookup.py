@@ -27,6 +27,7 @@ from tailormind.generation.bundle_scan import post_files, recover_bundles
 from tailormind.generation.pipeline import planned_post_id
 from tailormind.generation.post_record import PostRecord
 from tailormind.profiling.profiles import PROFILES_TABLE
+from tailormind.profiling.update import HISTORY_TABLE
 from tailormind.serve.api_jobs import JOB_ID
 
 
@@ -72,6 +73,12 @@ class WorkspaceView:
             raise NotFoundError(f"unknown user {user_id!r}")
         raise WorkspaceError(f"user {user_id!r} has no profile yet; run `tailormind profile "
                              f"run --workspace WS --user {user_id}` (or jobs/profile_users.py)")
+
+    def profile_history(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's superseded profile versions, oldest first (none before an update)."""
+        self.check()
+        rows = self._rows(HISTORY_TABLE, user_id, None)
+        return sorted(rows, key=lambda r: r.get("version") or 1)
 
     def post_id(self, user_id: str, kind: str, platform: str, seed: int | None) -> str:
         profile = self.profile(user_id, ["profile"])["profile"]

@@ -50,8 +50,26 @@ class ProfileIteration(BaseModel):
                                       "null: no model ran on a GPU, or not recorded.")
 
 
+class ProfileVersion(BaseModel):
+    """One version of a user's profile (``profile update`` makes version + 1 from its parent)."""
+
+    version: int = 1
+    parent_version: int | None = None
+    watermark: int = 0  # append id of the newest interaction it has seen (0: the import)
+    updated_at: str | None = None
+    evidence: dict[str, Any] | None = None  # an update's new positives, withheld count, since
+    profile: str = ""
+    fallback: str | None = None
+
+
 class StoredProfile(BaseModel):
     user_id: str
+    version: int = 1
+    parent_version: int | None = None
+    watermark: int = 0
+    updated_at: str | None = None
+    evidence: dict[str, Any] | None = None
+    history: list[ProfileVersion] | None = None  # superseded versions, oldest first (?history=true)
     profile: str
     initial_profile: str
     iterations: list[ProfileIteration]

@@ -6,7 +6,9 @@
   ``recbole/dataset_example/ml-100k/``: ``ml-100k.inter``, ``ml-100k.item``, ``ml-100k.user``
   (tab-separated, ``name:type`` headers).
 
-Tags are the genres (lower-cased); weight is the rating.
+Tags are the genres (lower-cased); weight is the rating. Appended (``append``:
+:mod:`tailormind.data.append_rules`), the directory has the same layout; its ratings may name
+items of the workspace too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tailormind.data.append_rules import AppendRules
 from tailormind.data.readers import RawTable, read_file
 from tailormind.data.records import (
     MISSING_TIME,
@@ -40,7 +43,7 @@ def _strip_types(raw: RawTable) -> RawTable:
     return raw
 
 
-def _import_grouplens(root: Path, encoding: str) -> ImportBundle:
+def _import_grouplens(root: Path, encoding: str, append: AppendRules | None) -> ImportBundle:
     genre_file = root / "u.genre"
     genre_names = list(GROUPLENS_GENRES)
     if genre_file.exists():
@@ -68,10 +71,11 @@ def _import_grouplens(root: Path, encoding: str) -> ImportBundle:
                               names=["user_id", "age", "gender", "occupation", "zip_code"],
                               encoding=encoding)
         attributes = users_raw.frame
-    return _bundle(root, item, item_ids, titles, genres, created, data, attributes, users_raw)
+    return _bundle(root, item, item_ids, titles, genres, created, data, attributes, users_raw,
+                   append)
 
 
-def _import_recbole(root: Path, encoding: str) -> ImportBundle:
+def _import_recbole(root: Path, encoding: str, append: AppendRules | None) -> ImportBundle:
     item = _strip_types(read_file(root / "ml-100k.item", fmt="csv", sep="\t", encoding=encoding))
     item_ids = item.strings("item_id")
     titles = item.strings("movie_title", allow_empty=True)
@@ -90,7 +94,8 @@ def _import_recbole(root: Path, encoding: str) -> ImportBundle:
     if users_file.exists():
         users_raw = _strip_types(read_file(users_file, fmt="csv", sep="\t", encoding=encoding))
         attributes = users_raw.frame
-    return _bundle(root, item, item_ids, titles, genres, created, data, attributes, users_raw)
+    return _bundle(root, item, item_ids, titles, genres, created, data, attributes, users_raw,
+                   append)
 
 
 def _bundle(
@@ -103,24 +108,28 @@ def _bundle(
     data: RawTable,
     attributes: pd.DataFrame | None,
     users_raw: RawTable | None,
+    append: AppendRules | None = None,
 ) -> ImportBundle:
     report: dict[str, object] = {"format": "ml100k", "source": str(root)}
     items = items_table(item_ids, titles=titles, texts=[movie_text(t, g) for t, g in zip(titles, genres, strict=True)], tags=genres,
                         platform="movielens", created_at=created, source=item)
     interactions = rated_interactions(data, user="user_id", item="item_id", rating="rating",
-                                      timestamp="timestamp", known_items=set(item_ids), report=report)
+                                      timestamp="timestamp", report=report, append=append,
+                                      known_items=append.known(item_ids) if append else set(item_ids))
     user_ids = interactions.column("user_id").to_pylist()
     users = users_table(user_ids, attributes=attributes, source=users_raw, report=report)
     return ImportBundle(items, interactions, users, report)
 
 
-def import_ml100k(path: str | Path, *, encoding: str | None = None) -> ImportBundle:
-    """Import directory ``path`` in the GroupLens or the RecBole layout."""
+def import_ml100k(path: str | Path, *, encoding: str | None = None,
+                  append: AppendRules | None = None) -> ImportBundle:
+    """Import directory ``path`` in the GroupLens or the RecBole layout (``append``: as an append
+    to a workspace)."""
     root = Path(path)
     if (root / "u.data").is_file() and (root / "u.item").is_file():
-        return _import_grouplens(root, encoding or "latin-1")
+        return _import_grouplens(root, encoding or "latin-1", append)
     if (root / "ml-100k.inter").is_file() and (root / "ml-100k.item").is_file():
-        return _import_recbole(root, encoding or "utf-8")
+        return _import_recbole(root, encoding or "utf-8", append)
     raise DataError(
         "not an ml-100k directory: expected u.data + u.item (GroupLens) or "
         "ml-100k.inter + ml-100k.item (RecBole)",

@@ -7,6 +7,9 @@
   relation without any user's own tags on that user's held-out movies (``data/item_tags.py``).
 - interactions: ratings, ``weight`` = the rating, ``timestamp`` = the rating time.
 - users: every user who rated (MovieLens ships no user attributes).
+
+Appended (``append``: :mod:`tailormind.data.append_rules`), ``movies.csv`` may be left out: the
+ratings and tags then name movies of the workspace only.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from tailormind.data.append_rules import AppendRules
 from tailormind.data.readers import RawTable, read_file
 from tailormind.data.records import (
     MISSING_TIME,
@@ -52,12 +56,13 @@ def _year_start(title: str) -> int:
     return int((np.datetime64(f"{year:04d}-01-01") - np.datetime64("1970-01-01")) // np.timedelta64(1, "s"))
 
 
-def _tag_events(tags: RawTable, known: set[str]) -> pa.Table:
-    """``tags.csv`` (userId, movieId, tag, timestamp) as tag events; an unknown movie is an error."""
+def _tag_events(tags: RawTable, known: set[str], why: str = "") -> pa.Table:
+    """``tags.csv`` (userId, movieId, tag, timestamp) as tag events; an unknown movie is an error
+    (``why``: the reason its message gives)."""
     movies = tags.strings("movieId")
     for i, movie in enumerate(movies):
         if movie not in known:
-            raise tags.error(i, "movieId", f"tag names unknown movie {movie!r}")
+            raise tags.error(i, "movieId", f"tag names unknown movie {movie!r}{why}")
     names = [" ".join(t.lower().split()) for t in tags.strings("tag", allow_empty=True)]
     keep = [i for i, name in enumerate(names) if name]
     users = tags.strings("userId")
@@ -66,25 +71,36 @@ def _tag_events(tags: RawTable, known: set[str]) -> pa.Table:
                             [users[i] for i in keep], timestamps=times[keep])
 
 
-def import_movielens(path: str | Path, *, encoding: str = "utf-8") -> ImportBundle:
-    """Read ``movies.csv``, ``ratings.csv`` and (optional) ``tags.csv`` from directory ``path``."""
-    root = Path(path)
-    if not root.is_dir():
-        raise DataError("not a directory (expected movies.csv, ratings.csv, tags.csv)", file=root)
+def _movies(root: Path, encoding: str, append: AppendRules | None
+            ) -> tuple[RawTable | None, list[str], list[str], list[list[str]]]:
+    """``movies.csv`` (None when an append leaves it out), its ids, titles and genres."""
+    if append is not None and not (root / "movies.csv").exists():
+        return None, [], [], []
     movies = read_file(root / "movies.csv", fmt="csv", encoding=encoding)
-    ratings = read_file(root / "ratings.csv", fmt="csv", encoding=encoding)
-    tags_file = root / "tags.csv"
-    tags = read_file(tags_file, fmt="csv", encoding=encoding) if tags_file.exists() else None
-
-    item_ids = movies.strings("movieId")
-    titles = movies.strings("title", allow_empty=True)
     genres = [
         [g.strip().lower() for g in cell.split("|") if g.strip() and g.strip() != NO_GENRES]
         for cell in movies.strings("genres", allow_empty=True)
     ]
+    return movies, movies.strings("movieId"), movies.strings("title", allow_empty=True), genres
+
+
+def import_movielens(path: str | Path, *, encoding: str = "utf-8",
+                     append: AppendRules | None = None) -> ImportBundle:
+    """Read ``movies.csv``, ``ratings.csv`` and (optional) ``tags.csv`` from directory ``path``;
+    ``append``: as an append to a workspace (:mod:`tailormind.data.append_rules`)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError("not a directory (expected movies.csv, ratings.csv, tags.csv)", file=root)
+    movies, item_ids, titles, genres = _movies(root, encoding, append)
+    ratings = read_file(root / "ratings.csv", fmt="csv", encoding=encoding)
+    tags_file = root / "tags.csv"
+    tags = read_file(tags_file, fmt="csv", encoding=encoding) if tags_file.exists() else None
+
     texts = [movie_text(title, item_genres) for title, item_genres in zip(titles, genres,
                                                                            strict=True)]
-    events = _tag_events(tags, set(item_ids)) if tags is not None else None
+    known = append.known(item_ids) if append is not None else set(item_ids)
+    why = f" ({append.unknown('movies.csv' if movies is not None else None)})" if append is not None else ""
+    events = _tag_events(tags, known, why) if tags is not None else None
 
     report: dict[str, object] = {"format": "movielens", "source": str(root)}
     items = items_table(
@@ -98,7 +114,8 @@ def import_movielens(path: str | Path, *, encoding: str = "utf-8") -> ImportBund
         id_column="movieId",
     )
     interactions = rated_interactions(ratings, user="userId", item="movieId", rating="rating",
-                                      timestamp="timestamp", known_items=set(item_ids), report=report)
+                                      timestamp="timestamp", known_items=known, report=report,
+                                      append=append)
     user_ids = interactions.column("user_id").to_pylist()
     report["tag_applications"] = len(tags) if tags is not None else 0
     report["tag_events"] = events.num_rows if events is not None else 0

@@ -51,6 +51,9 @@ Dangling rows -- an interaction or tag row naming an item that is not in the ite
 items file: that no interaction names), or an id a lookup file lacks -- are a one-line error naming
 file, row and column (``on_dangling: error``, the default), or are dropped and counted per file
 name in the report's ``dropped_dangling`` (and, by reason, ``dropped_dangling_reasons``).
+
+Appended (``append``: :mod:`tailormind.data.append_rules`), the workspace's items are known too:
+an interaction or tag row may name them, with or without an items file.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from tailormind.data.append_rules import AppendRules
 from tailormind.data.readers import RawTable, read_file, to_text
 from tailormind.data.records import (
     ImportBundle,
@@ -149,6 +153,14 @@ class _Rows:
 
     def keep_array(self, values: np.ndarray | None) -> np.ndarray | None:
         return None if values is None else values[~self.dropped]
+
+    def kept_source(self) -> RawTable:
+        """The file restricted to the kept rows (their errors name their own lines)."""
+        if not self.dropped.any():
+            return self.raw
+        kept = np.flatnonzero(~self.dropped)
+        return RawTable(self.raw.path, self.raw.frame.iloc[kept].reset_index(drop=True),
+                        self.raw.unit, [self.raw.row_numbers[i] for i in kept])
 
 
 def _mask(values: Sequence[str], bad: Callable[[str], bool]) -> np.ndarray:
@@ -245,7 +257,8 @@ def _times(raw: RawTable, column: str | None, date: DateSpec | None, *,
 
 
 def _interactions(spec: TableSpec, known: set[str] | None, policy: _Dangling,
-                  report: dict[str, Any]) -> tuple[pa.Table, list[str], list[str]]:
+                  report: dict[str, Any], append: AppendRules | None = None
+                  ) -> tuple[pa.Table, list[str], list[str]]:
     """The interactions table and the user and item ids of its kept rows, in file order; with
     ``known``, a row naming another item is dangling."""
     ic = spec.interactions
@@ -258,15 +271,18 @@ def _interactions(spec: TableSpec, known: set[str] | None, policy: _Dangling,
     report["columns"] = {"user": ic.user, "item": ic.item, **time_cols, "weight": w_col}
     rows = _Rows(raw, policy)
     if known is not None:
-        items_name = spec.items.path.name if spec.items else ""
+        items_file = f"the items file {spec.items.path.name}" if spec.items else None
+        why = append.unknown(items_file) if append is not None else f"not in {items_file}"
         rows.reject(_mask(item_ids, lambda v: v not in known), ic.item, "unknown item",
-                    lambda i: f"interaction names unknown item {item_ids[i]!r} (not in the items file {items_name})")
+                    lambda i: f"interaction names unknown item {item_ids[i]!r} ({why})")
     user_ids, item_ids = rows.keep(user_ids), rows.keep(item_ids)
     if not user_ids:
         raise DataError("no interactions left: every row names an unknown item", file=raw.path)
+    time_column = time_cols.get("timestamp") or (ic.date.year if ic.date else "timestamp")
     table = interactions_table(user_ids, item_ids, timestamps=rows.keep_array(timestamps),
-                               weights=rows.keep_array(weights), source=raw, item_column=ic.item,
-                               report=report)
+                               weights=rows.keep_array(weights), source=rows.kept_source(),
+                               item_column=ic.item, report=report, append=append,
+                               time_column=time_column)
     return table, user_ids, item_ids
 
 
@@ -339,9 +355,11 @@ def _items(spec: TableSpec, raw: RawTable, ids: list[str], tags_by_item: dict[st
     )
 
 
-def import_table(path: str | Path, **overrides: Any) -> ImportBundle:
+def import_table(path: str | Path, *, append: AppendRules | None = None,
+                 **overrides: Any) -> ImportBundle:
     """Import interactions (+ items, item tags or tag events, users) described by ``path`` and
-    flag overrides (:data:`FLAG_KEYS`); see the module docstring for the mapping."""
+    flag overrides (:data:`FLAG_KEYS`); see the module docstring for the mapping. ``append``: as
+    an append to a workspace."""
     spec = load_spec(path, overrides)
     report: dict[str, Any] = {"format": "table", "source": str(Path(path))}
     media: dict[str, Path] = {}
@@ -349,14 +367,13 @@ def import_table(path: str | Path, **overrides: Any) -> ImportBundle:
     items_raw = _read(spec, spec.items) if spec.items is not None else None
     item_ids = items_raw.strings(spec.items.item, "item id") if items_raw and spec.items else None
     known = set(item_ids) if item_ids is not None else None
-    interactions, user_ids, interaction_items = _interactions(spec, known, policy, report)
+    if append is not None:
+        known = append.known(item_ids)
+    interactions, user_ids, interaction_items = _interactions(spec, known, policy, report, append)
     tags_by_item: dict[str, list[str]] = {}
     tag_events = None
     if spec.item_tags is not None:
-        if spec.items is None:
-            tag_known, where = set(interaction_items), "no interaction names it and there is no items file"
-        else:
-            tag_known, where = known or set(), f"not in the items file {spec.items.path.name}"
+        tag_known, where = _tag_known(spec, known, interaction_items, append)
         tags_by_item, tag_events = _item_tags(spec, tag_known, where, policy, report)
     if items_raw is not None and item_ids is not None:
         items = _items(spec, items_raw, item_ids, tags_by_item, media, report)
@@ -372,6 +389,17 @@ def import_table(path: str | Path, **overrides: Any) -> ImportBundle:
     policy.write(report)
     report["media_files"] = len(media)
     return ImportBundle(items, interactions, users, report, media, tag_events=tag_events)
+
+
+def _tag_known(spec: TableSpec, known: set[str] | None, interaction_items: list[str],
+               append: AppendRules | None) -> tuple[set[str], str]:
+    """The items a tag row may name, and why another one is unknown (for its message)."""
+    items_file = f"the items file {spec.items.path.name}" if spec.items else None
+    if append is not None:
+        return (known or set()) | set(interaction_items), append.unknown(items_file)
+    if spec.items is None:
+        return set(interaction_items), "no interaction names it and there is no items file"
+    return known or set(), f"not in {items_file}"
 
 
 def _users(spec: TableSpec, user_ids: list[str], report: dict[str, Any]) -> pa.Table:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tailormind.data.workspace import Workspace
+from tests.cli_errors import assert_one_line_error
 
 MOVIES = "movieId,title,genres\n1,Toy Story (1995),Animation|Comedy\n2,Heat (1995),Action\n3,Up (2009),Animation\n"
 RATINGS = "userId,movieId,rating,timestamp\n1,1,4.0,100\n1,2,3.5,200\n1,3,5.0,300\n2,1,2.0,150\n"
@@ -21,16 +22,6 @@ def movielens_dir(root: Path, *, movies: str | bytes = MOVIES, ratings: str | by
         data = content.encode() if isinstance(content, str) else content
         (root / name).write_bytes(data)
     return root
-
-
-def assert_one_line_error(result, *needles: str) -> None:
-    assert result.code == 2, (result.out, result.err)
-    message = result.err.strip()
-    assert message.startswith("error:"), message
-    assert "Traceback" not in result.err
-    assert len(message.splitlines()) == 1, message
-    for needle in needles:
-        assert needle in message, (needle, message)
 
 
 CASES = {

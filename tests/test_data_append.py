@@ -24,7 +24,7 @@ from tailormind.data.importers import import_table
 from tailormind.data.schemas import CF_TOPK, ITEM_FEATURES
 from tailormind.data.workspace import Workspace
 from tailormind.errors import DataError
-from tests.test_bad_input import assert_one_line_error
+from tests.cli_errors import assert_one_line_error
 
 N_ITEMS = 40
 NEGATIVES = 5

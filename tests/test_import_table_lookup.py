@@ -16,6 +16,7 @@ import pytest
 from tailormind.data.importers import import_table
 from tailormind.data.workspace import Workspace
 from tests.conftest import run_console_script
+from tests.cli_errors import assert_one_line_error
 
 ARTISTS = ("id\tname\turl\tpictureURL\n"
            "1\tMotörhead\thttp://www.last.fm/music/Mot%C3%B6rhead\thttp://img/1.jpg\n"
@@ -78,15 +79,6 @@ def lastfm(tmp_path: Path) -> Path:
 
 def _mapping(d: Path, text: str = MAPPING) -> Path:
     return _write(d / "mapping.yaml", text)
-
-
-def assert_one_line_error(result, *needles: str) -> None:
-    assert result.code == 2, (result.out, result.err)
-    message = result.err.strip()
-    assert message.startswith("error:") and "Traceback" not in message, message
-    assert len(message.splitlines()) == 1, message
-    for needle in needles:
-        assert needle in message, (needle, message)
 
 
 def test_lastfm_shapes_import_with_lookup_dates_and_dropped_dangling_rows(lastfm: Path) -> None:

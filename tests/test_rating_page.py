@@ -185,6 +185,20 @@ def _wait_progress(page, done: int) -> None:
                            f".startsWith('{done} of 4 rated')")
 
 
+def _go_to(page, item: str) -> None:
+    """Press ArrowLeft or ArrowRight, waiting for each step, until ``item`` is shown (the
+    queue's order is the rater's own, seeded: any post may be first)."""
+    order = page.evaluate("() => state.queue.items.map((entry) => entry.item_id)")
+    path = [_shown(page)]
+    while path[-1] != item:
+        key = "ArrowRight" if order.index(item) > order.index(path[-1]) else "ArrowLeft"
+        page.keyboard.press(key)
+        page.wait_for_function(f"() => document.getElementById('post').dataset.itemId "
+                               f"!== '{path[-1]}'", timeout=10000)
+        path.append(_shown(page))
+        assert len(path) <= len(order), f"went {path}, never to {item}"
+
+
 def _rate_all(page, identity, rater: str, first_wrong: bool = False) -> list[str]:
     """Rate every post as ``rater`` with HAND's scores, alternating mouse and keyboard; with
     ``first_wrong`` the first post gets other scores first and is re-rated at the end; reload
@@ -208,9 +222,7 @@ def _rate_all(page, identity, rater: str, first_wrong: bool = False) -> list[str
             assert _shown(page) not in seen
     assert page.is_visible("#finished")
     if first_wrong:  # go back to the first post and re-rate it: the new rating replaces it
-        while _shown(page) != seen[0]:
-            page.keyboard.press("ArrowLeft")
-            page.wait_for_timeout(50)
+        _go_to(page, seen[0])
         assert page.get_attribute('button.score[data-scale="novelty"][data-value="1"]',
                                   "aria-pressed") == "true"  # the stored rating, shown
         _rate_with_keys(page, HAND[identity[seen[0]]][rater])
@@ -249,9 +261,7 @@ def test_two_raters_in_chromium_then_the_report(server, bench, cli) -> None:
             seen_ann = _rate_all(page, identity, "ann", first_wrong=True)
             # the hostile title is text, and its script never ran
             hostile = next(i for i in seen_ann if identity[i] == ("tailormind", 1))
-            while _shown(page) != hostile:
-                page.keyboard.press("ArrowRight")
-                page.wait_for_timeout(50)
+            _go_to(page, hostile)
             assert page.text_content("#post-title") == HOSTILE
             assert page.evaluate("() => window.pwned") is None
             assert page.evaluate(
@@ -281,3 +291,39 @@ def test_two_raters_in_chromium_then_the_report(server, bench, cli) -> None:
     for name, dim in section["dimensions"].items():
         assert dim["alpha"]["value"] == pytest.approx(ALPHA[name], abs=1e-6), name
         assert dim["judge"]["rho"] == pytest.approx(RHO[name], abs=1e-6), name
+
+
+def test_fast_arrows_land_where_they_point_even_when_answers_come_late(server) -> None:
+    """Three quick ArrowRight presses end on the fourth post, even when the second post's answer
+    comes back last: a late answer never replaces the post the rater moved on to."""
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium(), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page()
+            page.goto(server)
+            page.fill("#rater", "dora")
+            page.fill("#token", TOKEN)
+            page.click("#start")
+            page.wait_for_selector("#rating:not([hidden])")
+            page.wait_for_function("() => document.body.dataset.itemIndex === '0'")
+            order = page.evaluate("() => state.queue.items.map((entry) => entry.item_id)")
+
+            def late(route) -> None:  # the browser's other requests go on meanwhile
+                time.sleep(1.5)
+                route.continue_()
+
+            page.route(f"**/items/{order[1]}", late)
+            page.evaluate("() => { for (let n = 0; n < 3; n++) document.dispatchEvent("
+                          "new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true})); }")
+            page.wait_for_timeout(2500)  # the late answer has arrived by now
+            page.wait_for_function("() => document.body.dataset.itemIndex === '3'")
+            assert _shown(page) == order[3]
+            assert page.evaluate("() => [state.index, state.item.item_id]") == [3, order[3]]
+            assert "post 4 of 4" in page.text_content("#progress-text")
+        finally:
+            browser.close()

@@ -31,6 +31,7 @@ table              columns
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 TIMESTAMP = pa.timestamp("s", tz="UTC")
 
@@ -197,15 +198,20 @@ def schema_for(name: str) -> pa.Schema | None:
 
 
 def with_defaults(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` with every column it lacks that ``schema`` gives a default (field metadata
-    ``default``; empty: null) filled in: a table written before the column existed."""
+    """``table`` with every column that ``schema`` gives a default (field metadata ``default``;
+    empty: null) filled in where it is missing — a table written before the column existed — or
+    null (rows built without it, e.g. ``Table.from_pylist`` with the schema)."""
     for field in schema:
-        if field.name in table.column_names or not field.metadata \
-                or b"default" not in field.metadata:
+        if not field.metadata or b"default" not in field.metadata:
             continue
         raw = field.metadata[b"default"].decode()
         value = None if raw == "" else pa.scalar(raw).cast(field.type).as_py()
-        table = table.append_column(field.name, pa.array([value] * table.num_rows, field.type))
+        if field.name not in table.column_names:
+            table = table.append_column(field.name, pa.array([value] * table.num_rows, field.type))
+        elif value is not None and table.column(field.name).null_count:
+            index = table.column_names.index(field.name)
+            filled = pc.fill_null(table.column(field.name), pa.scalar(value, field.type))
+            table = table.set_column(index, table.schema.field(index), filled)
     return table
 
 

@@ -4,7 +4,10 @@
 "use strict";
 
 const SCALES = ["novelty", "aesthetic", "hallucination"];
-const state = { queue: null, index: 0, item: null, scores: {}, active: 0, busy: false };
+// index/item: the post on screen (always together); target: where the last navigation goes
+// (arrows count from it, so fast presses add up); showing: that navigation's ticket
+const state = { queue: null, index: 0, target: 0, showing: 0, item: null, scores: {}, active: 0,
+                busy: false };
 const $ = (id) => document.getElementById(id);
 
 function view(name) {
@@ -107,15 +110,21 @@ function renderItem(item) {
   renderScores();
 }
 
+// Answers may come back out of order: only the latest navigation renders, so what is on
+// screen, state.index and state.item always agree.
 async function show(index) {
   const q = state.queue;
   if (!q.items.length) { $("status").textContent = "There is nothing to rate."; return; }
-  state.index = Math.max(0, Math.min(index, q.items.length - 1));
-  const entry = q.items[state.index];
+  const target = Math.max(0, Math.min(index, q.items.length - 1));
+  const ticket = ++state.showing;
+  state.target = target;
+  const item = await api("GET", "items/" + encodeURIComponent(q.items[target].item_id));
+  if (ticket !== state.showing) return;  // a later navigation superseded this one
+  state.index = target;
+  state.item = item;
   renderProgress();
-  state.item = await api("GET", "items/" + encodeURIComponent(entry.item_id));
-  renderItem(state.item);
-  document.body.dataset.itemIndex = String(state.index);
+  renderItem(item);
+  document.body.dataset.itemIndex = String(target);
 }
 
 function firstUnrated(after) {
@@ -144,13 +153,14 @@ async function save() {
     return;
   }
   state.busy = true;
+  const index = state.index;  // the post on screen now, whatever happens while saving
   try {
     const body = { ...state.scores, comment: $("comment").value };
     const saved = await api("PUT", "ratings/" + encodeURIComponent(state.item.item_id), body);
-    state.queue.items[state.index].rating = saved.rating;
+    state.queue.items[index].rating = saved.rating;
     state.queue.done = saved.done;
-    const next = firstUnrated(state.index);
-    await show(next === -1 ? Math.min(state.index + 1, state.queue.items.length - 1) : next);
+    const next = firstUnrated(index);
+    await show(next === -1 ? Math.min(index + 1, state.queue.items.length - 1) : next);
     $("status").textContent = "Saved.";
   } catch (error) {
     handle(error);
@@ -194,8 +204,8 @@ function onKey(event) {
   else if (event.key === "y" || (scale === "hallucination" && event.key === "1")) choose("hallucination", 1);
   else if (event.key === "n" || (scale === "hallucination" && event.key === "0")) choose("hallucination", 0);
   else if (event.key === "Enter") save();
-  else if (event.key === "ArrowRight") show(state.index + 1).catch(handle);
-  else if (event.key === "ArrowLeft") show(state.index - 1).catch(handle);
+  else if (event.key === "ArrowRight") show(state.target + 1).catch(handle);
+  else if (event.key === "ArrowLeft") show(state.target - 1).catch(handle);
   else if (event.key === "ArrowDown") { state.active = Math.min(state.active + 1, SCALES.length - 1); renderScores(); }
   else if (event.key === "ArrowUp") { state.active = Math.max(state.active - 1, 0); renderScores(); }
   else if (event.key === "c") $("comment").focus();
@@ -235,8 +245,8 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
   $("save").addEventListener("click", () => { $("save").blur(); save(); });
-  $("next").addEventListener("click", () => show(state.index + 1).catch(handle));
-  $("prev").addEventListener("click", () => show(state.index - 1).catch(handle));
+  $("next").addEventListener("click", () => show(state.target + 1).catch(handle));
+  $("prev").addEventListener("click", () => show(state.target - 1).catch(handle));
   document.addEventListener("keydown", onKey);
   start();
 });

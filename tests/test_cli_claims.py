@@ -439,7 +439,8 @@ def test_cf_train_lightgcn_on_two_ray_train_workers(cli, tmp_path, monkeypatch, 
     assert rows["lightgcn"]["workers"] == 2
     assert 0.0 <= rows["lightgcn"]["test"]["ndcg@20"] <= 1.0
     recommended = cli("cf", "recommend", "-w", ws.root, "--model", "lightgcn", "--k", "3")
-    assert recommended.code == 0 and recommended.err.strip() == "cf_topk: 120 rows (k=3)"
+    assert recommended.code == 0
+    assert recommended.err.strip() == "cf_topk: 120 rows (k=3), watermark 0"
     assert Workspace.open(ws.root).read("cf_topk").num_rows == 40 * 3
 
 

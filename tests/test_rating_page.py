@@ -231,51 +231,58 @@ def _rate_all(page, identity, rater: str, first_wrong: bool = False) -> list[str
     return seen
 
 
-def test_two_raters_in_chromium_then_the_report(server, bench, cli) -> None:
+@contextmanager
+def _chromium_page(server: str) -> Iterator:
+    """A page of Debian's Chromium (through Playwright, nothing downloaded) opened on ``server``."""
     from playwright.sync_api import sync_playwright
 
-    identity = _identity(bench)
-    ws, _, result = bench
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=chromium(), args=[
             "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
             page = browser.new_page()
             page.goto(server)
-            page.wait_for_selector("#login:not([hidden])")
-            assert page.is_visible("#token-row")
-            page.fill("#rater", "ann")
-            page.fill("#token", "wrong")
-            page.click("#start")
-            page.wait_for_function("() => document.getElementById('login-error').textContent")
-            assert "wrong access token" in page.text_content("#login-error")
-            page.fill("#token", TOKEN)
-            page.click("#start")
-            page.wait_for_selector("#rating:not([hidden])")
-            assert page.text_content("#who") == "Rating as ann"
-            platform = packaged_catalog().platform(
-                result.report["config"]["generation"]["platform"])
-            assert page.text_content("#platform") == platform.title  # shown as on its platform
-            assert page.evaluate("() => getComputedStyle(document.getElementById('platform'))"
-                                 ".backgroundColor") == _rgb(platform.theme.accent)
-            seen_ann = _rate_all(page, identity, "ann", first_wrong=True)
-            # the hostile title is text, and its script never ran
-            hostile = next(i for i in seen_ann if identity[i] == ("tailormind", 1))
-            _go_to(page, hostile)
-            assert page.text_content("#post-title") == HOSTILE
-            assert page.evaluate("() => window.pwned") is None
-            assert page.evaluate(
-                "() => document.querySelectorAll('#post b, #post-title img').length") == 0
-            page.click("#logout")
-            page.wait_for_selector("#login:not([hidden])")
-            page.fill("#rater", "bob")
-            page.fill("#token", TOKEN)
-            page.click("#start")
-            page.wait_for_selector("#rating:not([hidden])")
-            _wait_progress(page, 0)
-            _rate_all(page, identity, "bob")
+            yield page
         finally:
             browser.close()
+
+
+def test_two_raters_in_chromium_then_the_report(server, bench, cli) -> None:
+    identity = _identity(bench)
+    ws, _, result = bench
+    with _chromium_page(server) as page:
+        page.wait_for_selector("#login:not([hidden])")
+        assert page.is_visible("#token-row")
+        page.fill("#rater", "ann")
+        page.fill("#token", "wrong")
+        page.click("#start")
+        page.wait_for_function("() => document.getElementById('login-error').textContent")
+        assert "wrong access token" in page.text_content("#login-error")
+        page.fill("#token", TOKEN)
+        page.click("#start")
+        page.wait_for_selector("#rating:not([hidden])")
+        assert page.text_content("#who") == "Rating as ann"
+        platform = packaged_catalog().platform(
+            result.report["config"]["generation"]["platform"])
+        assert page.text_content("#platform") == platform.title  # shown as on its platform
+        assert page.evaluate("() => getComputedStyle(document.getElementById('platform'))"
+                             ".backgroundColor") == _rgb(platform.theme.accent)
+        seen_ann = _rate_all(page, identity, "ann", first_wrong=True)
+        # the hostile title is text, and its script never ran
+        hostile = next(i for i in seen_ann if identity[i] == ("tailormind", 1))
+        _go_to(page, hostile)
+        assert page.text_content("#post-title") == HOSTILE
+        assert page.evaluate("() => window.pwned") is None
+        assert page.evaluate(
+            "() => document.querySelectorAll('#post b, #post-title img').length") == 0
+        page.click("#logout")
+        page.wait_for_selector("#login:not([hidden])")
+        page.fill("#rater", "bob")
+        page.fill("#token", TOKEN)
+        page.click("#start")
+        page.wait_for_selector("#rating:not([hidden])")
+        _wait_progress(page, 0)
+        _rate_all(page, identity, "bob")
     ratings = RatingStore.of(ws.root / BENCH_DIR).ratings()
     mine = [r for r in ratings if r.rater in ("ann", "bob")]
     assert len(mine) == 8
@@ -298,32 +305,23 @@ def test_fast_arrows_land_where_they_point_even_when_answers_come_late(server) -
     comes back last: a late answer never replaces the post the rater moved on to."""
     import time
 
-    from playwright.sync_api import sync_playwright
+    with _chromium_page(server) as page:
+        page.fill("#rater", "dora")
+        page.fill("#token", TOKEN)
+        page.click("#start")
+        page.wait_for_selector("#rating:not([hidden])")
+        page.wait_for_function("() => document.body.dataset.itemIndex === '0'")
+        order = page.evaluate("() => state.queue.items.map((entry) => entry.item_id)")
 
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=chromium(), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        try:
-            page = browser.new_page()
-            page.goto(server)
-            page.fill("#rater", "dora")
-            page.fill("#token", TOKEN)
-            page.click("#start")
-            page.wait_for_selector("#rating:not([hidden])")
-            page.wait_for_function("() => document.body.dataset.itemIndex === '0'")
-            order = page.evaluate("() => state.queue.items.map((entry) => entry.item_id)")
+        def late(route) -> None:  # the browser's other requests go on meanwhile
+            time.sleep(1.5)
+            route.continue_()
 
-            def late(route) -> None:  # the browser's other requests go on meanwhile
-                time.sleep(1.5)
-                route.continue_()
-
-            page.route(f"**/items/{order[1]}", late)
-            page.evaluate("() => { for (let n = 0; n < 3; n++) document.dispatchEvent("
-                          "new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true})); }")
-            page.wait_for_timeout(2500)  # the late answer has arrived by now
-            page.wait_for_function("() => document.body.dataset.itemIndex === '3'")
-            assert _shown(page) == order[3]
-            assert page.evaluate("() => [state.index, state.item.item_id]") == [3, order[3]]
-            assert "post 4 of 4" in page.text_content("#progress-text")
-        finally:
-            browser.close()
+        page.route(f"**/items/{order[1]}", late)
+        page.evaluate("() => { for (let n = 0; n < 3; n++) document.dispatchEvent("
+                      "new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true})); }")
+        page.wait_for_timeout(2500)  # the late answer has arrived by now
+        page.wait_for_function("() => document.body.dataset.itemIndex === '3'")
+        assert _shown(page) == order[3]
+        assert page.evaluate("() => [state.index, state.item.item_id]") == [3, order[3]]
+        assert "post 4 of 4" in page.text_content("#progress-text")

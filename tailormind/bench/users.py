@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
+from tailormind.data.histories import split_histories
 from tailormind.data.workspace import Workspace
 from tailormind.errors import WorkspaceError
 from tailormind.core.sampling import sample_users
@@ -35,20 +35,6 @@ def _test_targets(workspace: Workspace) -> dict[str, str]:
                     strict=True))
 
 
-def _histories(workspace: Workspace, users: set[str],
-               parts: tuple[str, ...] = ("train", "valid")) -> dict[str, list[str]]:
-    split = workspace.read("split", columns=["user_id", "item_id", "position", "split"])
-    wanted = pa.array(sorted(users), split.column("user_id").type)
-    keep = pc.and_(pc.is_in(split.column("user_id"), value_set=wanted),
-                   pc.is_in(split.column("split"), value_set=pa.array(list(parts))))
-    rows = split.filter(keep).sort_by([("user_id", "ascending"), ("position", "ascending")])
-    out: dict[str, list[str]] = {u: [] for u in users}
-    for user, item in zip(rows.column("user_id").to_pylist(), rows.column("item_id").to_pylist(),
-                          strict=True):
-        out[user].append(item)
-    return out
-
-
 def _targets_or_error(workspace: Workspace) -> dict[str, str]:
     if not workspace.has("candidates"):
         raise WorkspaceError(f"workspace {workspace.root} has no candidate sets; run `tailormind "
@@ -61,13 +47,13 @@ def _targets_or_error(workspace: Workspace) -> dict[str, str]:
 
 def train_histories(workspace: Workspace, users: set[str]) -> dict[str, list[str]]:
     """Each user's TRAIN items, oldest first (what reflection's relevance centroid averages)."""
-    return _histories(workspace, users, ("train",))
+    return split_histories(workspace, users, ("train",))
 
 
 def all_users(workspace: Workspace) -> list[BenchUser]:
     """Every user with a test item, sorted by id (the calibration's users)."""
     targets = _targets_or_error(workspace)
-    histories = _histories(workspace, set(targets))
+    histories = split_histories(workspace, set(targets))
     return [BenchUser(u, histories[u], targets[u]) for u in sorted(targets)]
 
 
@@ -94,5 +80,5 @@ def select_users(workspace: Workspace, n: int, seed: int,
         else:
             others = sorted(u for u in targets if u not in set(profiled))
             chosen = profiled + sample_users(others, min(n - len(profiled), len(others)), seed)
-    histories = _histories(workspace, set(chosen))
+    histories = split_histories(workspace, set(chosen))
     return [BenchUser(u, histories[u], targets[u]) for u in sorted(chosen)]

@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 
 from tailormind.config import Settings
 from tailormind.data.appends import appended_since, watermark
+from tailormind.data.histories import split_histories
 from tailormind.data.schemas import PROFILES, with_defaults
 from tailormind.data.split import sample_negatives
 from tailormind.data.workspace import Workspace
@@ -111,19 +112,6 @@ def _touched(workspace: Workspace, users: set[str]) -> dict[str, set[str]]:
     return found
 
 
-def _train_history(workspace: Workspace, users: set[str]) -> dict[str, list[str]]:
-    split = workspace.read("split", columns=["user_id", "item_id", "position", "split"])
-    wanted = pa.array(sorted(users), split.column("user_id").type)
-    keep = pc.and_(pc.is_in(split.column("user_id"), value_set=wanted),
-                   pc.equal(split.column("split"), "train"))
-    rows = split.filter(keep).sort_by([("user_id", "ascending"), ("position", "ascending")])
-    found: dict[str, list[str]] = {u: [] for u in users}
-    for user, item in zip(rows.column("user_id").to_pylist(), rows.column("item_id").to_pylist(),
-                          strict=True):
-        found[user].append(item)
-    return found
-
-
 def fresh_negatives(features: ItemFeatures, touched: set[str], seed: int, user: str,
                     target: int, count: int = 99) -> list[str]:
     """``count`` described catalogue items ``user`` never touched, seeded by (seed, user,
@@ -188,7 +176,7 @@ def _fill_evidence(plan: UpdatePlan, workspace: Workspace, settings: Settings,
     if not pending:
         return
     (held, count), touched = _held_out(workspace), _touched(workspace, set(pending))
-    history = _train_history(workspace, set(pending))
+    history = split_histories(workspace, set(pending), ("train",))
     limit = settings.profiling.update_max_positives
     for user in sorted(pending):
         positives, withheld = _new_positives(pending[user], held.get(user, set()), features,
